@@ -1,0 +1,135 @@
+"""Plain records passed between the engine and its seams (sources, store, state)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+JSON = Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    """One vendor session (a Perfecto test execution, a DevRev session...).
+
+    ``record`` is the vendor's JSON verbatim; it goes into the manifest untouched.
+    ``locator`` is whatever the source needs to find the session again later (for
+    Perfecto the driver ``externalId``); the state keeps it with pending and failed rows.
+    """
+
+    source: str
+    session_id: str
+    started_at: datetime
+    complete: bool
+    record: JSON = field(repr=False)
+    locator: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Artifact:
+    """One file to keep for a session: either fetched from ``url`` or given as ``content``.
+
+    ``name`` is a path relative to the session's folder chosen by the source
+    (``videos/0-video.mp4``); the engine sanitizes it before it becomes a store key.
+    """
+
+    name: str
+    kind: str
+    url: str | None = None
+    content: bytes | None = field(default=None, repr=False)
+    content_type: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.content is None):
+            raise ValueError("an Artifact needs exactly one of url or content")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredArtifact:
+    """An artifact as it was stored: the manifest lists one of these per object."""
+
+    key: str
+    size: int
+    sha256: str
+    kind: str
+    content_type: str | None
+    source_url: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "size": self.size,
+            "sha256": self.sha256,
+            "kind": self.kind,
+            "content_type": self.content_type,
+            "source_url": self.source_url,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """The per-session evidence record, written after every artifact it lists is stored."""
+
+    source: str
+    session_id: str
+    archived_at: datetime
+    archiver_version: str
+    session: JSON = field(repr=False)
+    artifacts: tuple[StoredArtifact, ...]
+    not_archived: tuple[str, ...] = ()
+    previous_manifest: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "session_id": self.session_id,
+            "archived_at": rfc3339(self.archived_at),
+            "archiver_version": self.archiver_version,
+            "session": self.session,
+            "artifacts": [artifact.to_json() for artifact in self.artifacts],
+            "not_archived": list(self.not_archived),
+            "previous_manifest": self.previous_manifest,
+        }
+
+    def to_bytes(self) -> bytes:
+        return (json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n").encode()
+
+
+SessionStatus = Literal["archived", "failed", "pending"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRecord:
+    """What the state remembers about one session."""
+
+    source: str
+    session_id: str
+    status: SessionStatus
+    locator: str | None
+    started_at: datetime | None
+    first_seen: datetime
+    updated_at: datetime
+    attempts: int
+    last_error: str | None
+    manifest_key: str | None
+
+
+def rfc3339(moment: datetime) -> str:
+    """``2026-11-23T10:00:00.123Z``: UTC, millisecond precision, trailing Z."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def strip_query(url: str) -> str:
+    """The URL without query string and fragment: signed URLs carry secrets there."""
+    parts = urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    if ":" in (parts.hostname or ""):
+        netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
