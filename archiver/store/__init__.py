@@ -6,9 +6,10 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   at ``key`` only when ``commit`` returns; ``abort`` (or leaving the ``async with`` block
   without ``commit``, e.g. on an exception) leaves no trace of them. An existing object at
   ``key`` is replaced atomically on commit: readers see the old bytes or the new, never a mix.
-* ``commit(sha256=..., size=...)`` checks the bytes written match that size and digest and
-  raises :class:`~archiver.errors.StoreError` otherwise; stores that can, hand the digest to
-  the backend so it verifies it too.
+* ``commit(sha256=..., size=...)`` checks the number of bytes written matches ``size`` and
+  raises :class:`~archiver.errors.StoreError` otherwise. The caller hashed the bytes on the
+  way in; stores whose backend can verify a digest (S3 checksums) hand it over, so the
+  backend refuses bytes that do not match.
 * ``put_bytes`` is the same for small in-memory payloads (manifests).
 * Keys are ``/``-separated, relative, already sanitized by :mod:`archiver.keys`; a store
   still refuses a key that would leave its root.

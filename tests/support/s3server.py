@@ -1,0 +1,1 @@
+"""Fixture: a real S3 API server (moto standalone) over HTTP."""

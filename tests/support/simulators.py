@@ -1,0 +1,1 @@
+"""Fixtures: the built-in vendor simulators on loopback."""
