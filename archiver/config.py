@@ -1,0 +1,414 @@
+"""TOML configuration parsed once, at the edge, into frozen typed records.
+
+Every default lives in this module. Every mistake becomes a :class:`ConfigError` naming
+the dotted key and the file. Tokens are never read from the file: a source names the
+environment variable that holds its token (``token_env``) and the token is read from
+there into a :class:`Secret`, which never shows its value in a ``repr`` or a log line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from archiver.errors import ConfigError
+
+CONFIG_ENV = "ARCHIVER_CONFIG"
+KNOWN_STORE_SCHEMES = ("file", "s3", "memory")
+KNOWN_STATE_SCHEMES = ("sqlite",)
+
+T = TypeVar("T")
+
+
+class Secret:
+    """A credential. ``str()``/``repr()`` never show it; ``reveal()`` does, on purpose."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpSettings:
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    api_timeout: float = 120.0
+    attempts: int = 6
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    chunk_size: int = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineSettings:
+    download_concurrency: int = 8
+    max_attempts: int = 5
+    interval_seconds: float = 300.0
+    shutdown_grace_seconds: float = 30.0
+    not_ready_attempts: int = 3
+    not_ready_delay_seconds: float = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    url: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    multipart_threshold: int = 64 * 1024 * 1024
+    multipart_chunksize: int = 16 * 1024 * 1024
+    transfer_concurrency: int = 8
+    spool_dir: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StateSettings:
+    url: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSettings:
+    """Settings every source shares. Vendor-specific keys live in subclasses."""
+
+    base_url: str
+    token: Secret = field(repr=False)
+    session_concurrency: int = 4
+    backfill_days: float = 30.0
+    overlap_minutes: float = 120.0
+    pending_max_hours: float = 48.0
+    trusted_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerfectoSettings(SourceSettings):
+    auth_header: str = "PERFECTO-AUTHORIZATION"
+    window_hours: float = 24.0
+    page_cap: int = 1000
+    pdf_report: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "info"
+    format: str = "auto"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    path: str
+    store: StoreSettings
+    state: StateSettings
+    engine: EngineSettings = EngineSettings()
+    http: HttpSettings = HttpSettings()
+    log: LogSettings = LogSettings()
+    sources: Mapping[str, SourceSettings] = field(default_factory=dict)
+
+
+class _Table:
+    """One TOML table being read: typed getters that name the dotted key on error."""
+
+    def __init__(self, data: Mapping[str, Any], *, name: str, path: str) -> None:
+        self._data = data
+        self._name = name
+        self._path = path
+        self._seen: set[str] = set()
+
+    def key(self, key: str) -> str:
+        return f"{self._name}.{key}" if self._name else key
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(message, key=self.key(key), path=self._path)
+
+    def _get(self, key: str, kinds: tuple[type, ...], kind_name: str) -> Any:
+        self._seen.add(key)
+        if key not in self._data:
+            return None
+        value = self._data[key]
+        # bool is an int subclass: ``interval_seconds = true`` must not pass as 1.
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(key, f"expected {kind_name}, got a boolean")
+        if not isinstance(value, kinds):
+            raise self.error(key, f"expected {kind_name}, got {type(value).__name__}")
+        return value
+
+    def has(self, key: str) -> bool:
+        return key in self._data
+
+    def string(self, key: str, default: str | None = None) -> str | None:
+        value = self._get(key, (str,), "a string")
+        if value is not None and not value.strip():
+            raise self.error(key, "must not be empty")
+        return value if value is not None else default
+
+    def required_string(self, key: str) -> str:
+        value = self.string(key)
+        if value is None:
+            raise self.error(key, "is required")
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(key, (int,), "an integer")
+        if value is None:
+            return default
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return int(value)
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self._get(key, (int, float), "a number")
+        if value is None:
+            return default
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self._get(key, (bool,), "true or false")
+        return default if value is None else bool(value)
+
+    def strings(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._get(key, (list, str), "a list of strings")
+        if value is None:
+            return default
+        items = [value] if isinstance(value, str) else value
+        if not all(isinstance(item, str) and item for item in items):
+            raise self.error(key, "expected a list of non-empty strings")
+        return tuple(items)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(key, default) or default
+        if value not in choices:
+            raise self.error(key, f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def table(self, key: str) -> _Table | None:
+        value = self._get(key, (dict,), "a table")
+        if value is None:
+            return None
+        return _Table(value, name=self.key(key), path=self._path)
+
+    def reject_unknown(self) -> None:
+        unknown = sorted(set(self._data) - self._seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key (check the spelling)")
+
+
+def load_config(path: str | os.PathLike[str] | None = None) -> Config:
+    """Read the TOML file at ``path`` (or ``$ARCHIVER_CONFIG``) into a :class:`Config`."""
+    chosen = str(path) if path else os.environ.get(CONFIG_ENV)
+    if not chosen:
+        raise ConfigError(f"no configuration file: pass --config PATH or set {CONFIG_ENV}")
+    try:
+        raw = Path(chosen).read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror}", path=chosen) from exc
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=chosen) from exc
+    return parse_config(data, path=chosen, environ=os.environ)
+
+
+def parse_config(
+    data: Mapping[str, Any], *, path: str, environ: Mapping[str, str]
+) -> Config:
+    root = _Table(data, name="", path=path)
+    store = _store(_required_table(root, "store"))
+    state = _state(_required_table(root, "state"))
+    engine = _engine(root.table("engine"))
+    http = _http(root.table("http"))
+    log = _log(root.table("log"))
+    sources_table = root.table("sources")
+    sources = _sources(sources_table, environ) if sources_table else {}
+    root.reject_unknown()
+    return Config(
+        path=path, store=store, state=state, engine=engine, http=http, log=log, sources=sources
+    )
+
+
+def _required_table(root: _Table, key: str) -> _Table:
+    table = root.table(key)
+    if table is None:
+        raise root.error(key, "table is required")
+    return table
+
+
+def _store(table: _Table) -> StoreSettings:
+    url = table.required_string("url")
+    scheme = urlsplit(url).scheme
+    if scheme not in KNOWN_STORE_SCHEMES:
+        raise table.error(
+            "url", f"unknown store scheme {scheme!r} (use file:///path or s3://bucket/prefix)"
+        )
+    if scheme == "file" and not urlsplit(url).path.startswith("/"):
+        raise table.error("url", "file URLs need an absolute path: file:///var/lib/...")
+    if scheme == "s3" and not urlsplit(url).netloc:
+        raise table.error("url", "s3 URLs need a bucket: s3://bucket/optional/prefix")
+    mib = 1024 * 1024
+    settings = StoreSettings(
+        url=url,
+        endpoint_url=_http_url(table, "endpoint_url", table.string("endpoint_url")),
+        region=table.string("region"),
+        multipart_threshold=table.integer("multipart_threshold_mib", 64, minimum=5) * mib,
+        multipart_chunksize=table.integer("multipart_chunksize_mib", 16, minimum=5) * mib,
+        transfer_concurrency=table.integer("transfer_concurrency", 8, minimum=1),
+        spool_dir=table.string("spool_dir"),
+    )
+    table.reject_unknown()
+    return settings
+
+
+def _state(table: _Table) -> StateSettings:
+    url = table.required_string("url")
+    scheme = urlsplit(url).scheme
+    if scheme not in KNOWN_STATE_SCHEMES:
+        raise table.error("url", f"unknown state scheme {scheme!r} (use sqlite:////path/state.db)")
+    table.reject_unknown()
+    return StateSettings(url=url)
+
+
+def _engine(table: _Table | None) -> EngineSettings:
+    if table is None:
+        return EngineSettings()
+    defaults = EngineSettings()
+    settings = EngineSettings(
+        download_concurrency=table.integer(
+            "download_concurrency", defaults.download_concurrency, minimum=1
+        ),
+        max_attempts=table.integer("max_attempts", defaults.max_attempts, minimum=1),
+        interval_seconds=table.number("interval_seconds", defaults.interval_seconds, minimum=1),
+        shutdown_grace_seconds=table.number(
+            "shutdown_grace_seconds", defaults.shutdown_grace_seconds
+        ),
+        not_ready_attempts=table.integer(
+            "not_ready_attempts", defaults.not_ready_attempts, minimum=1
+        ),
+        not_ready_delay_seconds=table.number(
+            "not_ready_delay_seconds", defaults.not_ready_delay_seconds
+        ),
+    )
+    table.reject_unknown()
+    return settings
+
+
+def _http(table: _Table | None) -> HttpSettings:
+    if table is None:
+        return HttpSettings()
+    defaults = HttpSettings()
+    settings = HttpSettings(
+        connect_timeout=table.number("connect_timeout", defaults.connect_timeout, minimum=0.1),
+        read_timeout=table.number("read_timeout", defaults.read_timeout, minimum=0.1),
+        api_timeout=table.number("api_timeout", defaults.api_timeout, minimum=0.1),
+        attempts=table.integer("attempts", defaults.attempts, minimum=1),
+        backoff_initial=table.number("backoff_initial", defaults.backoff_initial),
+        backoff_max=table.number("backoff_max", defaults.backoff_max),
+        chunk_size=table.integer("chunk_size_kib", defaults.chunk_size // 1024, minimum=4) * 1024,
+    )
+    table.reject_unknown()
+    return settings
+
+
+def _log(table: _Table | None) -> LogSettings:
+    if table is None:
+        return LogSettings()
+    settings = LogSettings(
+        level=table.choice("level", "info", ("debug", "info", "warning", "error")),
+        format=table.choice("format", "auto", ("auto", "json", "console")),
+    )
+    table.reject_unknown()
+    return settings
+
+
+SourceParser = Callable[[_Table, Mapping[str, str]], SourceSettings]
+
+
+def _sources(table: _Table, environ: Mapping[str, str]) -> dict[str, SourceSettings]:
+    sources: dict[str, SourceSettings] = {}
+    for name, parser in SOURCE_PARSERS.items():
+        source_table = table.table(name)
+        if source_table is not None:
+            sources[name] = parser(source_table, environ)
+            source_table.reject_unknown()
+    table.reject_unknown()
+    return sources
+
+
+def _common(table: _Table, environ: Mapping[str, str], default_token_env: str) -> dict[str, Any]:
+    base_url = table.required_string("base_url")
+    _http_url(table, "base_url", base_url)
+    defaults = SourceSettings(base_url=base_url, token=Secret(""))
+    return {
+        "base_url": base_url.rstrip("/"),
+        "token": _token(table, environ, default_token_env),
+        "session_concurrency": table.integer(
+            "session_concurrency", defaults.session_concurrency, minimum=1
+        ),
+        "backfill_days": table.number("backfill_days", defaults.backfill_days),
+        "overlap_minutes": table.number("overlap_minutes", defaults.overlap_minutes),
+        "pending_max_hours": table.number("pending_max_hours", defaults.pending_max_hours),
+        "trusted_hosts": table.strings("trusted_hosts"),
+    }
+
+
+def _token(table: _Table, environ: Mapping[str, str], default_env: str) -> Secret:
+    if table.has("token"):
+        raise table.error("token", "tokens are never read from the file; use token_env")
+    variable = table.string("token_env", default_env) or default_env
+    value = environ.get(variable, "")
+    if not value.strip():
+        raise table.error("token_env", f"environment variable {variable} is not set or empty")
+    return Secret(value.strip())
+
+
+def _http_url(table: _Table, key: str, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise table.error(key, f"expected an http(s) URL, got {value!r}")
+    return value
+
+
+def _perfecto(table: _Table, environ: Mapping[str, str]) -> PerfectoSettings:
+    defaults = PerfectoSettings(base_url="", token=Secret(""))
+    header = table.string("auth_header", defaults.auth_header) or defaults.auth_header
+    if not header.replace("-", "").replace("_", "").isalnum():
+        raise table.error("auth_header", f"not a valid header name: {header!r}")
+    return PerfectoSettings(
+        **_common(table, environ, "PERFECTO_TOKEN"),
+        auth_header=header,
+        window_hours=_bounded(table, "window_hours", defaults.window_hours, 0.01, 24.0),
+        page_cap=table.integer("page_cap", defaults.page_cap, minimum=1),
+        pdf_report=table.boolean("pdf_report", defaults.pdf_report),
+    )
+
+
+def _bounded(table: _Table, key: str, default: float, low: float, high: float) -> float:
+    value = table.number(key, default, minimum=low)
+    if value > high:
+        raise table.error(key, f"must be at most {high}, got {value}")
+    return value
+
+
+SOURCE_PARSERS: dict[str, SourceParser] = {
+    "perfecto": _perfecto,
+}

@@ -1,0 +1,425 @@
+"""The engine: everything that cuts across sources, stores and state.
+
+One pass over a source:
+
+1. sessions the state remembers (failures still worth retrying, executions still
+   processing) are fetched again by id;
+2. the source lists every session since its watermark (minus an overlap);
+3. each complete session not yet archived is archived in its own task, at most
+   ``session_concurrency`` per source, with at most ``download_concurrency`` downloads in
+   flight across all sources;
+4. the watermark moves to the pass's start time, but never past a session that is still
+   processing.
+
+Archiving one session is all-or-nothing and ordered: every artifact is streamed through a
+SHA-256 hasher into the store, then ``manifest.json`` is written, then the state row. A
+crash anywhere leaves a session that is simply done again; a manifest never lists an object
+that is not stored. Re-archiving never overwrites earlier evidence: the new files go under
+``rearchived/<time>/`` and the previous manifest is copied to ``history/`` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import structlog
+
+from archiver import __version__
+from archiver.config import EngineSettings
+from archiver.errors import ArchiverError, NotReady
+from archiver.keys import safe_key
+from archiver.log import get_logger, redact
+from archiver.model import Artifact, Manifest, Session, StoredArtifact, strip_query
+from archiver.retry import retrying
+from archiver.sources import Source
+from archiver.state import State
+from archiver.store import Store
+
+log = get_logger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class PassReport:
+    """What one pass (or one re-archive) did. ``ok`` decides the exit code."""
+
+    archived: int = 0
+    artifacts: int = 0
+    bytes: int = 0
+    pending: int = 0
+    skipped: int = 0
+    given_up: int = 0
+    failed: list[str] = field(default_factory=list)
+    source_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.source_errors
+
+
+@dataclass(slots=True)
+class _SourcePass:
+    """Book-keeping for one source during one pass."""
+
+    source: Source
+    report: PassReport
+    slots: asyncio.Semaphore
+    tasks: asyncio.TaskGroup
+    seen: set[str] = field(default_factory=set)
+    held_back: list[datetime] = field(default_factory=list)
+
+
+class Engine:
+    def __init__(
+        self,
+        *,
+        sources: Mapping[str, Source],
+        store: Store,
+        state: State,
+        settings: EngineSettings,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.sources = sources
+        self.store = store
+        self.state = state
+        self.settings = settings
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self._downloads = asyncio.Semaphore(settings.download_concurrency)
+
+    async def run_once(self) -> PassReport:
+        """One pass over every enabled source; sources run side by side."""
+        report = PassReport()
+        async with asyncio.TaskGroup() as group:
+            for source in self.sources.values():
+                group.create_task(self._run_source(source, report), name=f"pass-{source.name}")
+        return report
+
+    async def rearchive(self, source_name: str, session_ids: Iterable[str]) -> PassReport:
+        """Archive these sessions again now, whatever the state says."""
+        source = self.sources[source_name]
+        report = PassReport()
+        for session_id in session_ids:
+            structlog.contextvars.bind_contextvars(source=source.name, session_id=session_id)
+            try:
+                record = await self.state.get(source.name, session_id)
+                session = await source.get_session(
+                    session_id, locator=record.locator if record else None
+                )
+                if not session.complete:
+                    raise NotReady(f"{source.name} session {session_id} is still processing")
+                await self._archive(source, session, report, rearchive=True)
+            except ArchiverError as exc:
+                await self._record_failure(source, session_id, exc, report)
+            finally:
+                structlog.contextvars.unbind_contextvars("source", "session_id")
+        return report
+
+    async def _run_source(self, source: Source, report: PassReport) -> None:
+        try:
+            await self._source_pass(source, report)
+        except ArchiverError as error:
+            message = redact(f"{source.name}: {error}")
+            report.source_errors.append(message)
+            log.error("source_pass_failed", source=source.name, error=message)
+
+    async def _source_pass(self, source: Source, report: PassReport) -> None:
+        until = self.clock()
+        settings = source.settings
+        watermark = await self.state.watermark(source.name)
+        since = (watermark or until - timedelta(days=settings.backfill_days)) - timedelta(
+            minutes=settings.overlap_minutes
+        )
+        listing_error: ArchiverError | None = None
+        async with asyncio.TaskGroup() as tasks:
+            run = _SourcePass(
+                source=source,
+                report=report,
+                slots=asyncio.Semaphore(settings.session_concurrency),
+                tasks=tasks,
+            )
+            try:
+                await self._recheck_remembered(run)
+                async for session in source.sessions(since, until):
+                    if self.stopping.is_set():
+                        break
+                    await self._consider(run, session)
+            except ArchiverError as exc:
+                # Sessions already under way still finish; only the watermark stays put.
+                listing_error = exc
+        if listing_error is not None:
+            raise listing_error
+        if not self.stopping.is_set():
+            await self.state.set_watermark(source.name, min([until, *run.held_back]))
+
+    async def _recheck_remembered(self, run: _SourcePass) -> None:
+        source = run.source
+        remembered = [
+            *await self.state.retryable_failures(
+                source.name, max_attempts=self.settings.max_attempts
+            ),
+            *await self.state.pending(source.name),
+        ]
+        for record in remembered:
+            if self.stopping.is_set():
+                return
+            try:
+                session = await source.get_session(record.session_id, locator=record.locator)
+            except ArchiverError as exc:
+                if record.status == "pending":
+                    log.warning("pending_recheck_failed", session_id=record.session_id, error=str(exc))
+                    if record.started_at is not None:
+                        run.held_back.append(record.started_at)
+                else:
+                    await self._record_failure(source, record.session_id, exc, run.report)
+                continue
+            await self._consider(run, session)
+
+    async def _consider(self, run: _SourcePass, session: Session) -> None:
+        if session.session_id in run.seen:
+            return
+        run.seen.add(session.session_id)
+        record = await self.state.get(session.source, session.session_id)
+        if record is not None and record.status == "archived":
+            run.report.skipped += 1
+            return
+        if (
+            record is not None
+            and record.status == "failed"
+            and record.attempts >= self.settings.max_attempts
+        ):
+            run.report.given_up += 1
+            return
+        first_seen = record.first_seen if record else self.clock()
+        overdue = self.clock() - first_seen > timedelta(hours=run.source.settings.pending_max_hours)
+        if not session.complete and not overdue:
+            await self._hold_back(run, session)
+            return
+        await run.slots.acquire()
+        run.tasks.create_task(
+            self._archive_in_slot(run, session, overdue=overdue),
+            name=f"archive-{session.source}-{session.session_id}",
+        )
+
+    async def _hold_back(self, run: _SourcePass, session: Session) -> None:
+        await self.state.record_pending(
+            session.source,
+            session.session_id,
+            at=self.clock(),
+            locator=session.locator,
+            started_at=session.started_at,
+        )
+        run.held_back.append(session.started_at)
+        run.report.pending += 1
+        log.info("session_pending", source=session.source, session_id=session.session_id)
+
+    async def _archive_in_slot(self, run: _SourcePass, session: Session, *, overdue: bool) -> None:
+        structlog.contextvars.bind_contextvars(source=session.source, session_id=session.session_id)
+        try:
+            await self._archive(run.source, session, run.report, accept_incomplete=overdue)
+        except NotReady:
+            await self._hold_back(run, session)
+        except ArchiverError as exc:
+            await self._record_failure(run.source, session.session_id, exc, run.report, session)
+        except Exception as exc:  # a bug must not take the other sessions down with it
+            log.exception("session_crashed")
+            await self._record_failure(run.source, session.session_id, exc, run.report, session)
+        finally:
+            run.slots.release()
+
+    async def _record_failure(
+        self,
+        source: Source,
+        session_id: str,
+        error: Exception,
+        report: PassReport,
+        session: Session | None = None,
+    ) -> None:
+        message = redact(f"{source.name} session {session_id}: {error}")
+        attempts = await self.state.record_failure(
+            source.name,
+            session_id,
+            error=message,
+            at=self.clock(),
+            locator=session.locator if session else None,
+            started_at=session.started_at if session else None,
+        )
+        report.failed.append(message)
+        log.error(
+            "session_failed",
+            source=source.name,
+            session_id=session_id,
+            attempts=attempts,
+            max_attempts=self.settings.max_attempts,
+            error=message,
+        )
+
+    async def _archive(
+        self,
+        source: Source,
+        session: Session,
+        report: PassReport,
+        *,
+        rearchive: bool = False,
+        accept_incomplete: bool = False,
+    ) -> None:
+        started = time.monotonic()
+        prefix = safe_key(source.name, session.session_id)
+        manifest_key = f"{prefix}/manifest.json"
+        already_stored = await self.store.exists(manifest_key)
+        previous = await self.store.read_bytes(manifest_key) if already_stored and rearchive else None
+        if already_stored and not rearchive:
+            # Stored by an earlier run that died before its state row: nothing to redo.
+            await self.state.record_success(
+                source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
+            )
+            report.skipped += 1
+            return
+        archived_at = self.clock()
+        base = prefix if previous is None else f"{prefix}/rearchived/{_stamp(archived_at)}"
+        artifacts = await source.artifacts(session)
+        stored, missing = await self._store_artifacts(
+            source, base, artifacts, accept_not_ready=accept_incomplete
+        )
+        not_archived = [*source.not_offered(session), *missing]
+        if not session.complete:
+            not_archived.append(
+                f"the vendor still reported this session as in progress after "
+                f"{source.settings.pending_max_hours:g} hours; archived as it was"
+            )
+        history_key = None
+        if previous is not None:
+            history_key = f"{prefix}/history/{_stamp(archived_at)}-manifest.json"
+            await self.store.put_bytes(history_key, previous, content_type="application/json")
+        manifest = Manifest(
+            source=source.name,
+            session_id=session.session_id,
+            archived_at=archived_at,
+            archiver_version=__version__,
+            session=session.record,
+            artifacts=tuple(stored),
+            not_archived=tuple(not_archived),
+            previous_manifest=history_key,
+        )
+        await self.store.put_bytes(
+            manifest_key, manifest.to_bytes(), content_type="application/json"
+        )
+        await self.state.record_success(
+            source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
+        )
+        total = sum(item.size for item in stored)
+        report.archived += 1
+        report.artifacts += len(stored)
+        report.bytes += total
+        log.info(
+            "session_archived",
+            source=source.name,
+            session_id=session.session_id,
+            artifacts=len(stored),
+            bytes=total,
+            seconds=round(time.monotonic() - started, 3),
+            rearchive=rearchive,
+        )
+
+    async def _store_artifacts(
+        self, source: Source, base: str, artifacts: list[Artifact], *, accept_not_ready: bool
+    ) -> tuple[list[StoredArtifact], list[str]]:
+        keys = _artifact_keys(base, artifacts)
+        results: list[StoredArtifact | None] = [None] * len(artifacts)
+        missing: list[str] = []
+
+        async def store_one(index: int) -> None:
+            artifact = artifacts[index]
+            try:
+                results[index] = await self._store_artifact(source, keys[index], artifact)
+            except NotReady:
+                if not accept_not_ready:
+                    raise
+                missing.append(f"{artifact.kind} {artifact.name}: the vendor never made it ready")
+
+        async with asyncio.TaskGroup() as group:
+            for index in range(len(artifacts)):
+                group.create_task(store_one(index), name=f"store-{keys[index]}")
+        return [item for item in results if item is not None], missing
+
+    async def _store_artifact(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:
+        if artifact.content is not None:
+            await self.store.put_bytes(key, artifact.content, content_type=artifact.content_type)
+            return StoredArtifact(
+                key=key,
+                size=len(artifact.content),
+                sha256=hashlib.sha256(artifact.content).hexdigest(),
+                kind=artifact.kind,
+                content_type=artifact.content_type,
+                source_url=None,
+            )
+        for attempt_number in range(1, self.settings.not_ready_attempts + 1):
+            try:
+                async with self._downloads:
+                    return await self._download_with_retries(source, key, artifact)
+            except NotReady:
+                if attempt_number == self.settings.not_ready_attempts:
+                    raise
+                await asyncio.sleep(self.settings.not_ready_delay_seconds)
+        raise AssertionError("unreachable")
+
+    async def _download_with_retries(
+        self, source: Source, key: str, artifact: Artifact
+    ) -> StoredArtifact:
+        async for attempt in retrying(source.client.retry_policy):
+            with attempt:
+                return await self._download(source, key, artifact)
+        raise AssertionError("unreachable: retrying() re-raises the last error")
+
+    async def _download(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:
+        assert artifact.url is not None
+        async with source.client.download(artifact.url) as download:
+            content_type = artifact.content_type or download.content_type
+            hasher = hashlib.sha256()
+            size = 0
+            async with self.store.open_writer(key, content_type=content_type) as writer:
+                async for chunk in download.chunks():
+                    hasher.update(chunk)
+                    size += len(chunk)
+                    await writer.write(chunk)
+                digest = hasher.hexdigest()
+                await writer.commit(sha256=digest, size=size)
+        return StoredArtifact(
+            key=key,
+            size=size,
+            sha256=digest,
+            kind=artifact.kind,
+            content_type=content_type,
+            source_url=strip_query(artifact.url),
+        )
+
+
+def _artifact_keys(base: str, artifacts: list[Artifact]) -> list[str]:
+    """Store keys for a session's artifacts: sanitized, unique, never the manifest's."""
+    taken = {f"{base}/manifest.json"}
+    keys = []
+    for artifact in artifacts:
+        key = f"{base}/{safe_key(*artifact.name.split('/'))}"
+        candidate, number = key, 1
+        while candidate in taken:
+            number += 1
+            candidate = f"{key}.{number}"
+        taken.add(candidate)
+        keys.append(candidate)
+    return keys
+
+
+def _stamp(moment: datetime) -> str:
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y%m%dT%H%M%S") + f"{utc.microsecond // 1000:03d}Z"
+

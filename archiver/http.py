@@ -1,0 +1,338 @@
+"""HTTP for one vendor: timeouts, retries, error mapping, and where its token may go.
+
+A :class:`VendorClient` sends its vendor's credentials only to that vendor's own API
+origin (and hosts the operator trusts explicitly). Redirects are followed by hand so the
+decision is made again for every hop: a redirect that leaves the origin loses the token.
+
+Status mapping (one place, so every source behaves alike):
+
+* 2xx: success; 204 on a download means "not ready yet" (:class:`NotReady`);
+* 429 and 5xx, timeouts, resets, truncated bodies: :class:`VendorUnavailable` (retried);
+* other 4xx: :class:`VendorError` (not retried);
+* a body that is not the JSON the API documents: :class:`BadVendorResponse` (retried).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from archiver.config import HttpSettings, Secret
+from archiver.errors import (
+    BadVendorResponse,
+    IncompleteDownload,
+    NotReady,
+    UnsafeArtifactUrl,
+    VendorError,
+    VendorUnavailable,
+)
+from archiver.log import redact
+from archiver.model import strip_query
+from archiver.retry import RetryPolicy, retrying
+
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+ERROR_BODY_LIMIT = 4096
+
+AuthHeaders = Callable[[], Mapping[str, str]]
+ResponseHook = Callable[[aiohttp.ClientResponse], Awaitable[None]]
+
+
+def origin_of(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    default_port = 443 if parts.scheme == "https" else 80
+    return (parts.scheme, (parts.hostname or "").lower(), parts.port or default_port)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` is either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _error_detail(body: bytes) -> str:
+    """The vendor's own words from an error body (``userMessage``, ``message``...), short."""
+    text = body[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return " ".join(text.split())[:200]
+    candidates = parsed if isinstance(parsed, list) else [parsed]
+    for item in candidates:
+        if isinstance(item, dict):
+            for key in ("userMessage", "message", "error", "detail"):
+                if isinstance(item.get(key), str):
+                    return str(item[key])[:300]
+    return " ".join(text.split())[:200]
+
+
+@dataclass(slots=True)
+class Download:
+    """An open artifact response. ``chunks()`` checks the body against Content-Length."""
+
+    url: str
+    response: aiohttp.ClientResponse
+    chunk_size: int
+    vendor: str
+
+    @property
+    def content_type(self) -> str | None:
+        value = self.response.headers.get("Content-Type")
+        return value.split(";")[0].strip() if value else None
+
+    @property
+    def expected_size(self) -> int | None:
+        # With a Content-Encoding, Content-Length counts the encoded bytes, not ours.
+        if self.response.headers.get("Content-Encoding", "identity") != "identity":
+            return None
+        return self.response.content_length
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Yield the body in pieces of about ``chunk_size`` bytes."""
+        received = 0
+        buffer = bytearray()
+        try:
+            async for piece in self.response.content.iter_chunked(self.chunk_size):
+                received += len(piece)
+                buffer += piece
+                if len(buffer) >= self.chunk_size:
+                    yield bytes(buffer)
+                    buffer.clear()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise IncompleteDownload(
+                f"{self.vendor}: download of {strip_query(self.url)} broke off after "
+                f"{received} bytes ({type(exc).__name__})"
+            ) from exc
+        expected = self.expected_size
+        if expected is not None and received != expected:
+            raise IncompleteDownload(
+                f"{self.vendor}: download of {strip_query(self.url)} ended after {received} "
+                f"of {expected} bytes"
+            )
+        if buffer:
+            yield bytes(buffer)
+
+
+class VendorClient:
+    """One vendor's HTTP client. Its ``repr`` shows no credentials."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        vendor: str,
+        base_url: str,
+        auth_headers: AuthHeaders,
+        settings: HttpSettings,
+        trusted_hosts: tuple[str, ...] = (),
+        on_response: ResponseHook | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self._session = session
+        self._auth_headers = auth_headers
+        self._settings = settings
+        self._origin = origin_of(self.base_url)
+        self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
+        self._on_response = on_response
+        self.retry_policy = RetryPolicy(
+            attempts=settings.attempts,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+        )
+        self._api_timeout = aiohttp.ClientTimeout(
+            total=settings.api_timeout,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
+        # No total cap for downloads: a multi-GiB video may take hours, and that is fine
+        # as long as bytes keep arriving (sock_read).
+        self._download_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+
+    def __repr__(self) -> str:
+        return f"VendorClient(vendor={self.vendor!r}, base_url={self.base_url!r})"
+
+    def url(self, path: str) -> str:
+        return path if "://" in path else f"{self.base_url}/{path.lstrip('/')}"
+
+    def may_authenticate(self, url: str) -> bool:
+        scheme, host, port = origin_of(url)
+        if (scheme, host, port) == self._origin:
+            return True
+        return scheme == "https" and host in self._trusted_hosts
+
+    async def get_json(self, path: str, *, params: Mapping[str, str] | None = None) -> Any:
+        document, _raw = await self.get_document(path, params=params)
+        return document
+
+    async def get_document(
+        self, path: str, *, params: Mapping[str, str] | None = None
+    ) -> tuple[Any, bytes]:
+        """The parsed JSON and the exact bytes the vendor sent (kept as evidence)."""
+        return await self._json_with_retries("GET", path, params=params, body=None)
+
+    async def post_json(self, path: str, body: Mapping[str, Any]) -> Any:
+        document, _raw = await self.post_document(path, body)
+        return document
+
+    async def post_document(self, path: str, body: Mapping[str, Any]) -> tuple[Any, bytes]:
+        return await self._json_with_retries("POST", path, params=None, body=body)
+
+    async def _json_with_retries(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+    ) -> tuple[Any, bytes]:
+        url = self.url(path)
+        async for attempt in retrying(self.retry_policy):
+            with attempt:
+                return await self._json_once(method, url, params=params, body=body)
+        raise AssertionError("unreachable: retrying() re-raises the last error")
+
+    async def _json_once(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+    ) -> tuple[Any, bytes]:
+        response = await self._send(method, url, params=params, body=body, api=True)
+        async with response:
+            await self._raise_for_status(response)
+            if response.status == 204:
+                raise NotReady(f"{self.vendor}: {strip_query(url)} has no content yet (HTTP 204)")
+            try:
+                raw = await response.read()
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise self._unavailable(url, exc) from exc
+        try:
+            return json.loads(raw), raw
+        except ValueError as exc:
+            kind = response.headers.get("Content-Type", "no content type")
+            raise BadVendorResponse(
+                f"{self.vendor}: {method} {strip_query(url)} answered HTTP {response.status} "
+                f"with a body that is not JSON ({kind})"
+            ) from exc
+
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[Download]:
+        """Open an artifact response (one attempt; the engine retries the whole write)."""
+        check_artifact_url(url)
+        response = await self._send("GET", url, params=None, body=None, api=False)
+        async with response:
+            await self._raise_for_status(response)
+            if response.status == 204:
+                raise NotReady(f"{self.vendor}: {strip_query(url)} is not ready yet (HTTP 204)")
+            yield Download(
+                url=url, response=response, chunk_size=self._settings.chunk_size, vendor=self.vendor
+            )
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        api: bool,
+    ) -> aiohttp.ClientResponse:
+        timeout = self._api_timeout if api else self._download_timeout
+        headers = {"Accept": "application/json"} if api else {"Accept-Encoding": "identity"}
+        for _hop in range(MAX_REDIRECTS + 1):
+            hop_headers = dict(headers)
+            if self.may_authenticate(url):
+                hop_headers.update(self._auth_headers())
+            try:
+                response = await self._session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=body,
+                    headers=hop_headers,
+                    allow_redirects=False,
+                    timeout=timeout,
+                )
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise self._unavailable(url, exc) from exc
+            if self._on_response is not None:
+                await self._on_response(response)
+            location = response.headers.get("Location")
+            if response.status not in REDIRECT_STATUSES or not location:
+                return response
+            response.release()
+            url = urljoin(str(response.url), location)
+            check_artifact_url(url)
+            params = None
+            if response.status == 303:
+                method, body = "GET", None
+        raise VendorError(
+            f"{self.vendor}: more than {MAX_REDIRECTS} redirects from {strip_query(url)}",
+            vendor=self.vendor,
+        )
+
+    async def _raise_for_status(self, response: aiohttp.ClientResponse) -> None:
+        status = response.status
+        if status < 400:
+            return
+        try:
+            detail = redact(_error_detail(await response.content.read(ERROR_BODY_LIMIT)))
+        except (aiohttp.ClientError, TimeoutError):
+            detail = ""
+        where = f"{response.method} {strip_query(str(response.url))}"
+        message = f"{self.vendor} answered HTTP {status} for {where}" + (
+            f": {detail}" if detail else ""
+        )
+        if status == 429 or status >= 500:
+            raise VendorUnavailable(
+                message,
+                vendor=self.vendor,
+                status=status,
+                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+            )
+        raise VendorError(message, vendor=self.vendor, status=status)
+
+    def _unavailable(self, url: str, exc: BaseException) -> VendorUnavailable:
+        reason = "timed out" if isinstance(exc, TimeoutError | asyncio.TimeoutError) else str(exc)
+        return VendorUnavailable(
+            f"{self.vendor}: request to {strip_query(url)} failed: {redact(reason) or type(exc).__name__}",
+            vendor=self.vendor,
+        )
+
+
+def check_artifact_url(url: str) -> None:
+    """Refuse anything but http(s): a vendor record must not make us read file: or ftp:."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeArtifactUrl(f"refusing artifact URL with scheme {scheme or 'none'!r}")
+
+
+def bearer(token: Secret) -> AuthHeaders:
+    return lambda: {"Authorization": f"Bearer {token.reveal()}"}
+
+
+def header(name: str, token: Secret) -> AuthHeaders:
+    return lambda: {name: token.reveal()}

@@ -1,0 +1,76 @@
+"""Logging: structlog events, JSON lines when not on a terminal, console otherwise.
+
+Secrets are kept out twice: they are never passed to a log call, and every event goes
+through :func:`redact_secrets`, which replaces any registered secret value that slipped
+into a field (a token echoed in a vendor error body, say) with ``***``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+_SECRETS: set[str] = set()
+_MIN_SECRET_LENGTH = 6
+
+
+def register_secret(value: str) -> None:
+    """Never let ``value`` reach a log line."""
+    if len(value) >= _MIN_SECRET_LENGTH:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    if not _SECRETS:
+        return event_dict
+    for key, value in event_dict.items():
+        if isinstance(value, str):
+            event_dict[key] = redact(value)
+        elif not isinstance(value, int | float | bool | type(None)):
+            event_dict[key] = redact(str(value))
+    return event_dict
+
+
+def configure_logging(
+    *, level: str = "info", format: str = "auto", stream: TextIO | None = None
+) -> None:
+    out = stream or sys.stderr
+    as_json = format == "json" or (format == "auto" and not out.isatty())
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[level.upper()]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)
+    return logger

@@ -1,0 +1,244 @@
+"""Perfecto Smart Reporting: test executions and every file their reports link to.
+
+API: ``GET /export/api/v1/test-executions`` (windows of ``startExecutionTime[0]`` /
+``endExecutionTime[0]`` in epoch ms, 1-based ``_page`` of up to 500, ``metadata.truncated``),
+``GET .../test-executions/{id}/commands`` (screenshots) and
+``GET .../test-executions/pdf?testExecutionId=`` (204 until the PDF is rendered).
+
+``metadata.processingStatus`` describes a whole response, so an execution listed on a
+page that is still PROCESSING is asked about alone (``externalId[0]``) before it counts as
+complete.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from archiver.config import HttpSettings, PerfectoSettings, SourceSettings
+from archiver.errors import BadVendorResponse, VendorError
+from archiver.http import VendorClient, header
+from archiver.model import JSON, Artifact, Session
+
+NAME = "perfecto"
+EXECUTIONS = "/export/api/v1/test-executions"
+COMPLETE = "PROCESSING_COMPLETE"
+
+
+class PerfectoSource:
+    name = NAME
+
+    def __init__(self, client: VendorClient, settings: PerfectoSettings) -> None:
+        self.client = client
+        self.settings: PerfectoSettings = settings
+
+    @classmethod
+    def create(
+        cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
+    ) -> PerfectoSource:
+        assert isinstance(settings, PerfectoSettings)
+        client = VendorClient(
+            http,
+            vendor="Perfecto",
+            base_url=settings.base_url,
+            auth_headers=header(settings.auth_header, settings.token),
+            settings=http_settings,
+            trusted_hosts=settings.trusted_hosts,
+        )
+        return cls(client, settings)
+
+    async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
+        seen: set[str] = set()
+        for start, end in _windows(since, until, timedelta(hours=self.settings.window_hours)):
+            async for resource, page_complete in self._list_window(start, end):
+                execution_id = _execution_id(resource)
+                if execution_id in seen:
+                    continue
+                seen.add(execution_id)
+                if page_complete:
+                    yield _session(resource, complete=True)
+                else:
+                    yield await self._check_alone(resource)
+
+    async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
+        lookup = locator or session_id
+        resources, complete = await self._by_external_id(lookup)
+        for resource in resources:
+            if _execution_id(resource) == session_id:
+                return _session(resource, complete=complete)
+        if locator is None and len(resources) == 1:
+            # The operator gave the driver execution id (externalId) of a one-test driver.
+            return _session(resources[0], complete=complete)
+        raise VendorError(
+            f"Perfecto: no test execution {session_id!r} found (looked up by externalId "
+            f"{lookup!r}); pass the execution id of an execution archived before, or the "
+            "driver execution id",
+            vendor="Perfecto",
+            status=None,
+        )
+
+    async def artifacts(self, session: Session) -> list[Artifact]:
+        record = session.record
+        commands, commands_raw = await self.client.get_document(
+            f"{EXECUTIONS}/{session.session_id}/commands"
+        )
+        found = [
+            _json_artifact("execution.json", "execution_record", record),
+            Artifact(
+                name="commands.json",
+                kind="commands_report",
+                content=commands_raw,
+                content_type="application/json",
+            ),
+            *_videos(record),
+            *_typed_artifacts(record),
+            *_screenshots(commands),
+        ]
+        if self.settings.pdf_report:
+            found.append(
+                Artifact(
+                    name="report.pdf",
+                    kind="pdf_report",
+                    url=self.client.url(f"{EXECUTIONS}/pdf?testExecutionId={session.session_id}"),
+                    content_type="application/pdf",
+                )
+            )
+        return found
+
+    def not_offered(self, session: Session) -> list[str]:
+        if not self.settings.pdf_report:
+            return ["PDF report: not requested (sources.perfecto.pdf_report = false)"]
+        return []
+
+    async def _list_window(
+        self, start: datetime, end: datetime
+    ) -> AsyncIterator[tuple[JSON, bool]]:
+        """Every resource in one window, with whether its page was PROCESSING_COMPLETE."""
+        params = {
+            "startExecutionTime[0]": str(_epoch_ms(start)),
+            "endExecutionTime[0]": str(_epoch_ms(end)),
+        }
+        for page in range(1, self.settings.page_cap + 1):
+            body = await self.client.get_json(EXECUTIONS, params={**params, "_page": str(page)})
+            resources, metadata = _page_parts(body)
+            page_complete = metadata.get("processingStatus") == COMPLETE
+            for resource in resources:
+                yield resource, page_complete
+            if not resources or metadata.get("truncated") is not True:
+                return
+        raise BadVendorResponse(
+            f"Perfecto: more than {self.settings.page_cap} pages in the window "
+            f"{start.isoformat()}..{end.isoformat()} (raise sources.perfecto.page_cap or "
+            "lower window_hours)"
+        )
+
+    async def _check_alone(self, resource: JSON) -> Session:
+        external_id = resource.get("externalId")
+        if not isinstance(external_id, str) or not external_id:
+            return _session(resource, complete=False)
+        resources, complete = await self._by_external_id(external_id)
+        for fresh in resources:
+            if _execution_id(fresh) == _execution_id(resource):
+                return _session(fresh, complete=complete)
+        return _session(resource, complete=False)
+
+    async def _by_external_id(self, external_id: str) -> tuple[list[JSON], bool]:
+        body = await self.client.get_json(EXECUTIONS, params={"externalId[0]": external_id})
+        resources, metadata = _page_parts(body)
+        return resources, metadata.get("processingStatus") == COMPLETE
+
+
+def _windows(
+    since: datetime, until: datetime, width: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    start = since
+    while start < until:
+        end = min(start + width, until)
+        yield start, end
+        start = end
+
+
+def _page_parts(body: Any) -> tuple[list[JSON], Mapping[str, Any]]:
+    if not isinstance(body, dict) or not isinstance(body.get("resources", []), list):
+        raise BadVendorResponse("Perfecto: executions response has no 'resources' list")
+    metadata = body.get("metadata")
+    if not isinstance(metadata, dict):
+        raise BadVendorResponse("Perfecto: executions response has no 'metadata' object")
+    resources: list[JSON] = [item for item in body.get("resources", []) if isinstance(item, dict)]
+    return resources, metadata
+
+
+def _execution_id(resource: JSON) -> str:
+    value = resource.get("id")
+    if not isinstance(value, str) or not value:
+        raise BadVendorResponse("Perfecto: an execution without an 'id'")
+    return value
+
+
+def _session(resource: JSON, *, complete: bool) -> Session:
+    start = resource.get("startTime")
+    started_at = (
+        datetime.fromtimestamp(start / 1000, UTC)
+        if isinstance(start, int | float) and not isinstance(start, bool)
+        else datetime.now(UTC)
+    )
+    external_id = resource.get("externalId")
+    return Session(
+        source=NAME,
+        session_id=_execution_id(resource),
+        started_at=started_at,
+        complete=complete,
+        record=resource,
+        locator=external_id if isinstance(external_id, str) and external_id else None,
+    )
+
+
+def _json_artifact(name: str, kind: str, document: Any) -> Artifact:
+    content = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
+    return Artifact(name=name, kind=kind, content=content, content_type="application/json")
+
+
+def _videos(record: JSON) -> Iterator[Artifact]:
+    for index, video in enumerate(_dicts(record.get("videos"))):
+        url = video.get("downloadUrl")
+        if isinstance(url, str) and url:
+            yield Artifact(name=f"videos/{index:02d}-{_basename(url)}", kind="video", url=url)
+
+
+def _typed_artifacts(record: JSON) -> Iterator[Artifact]:
+    for index, entry in enumerate(_dicts(record.get("artifacts"))):
+        url = entry.get("path")
+        kind = str(entry.get("type") or "unknown").lower()
+        if isinstance(url, str) and url:
+            yield Artifact(name=f"artifacts/{index:02d}-{kind}-{_basename(url)}", kind=kind, url=url)
+
+
+def _screenshots(commands: Any) -> Iterator[Artifact]:
+    seen: set[str] = set()
+    resources = commands.get("resources") if isinstance(commands, dict) else None
+    for resource in _dicts(resources):
+        for command_index, command in enumerate(_dicts(resource.get("commands"))):
+            shots = command.get("screenshots")
+            for shot_index, url in enumerate(shots if isinstance(shots, list) else []):
+                if not isinstance(url, str) or not url or url in seen:
+                    continue
+                seen.add(url)
+                name = f"screenshots/{command_index:04d}-{shot_index:02d}-{_basename(url)}"
+                yield Artifact(name=name, kind="screenshot", url=url)
+
+
+def _dicts(value: Any) -> list[JSON]:
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _basename(url: str) -> str:
+    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "file"
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
