@@ -67,6 +67,7 @@ class EngineSettings:
     shutdown_grace_seconds: float = 30.0
     not_ready_attempts: int = 3
     not_ready_delay_seconds: float = 5.0
+    cleanup_incomplete_after_seconds: float = 3600.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -304,6 +305,9 @@ def _engine(table: _Table | None) -> EngineSettings:
         ),
         not_ready_delay_seconds=table.number(
             "not_ready_delay_seconds", defaults.not_ready_delay_seconds
+        ),
+        cleanup_incomplete_after_seconds=table.number(
+            "cleanup_incomplete_after_seconds", defaults.cleanup_incomplete_after_seconds
         ),
     )
     table.reject_unknown()
