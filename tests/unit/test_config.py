@@ -1,0 +1,113 @@
+"""Config loader: typed values, defaults, and one clear error naming key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archiver.config import PerfectoSettings, Secret, load_config, parse_config
+from archiver.errors import ConfigError
+
+MINIMAL = """
+[store]
+url = "file:///var/lib/archiver/evidence"
+[state]
+url = "sqlite:////var/lib/archiver/state.db"
+[sources.perfecto]
+base_url = "https://mycloud.app.perfectomobile.com"
+token_env = "PERFECTO_TOKEN"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "archiver.toml"
+    path.write_text(text)
+    return path
+
+
+def test_minimal_config_with_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.store.url == "file:///var/lib/archiver/evidence"
+    assert config.engine.download_concurrency == 8
+    perfecto = config.sources["perfecto"]
+    assert isinstance(perfecto, PerfectoSettings)
+    assert perfecto.token == Secret("tok-123456")
+    assert perfecto.auth_header == "PERFECTO-AUTHORIZATION"
+    assert perfecto.backfill_days == 30
+    assert "tok-123456" not in repr(config)
+
+
+def test_config_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
+    monkeypatch.setenv("ARCHIVER_CONFIG", str(write(tmp_path, MINIMAL)))
+    assert "perfecto" in load_config().sources
+
+
+def test_absent_source_table_disables_it(tmp_path: Path) -> None:
+    text = MINIMAL.split("[sources.perfecto]")[0]
+    assert load_config(write(tmp_path, text)).sources == {}
+
+
+def test_s3_store_with_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = {
+        "store": {"url": "s3://bucket/prefix", "endpoint_url": "http://127.0.0.1:9000",
+                  "region": "eu-west-1"},
+        "state": {"url": "sqlite:////tmp/x.db"},
+    }
+    config = parse_config(data, path="x.toml", environ={})
+    assert config.store.endpoint_url == "http://127.0.0.1:9000"
+    assert config.store.region == "eu-west-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        (MINIMAL.replace("file:///var", "ftp:///var"), "store.url"),
+        (MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token_env = "NOPE_UNSET"'),
+         "sources.perfecto.token_env"),
+        (MINIMAL + "[engine]\ndownload_concurrency = \"eight\"\n", "engine.download_concurrency"),
+        (MINIMAL + "[engine]\ndownload_concurrency = 0\n", "engine.download_concurrency"),
+        (MINIMAL + "[engine]\ninterval_seconds = true\n", "engine.interval_seconds"),
+        (MINIMAL + "[engine]\ndownload_concurency = 3\n", "engine.download_concurency"),
+        (MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token = "abc"'), "sources.perfecto.token"),
+        (MINIMAL.replace("https://mycloud", "mycloud"), "sources.perfecto.base_url"),
+        (MINIMAL.replace("sqlite:", "mysql:"), "state.url"),
+        (MINIMAL.replace('[state]\nurl = "sqlite:////var/lib/archiver/state.db"\n', ""), "state"),
+    ],
+)
+def test_bad_values_name_key_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, key: str
+) -> None:
+    monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == key
+    assert f"'{key}'" in str(caught.value)
+    assert str(path) in str(caught.value)
+    assert "tok-123456" not in str(caught.value)
+
+
+def test_malformed_toml_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[store\nurl = 1")
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_config(path)
+    assert str(path) in str(caught.value)
+
+
+def test_missing_file_and_no_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.toml")
+    monkeypatch.delenv("ARCHIVER_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="ARCHIVER_CONFIG"):
+        load_config(None)
+
+
+def test_secret_never_shows_its_value() -> None:
+    secret = Secret("super-secret-token")
+    assert "super-secret-token" not in repr(secret)
+    assert "super-secret-token" not in str(secret)
+    assert "super-secret-token" not in f"{secret}"
+    assert secret.reveal() == "super-secret-token"

@@ -1,0 +1,225 @@
+"""VendorClient over real HTTP: where the token goes, retries, status mapping."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from archiver.config import HttpSettings, Secret
+from archiver.errors import (
+    BadVendorResponse,
+    IncompleteDownload,
+    NotReady,
+    UnsafeArtifactUrl,
+    VendorError,
+    VendorUnavailable,
+)
+from archiver.http import VendorClient, header, retry_after_seconds
+
+TOKEN = "tok-abcdef-123456"
+FAST = HttpSettings(attempts=3, backoff_initial=0.01, backoff_max=0.05, read_timeout=2)
+
+
+@dataclass
+class Origins:
+    api: TestServer
+    other: TestServer
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    flaky_left: int = 2
+
+
+@pytest.fixture
+async def origins() -> AsyncIterator[Origins]:
+    state = Origins(api=None, other=None)  # type: ignore[arg-type]
+
+    async def record(request: web.Request) -> None:
+        state.seen.append((request.host, request.path, request.headers.get("X-Token")))
+
+    async def ok_json(request: web.Request) -> web.Response:
+        await record(request)
+        return web.json_response({"ok": True})
+
+    async def to_other(request: web.Request) -> web.Response:
+        await record(request)
+        raise web.HTTPFound(str(state.other.make_url("/file.bin")))
+
+    async def flaky(request: web.Request) -> web.Response:
+        await record(request)
+        if state.flaky_left > 0:
+            state.flaky_left -= 1
+            return web.Response(status=503, headers={"Retry-After": "0"})
+        return web.json_response({"ok": "finally"})
+
+    async def not_found(request: web.Request) -> web.Response:
+        await record(request)
+        return web.json_response({"userMessage": "no such test"}, status=404)
+
+    async def html(request: web.Request) -> web.Response:
+        return web.Response(text="<html>maintenance</html>", content_type="text/html")
+
+    async def not_ready(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def file(request: web.Request) -> web.Response:
+        await record(request)
+        return web.Response(body=b"x" * 100_000, content_type="application/octet-stream")
+
+    async def short_body(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "1000"})
+        await response.prepare(request)
+        await response.write(b"y" * 10)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    api = web.Application()
+    api.router.add_get("/ok", ok_json)
+    api.router.add_get("/redirect", to_other)
+    api.router.add_get("/flaky", flaky)
+    api.router.add_get("/missing", not_found)
+    api.router.add_get("/html", html)
+    api.router.add_get("/pdf", not_ready)
+    api.router.add_get("/file.bin", file)
+    api.router.add_get("/short", short_body)
+    other = web.Application()
+    other.router.add_get("/file.bin", file)
+    other.router.add_get("/ok", ok_json)
+    state.api = TestServer(api, host="127.0.0.1")
+    state.other = TestServer(other, host="127.0.0.1")
+    await state.api.start_server()
+    await state.other.start_server()
+    yield state
+    await state.api.close()
+    await state.other.close()
+
+
+@pytest.fixture
+async def client(origins: Origins) -> AsyncIterator[VendorClient]:
+    async with aiohttp.ClientSession() as session:
+        yield VendorClient(
+            session,
+            vendor="Perfecto",
+            base_url=str(origins.api.make_url("")),
+            auth_headers=header("X-Token", Secret(TOKEN)),
+            settings=FAST,
+        )
+
+
+async def test_token_only_to_own_origin(client: VendorClient, origins: Origins) -> None:
+    await client.get_json("/ok")
+    await client.get_json(str(origins.other.make_url("/ok")))
+    assert origins.seen[0][2] == TOKEN
+    assert origins.seen[1][2] is None
+
+
+async def test_redirect_off_origin_drops_token(client: VendorClient, origins: Origins) -> None:
+    async with client.download(str(origins.api.make_url("/redirect"))) as download:
+        body = b"".join([chunk async for chunk in download.chunks()])
+    assert len(body) == 100_000
+    assert [token for _, _, token in origins.seen] == [TOKEN, None]
+
+
+async def test_retries_503_then_succeeds(client: VendorClient, origins: Origins) -> None:
+    assert await client.get_json("/flaky") == {"ok": "finally"}
+    assert origins.flaky_left == 0
+
+
+async def test_gives_up_after_attempts(client: VendorClient, origins: Origins) -> None:
+    origins.flaky_left = 10
+    with pytest.raises(VendorUnavailable) as caught:
+        await client.get_json("/flaky")
+    assert caught.value.status == 503
+    assert "Perfecto" in str(caught.value)
+    assert origins.flaky_left == 10 - FAST.attempts
+
+
+async def test_404_is_a_vendor_error_with_status_and_message(client: VendorClient) -> None:
+    with pytest.raises(VendorError) as caught:
+        await client.get_json("/missing")
+    assert caught.value.status == 404
+    assert "Perfecto answered HTTP 404" in str(caught.value)
+    assert "no such test" in str(caught.value)
+
+
+async def test_html_instead_of_json(client: VendorClient) -> None:
+    with pytest.raises(BadVendorResponse, match="not JSON"):
+        await client.get_json("/html")
+
+
+async def test_204_means_not_ready(client: VendorClient) -> None:
+    with pytest.raises(NotReady):
+        async with client.download(client.url("/pdf")):
+            pass
+
+
+async def test_truncated_body_is_an_error(client: VendorClient) -> None:
+    with pytest.raises(IncompleteDownload):
+        async with client.download(client.url("/short")) as download:
+            async for _ in download.chunks():
+                pass
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://example.com/x", "data:,hello"])
+async def test_non_http_urls_refused(client: VendorClient, url: str) -> None:
+    with pytest.raises(UnsafeArtifactUrl):
+        async with client.download(url):
+            pass
+
+
+async def test_connection_refused_is_transient(origins: Origins) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = VendorClient(
+            session,
+            vendor="Perfecto",
+            base_url="http://127.0.0.1:9",
+            auth_headers=header("X-Token", Secret(TOKEN)),
+            settings=FAST,
+        )
+        with pytest.raises(VendorUnavailable) as caught:
+            await client.get_json("/ok")
+    assert TOKEN not in str(caught.value)
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds("7") == 7.0
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_repr_has_no_token(client: VendorClient) -> None:
+    assert TOKEN not in repr(client)
+
+
+async def test_slow_read_times_out(origins: Origins) -> None:
+    async def stall(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Length": "10"})
+        await response.prepare(request)
+        await asyncio.sleep(5)
+        return response
+
+    app = web.Application()
+    app.router.add_get("/stall", stall)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = VendorClient(
+                session,
+                vendor="Perfecto",
+                base_url=str(server.make_url("")),
+                auth_headers=header("X-Token", Secret(TOKEN)),
+                settings=HttpSettings(attempts=1, read_timeout=0.3),
+            )
+            with pytest.raises(IncompleteDownload):
+                async with client.download(client.url("/stall")) as download:
+                    async for _ in download.chunks():
+                        pass
+    finally:
+        await server.close()
