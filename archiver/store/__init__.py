@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
 
 
 class ObjectWriter(Protocol):
@@ -41,7 +42,9 @@ class Store(Protocol):
         self, key: str, *, content_type: str | None = None
     ) -> AbstractAsyncContextManager[ObjectWriter]: ...
 
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None: ...
+    async def put_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None
+    ) -> None: ...
 
     async def read_bytes(self, key: str) -> bytes: ...
 
@@ -56,3 +59,37 @@ class Store(Protocol):
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int: ...
 
     async def close(self) -> None: ...
+
+
+def open_store(
+    url: str, *, endpoint_url: str | None = None, region: str | None = None, **s3_options: Any
+) -> Store:
+    """The store a URL names: ``file:///abs/path``, ``s3://bucket/optional/prefix``, ``memory://``.
+
+    ``s3_options`` are :class:`~archiver.store.s3.S3Store`'s transfer tunables; other schemes
+    ignore them (and ``endpoint_url``/``region``). An unknown scheme raises ValueError.
+    """
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        from archiver.store.filesystem import FilesystemStore
+
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(f"file store URLs need an absolute path (file:///...), got {url!r}")
+        return FilesystemStore(unquote(parts.path))
+    if parts.scheme == "s3":
+        from archiver.store.s3 import S3Store
+
+        if not parts.netloc:
+            raise ValueError(f"s3 store URLs need a bucket (s3://bucket/prefix), got {url!r}")
+        return S3Store(
+            parts.netloc,
+            unquote(parts.path),
+            endpoint_url=endpoint_url,
+            region=region,
+            **s3_options,
+        )
+    if parts.scheme == "memory":
+        from archiver.store.memory import MemoryStore
+
+        return MemoryStore()
+    raise ValueError(f"unknown store scheme {parts.scheme!r} (use file://, s3:// or memory://)")

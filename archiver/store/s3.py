@@ -1,0 +1,431 @@
+"""S3 store (``s3://bucket/optional/prefix``), for AWS and S3-compatible servers.
+
+A writer spools its chunks to a private temp file, so memory stays flat whatever the size.
+On commit the spool is hashed and compared with the caller's SHA-256, then uploaded: below
+``multipart_threshold`` with one ``PutObject`` carrying ``ChecksumSHA256`` (S3 refuses bytes
+that do not match it), above it with boto3's managed multipart transfer and per-part SHA-256
+checksums. Either way the object gets ``Metadata={"sha256": <hex>}``. S3 only shows an object
+once its upload completes, which gives the all-or-nothing rule of the contract.
+
+boto3 is synchronous: every call runs in a worker thread. Credentials come from boto3's
+default chain and are never kept on this object, printed, or put in an error message.
+botocore's ``standard`` retry mode already retries throttling, 5xx and connection errors a
+few times; what still fails becomes a StoreError whose message says when it is transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+import aiofiles
+import boto3
+import botocore.exceptions
+from aiofiles.threadpool.binary import AsyncBufferedIOBase
+from boto3.exceptions import S3UploadFailedError
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from archiver.errors import StoreError
+from archiver.keys import check_key, check_prefix
+from archiver.model import strip_query
+from archiver.store import ObjectWriter
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
+
+MIB = 1024 * 1024
+SPOOL_PREFIX = "archiver-spool-"
+CHUNK_SIZE = MIB
+HASH_BLOCK = 4 * MIB
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_BOTO_ERRORS = (
+    botocore.exceptions.ClientError,
+    botocore.exceptions.BotoCoreError,
+    S3UploadFailedError,  # boto3's managed transfer wraps the botocore error in this
+)
+TRANSIENT_NOTE = "; transient, a later attempt may succeed"
+_NO_CREDENTIALS = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+)
+_UNREACHABLE = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeTooSkewed",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+    }
+)
+
+
+class S3Store:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        multipart_threshold: int = 64 * MIB,
+        multipart_chunksize: int = 16 * MIB,
+        max_concurrency: int = 8,
+        spool_dir: str | os.PathLike[str] | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        check_prefix(self._prefix)
+        self._key_prefix = f"{self._prefix}/" if self._prefix else ""
+        self._multipart_threshold = multipart_threshold
+        self._transfer = TransferConfig(
+            multipart_threshold=multipart_threshold,
+            multipart_chunksize=multipart_chunksize,
+            max_concurrency=max_concurrency,
+            use_threads=True,
+        )
+        self._spool_dir = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir())
+        try:
+            self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"S3 store: cannot use {self._spool_dir} as spool folder: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from exc
+        self._chunk_size = chunk_size
+        self.description = f"s3://{bucket}/{self._prefix}".removesuffix("/")
+        if endpoint_url:
+            self.description += f" at {strip_query(endpoint_url)}"
+        self._client = _make_client(endpoint_url, region, max_concurrency)
+
+    def __repr__(self) -> str:
+        return f"S3Store({self.description!r})"
+
+    @asynccontextmanager
+    async def open_writer(
+        self, key: str, *, content_type: str | None = None
+    ) -> AsyncIterator[ObjectWriter]:
+        check_key(key)
+        try:
+            spool, handle = await self._open_spool()
+        except OSError as exc:
+            raise StoreError(
+                f"S3 store: cannot create a spool file in {self._spool_dir} for {key!r}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from exc
+        writer = _SpoolWriter(self, key, content_type, spool, handle)
+        try:
+            yield writer
+        finally:
+            await writer.abort()
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        check_key(key)
+        digest = hashlib.sha256(data).hexdigest()
+        request = self._put_request(key, digest, content_type)
+        request["Body"] = data
+        await self._call("PutObject", key, self._client.put_object, **request)
+
+    async def read_bytes(self, key: str) -> bytes:
+        return b"".join([chunk async for chunk in self.iter_bytes(key)])
+
+    async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
+        check_key(key)
+        response = await self._call(
+            "GetObject", key, self._client.get_object, Bucket=self._bucket, Key=self._full(key)
+        )
+        body = response["Body"]
+        try:
+            while chunk := await self._call("GetObject", key, body.read, self._chunk_size):
+                yield chunk
+        finally:
+            await asyncio.to_thread(body.close)
+
+    async def exists(self, key: str) -> bool:
+        return await self.size(key) is not None
+
+    async def size(self, key: str) -> int | None:
+        check_key(key)
+        try:
+            head = await self._call(
+                "HeadObject",
+                key,
+                self._client.head_object,
+                Bucket=self._bucket,
+                Key=self._full(key),
+            )
+        except StoreError as error:
+            if _status(error.__cause__) == 404:
+                return None
+            raise
+        return head["ContentLength"]
+
+    async def list_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        check_prefix(prefix)
+        keys = await self._call("ListObjectsV2", prefix, self._list_keys, self._full(prefix))
+        for key in keys:
+            yield key
+
+    async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int:
+        cutoff = time.time() - older_than
+        uploads = await self._call("AbortMultipartUpload", "", self._abort_stale_uploads, cutoff)
+        try:
+            spools = await asyncio.to_thread(self._remove_stale_spools, cutoff)
+        except OSError as exc:
+            raise StoreError(
+                f"S3 store: cannot clean up spool files in {self._spool_dir}: "
+                f"{exc.strerror or type(exc).__name__}"
+            ) from exc
+        return uploads + spools
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self._client.close)
+
+    # -- called from worker threads -------------------------------------------------------
+
+    def _upload_spool(
+        self, spool: Path, key: str, sha256: str, size: int, content_type: str | None
+    ) -> None:
+        if _file_sha256(spool) != sha256.lower():
+            raise StoreError(
+                f"S3 store: {key!r}: the SHA-256 given does not match the bytes written"
+            )
+        request = self._put_request(key, sha256, content_type)
+        if size < self._multipart_threshold:
+            with spool.open("rb") as body:
+                request["Body"] = body
+                self._client.put_object(**request)
+            return
+        extra_args: dict[str, Any] = {
+            "ChecksumAlgorithm": "SHA256",
+            "Metadata": request["Metadata"],
+        }
+        if content_type:
+            extra_args["ContentType"] = content_type
+        self._client.upload_file(
+            str(spool), self._bucket, self._full(key), ExtraArgs=extra_args, Config=self._transfer
+        )
+
+    def _list_keys(self, full_prefix: str) -> list[str]:
+        keys: list[str] = []
+        paginator = self._client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=full_prefix):
+            keys.extend(item["Key"][len(self._key_prefix) :] for item in page.get("Contents", []))
+        return sorted(keys)
+
+    def _abort_stale_uploads(self, cutoff: float) -> int:
+        cutoff_time = datetime.fromtimestamp(cutoff, UTC)
+        aborted = 0
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self._bucket, Prefix=self._key_prefix):
+            for upload in page.get("Uploads", []):
+                if upload["Initiated"] <= cutoff_time:
+                    self._client.abort_multipart_upload(
+                        Bucket=self._bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                    )
+                    aborted += 1
+        return aborted
+
+    def _remove_stale_spools(self, cutoff: float) -> int:
+        removed = 0
+        with os.scandir(self._spool_dir) as entries:
+            for entry in entries:
+                if (
+                    entry.name.startswith(SPOOL_PREFIX)
+                    and entry.is_file(follow_symlinks=False)
+                    and entry.stat().st_mtime <= cutoff
+                ):
+                    Path(entry.path).unlink(missing_ok=True)
+                    removed += 1
+        return removed
+
+    # -- helpers --------------------------------------------------------------------------
+
+    async def _open_spool(self) -> tuple[Path, AsyncBufferedIOBase]:
+        fd, name = await asyncio.to_thread(
+            tempfile.mkstemp, prefix=SPOOL_PREFIX, dir=self._spool_dir
+        )
+        spool = Path(name)
+        try:
+            return spool, await aiofiles.open(fd, "wb")
+        except BaseException:
+            os.close(fd)
+            await asyncio.to_thread(spool.unlink, missing_ok=True)
+            raise
+
+    def _put_request(
+        self, key: str, sha256: str, content_type: str | None
+    ) -> PutObjectRequestTypeDef:
+        request: PutObjectRequestTypeDef = {
+            "Bucket": self._bucket,
+            "Key": self._full(key),
+            "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii"),
+            "Metadata": {"sha256": sha256.lower()},
+        }
+        if content_type:
+            request["ContentType"] = content_type
+        return request
+
+    async def _call(
+        self,
+        operation: str,
+        key: str,
+        function: Callable[_P, _T],
+        *args: _P.args,
+        **kwargs: _P.kwargs,
+    ) -> _T:
+        """Run one blocking boto3 call in a worker thread and translate its errors."""
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except _BOTO_ERRORS as exc:
+            raise s3_error(operation, self._bucket, self._full(key), exc) from exc
+
+    def _full(self, key: str) -> str:
+        return self._key_prefix + key
+
+
+class _SpoolWriter:
+    def __init__(
+        self,
+        store: S3Store,
+        key: str,
+        content_type: str | None,
+        spool: Path,
+        handle: AsyncBufferedIOBase,
+    ) -> None:
+        self._store = store
+        self._key = key
+        self._content_type = content_type
+        self._spool = spool
+        self._handle = handle
+        self._written = 0
+        self._finished = False
+
+    async def write(self, chunk: bytes) -> None:
+        self._require_open()
+        try:
+            await self._handle.write(chunk)
+        except OSError as exc:
+            raise self._spool_error(exc) from exc
+        self._written += len(chunk)
+
+    async def commit(self, *, sha256: str, size: int) -> None:
+        self._require_open()
+        try:
+            await self._upload(sha256, size)
+        finally:
+            await self.abort()
+
+    async def abort(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        with contextlib.suppress(OSError):
+            await self._handle.close()
+        await asyncio.to_thread(self._spool.unlink, missing_ok=True)
+
+    async def _upload(self, sha256: str, size: int) -> None:
+        if self._written != size:
+            raise StoreError(
+                f"S3 store: cannot commit {self._key!r}: {self._written} bytes written, "
+                f"{size} expected"
+            )
+        try:
+            await self._handle.close()
+        except OSError as exc:
+            raise self._spool_error(exc) from exc
+        operation = "PutObject" if size < self._store._multipart_threshold else "multipart upload"
+        try:
+            await self._store._call(
+                operation,
+                self._key,
+                self._store._upload_spool,
+                self._spool,
+                self._key,
+                sha256,
+                size,
+                self._content_type,
+            )
+        except OSError as exc:
+            raise self._spool_error(exc) from exc
+
+    def _spool_error(self, exc: OSError) -> StoreError:
+        return StoreError(
+            f"S3 store: spool file for {self._key!r} in {self._spool.parent}: "
+            f"{exc.strerror or type(exc).__name__}"
+        )
+
+    def _require_open(self) -> None:
+        if self._finished:
+            raise StoreError(f"S3 store: the writer for {self._key!r} is already closed")
+
+
+def s3_error(operation: str, bucket: str, key: str, exc: Exception) -> StoreError:
+    """A StoreError naming the operation, bucket, key and S3 error code; no credentials."""
+    where = f"S3 {operation} of s3://{bucket}/{key} failed"
+    cause = _botocore_cause(exc)
+    if isinstance(cause, botocore.exceptions.ClientError):
+        code = cause.response.get("Error", {}).get("Code", "unknown error")
+        status = _status(cause)
+        transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
+        message = f"{where}: {code} (HTTP {status})"
+        return StoreError(message + (TRANSIENT_NOTE if transient else ""))
+    if isinstance(cause, _NO_CREDENTIALS):
+        return StoreError(f"{where}: no usable AWS credentials in boto3's default chain")
+    if isinstance(cause, _UNREACHABLE):
+        unreachable = f"{where}: cannot reach the endpoint ({type(cause).__name__})"
+        return StoreError(unreachable + TRANSIENT_NOTE)
+    return StoreError(f"{where}: {type(cause).__name__}")
+
+
+def _make_client(endpoint_url: str | None, region: str | None, max_concurrency: int) -> S3Client:
+    config = Config(
+        retries={"mode": "standard"},
+        max_pool_connections=max_concurrency,
+        # S3-compatible servers reached by endpoint_url rarely resolve bucket subdomains.
+        s3={"addressing_style": "path"} if endpoint_url else None,
+    )
+    session = boto3.session.Session()
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def _botocore_cause(exc: BaseException) -> BaseException:
+    """boto3's managed transfer wraps the botocore error; find it for the error code."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+def _status(exc: BaseException | None) -> int | None:
+    if not isinstance(exc, botocore.exceptions.ClientError):
+        return None
+    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+
+
+def _file_sha256(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            hasher.update(block)
+    return hasher.hexdigest()

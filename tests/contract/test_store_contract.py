@@ -1,0 +1,527 @@
+"""The Store contract (see archiver/store/__init__.py), run over every implementation.
+
+The S3 store runs against moto's standalone server over HTTP (tests/support/s3server.py).
+After the shared suite come the checks only one implementation can answer.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import ClientError
+
+from archiver.errors import StoreError
+from archiver.store import Store, open_store
+from archiver.store.filesystem import INCOMING, FilesystemStore
+from archiver.store.s3 import S3Store, s3_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+MIB = 1024 * 1024
+S3_PREFIX = "evidence/run"
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def write_object(store: Store, key: str, data: bytes, *, chunk: int = 64 * 1024) -> None:
+    async with store.open_writer(key, content_type="application/octet-stream") as writer:
+        for start in range(0, len(data), chunk):
+            await writer.write(data[start : start + chunk])
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+
+async def all_keys(store: Store, prefix: str = "") -> list[str]:
+    return [key async for key in store.list_keys(prefix)]
+
+
+@pytest.fixture(params=["filesystem", "s3", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    kind: str = request.param
+    if kind == "filesystem":
+        opened = open_store(f"file://{tmp_path}/root")
+    elif kind == "memory":
+        opened = open_store("memory://")
+    else:
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        bucket: str = request.getfixturevalue("s3_bucket")
+        (tmp_path / "spool").mkdir()
+        opened = open_store(
+            f"s3://{bucket}/{S3_PREFIX}", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool")
+        )
+    yield opened
+    await opened.close()
+
+
+async def assert_no_leftovers(store: Store, tmp_path: Path) -> None:
+    assert await store.cleanup_incomplete(older_than=0) == 0
+    for folder in (tmp_path / "root" / INCOMING, tmp_path / "spool"):
+        if folder.exists():
+            assert list(folder.iterdir()) == []
+
+
+# -- the shared contract ----------------------------------------------------------------------
+
+
+async def test_written_bytes_read_back_after_commit(store: Store, tmp_path: Path) -> None:
+    data = os.urandom(300_000)
+    await write_object(store, "src/session-1/video.mp4", data)
+
+    assert await store.read_bytes("src/session-1/video.mp4") == data
+    assert b"".join([chunk async for chunk in store.iter_bytes("src/session-1/video.mp4")]) == data
+    assert await store.exists("src/session-1/video.mp4")
+    assert await store.size("src/session-1/video.mp4") == len(data)
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_empty_object(store: Store) -> None:
+    await write_object(store, "empty.txt", b"")
+    assert await store.read_bytes("empty.txt") == b""
+    assert await store.size("empty.txt") == 0
+
+
+async def test_nothing_is_visible_before_commit(store: Store) -> None:
+    async with store.open_writer("a/b.bin") as writer:
+        await writer.write(b"some bytes")
+        assert not await store.exists("a/b.bin")
+        assert await all_keys(store) == []
+        await writer.commit(sha256=sha256(b"some bytes"), size=10)
+    assert await store.exists("a/b.bin")
+
+
+async def test_size_mismatch_on_commit_keeps_nothing(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match=r"a/short\.bin"):
+        async with store.open_writer("a/short.bin") as writer:
+            await writer.write(b"abc")
+            await writer.commit(sha256=sha256(b"abc"), size=4)
+
+    assert not await store.exists("a/short.bin")
+    assert await all_keys(store) == []
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_exception_inside_the_writer_keeps_nothing(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="download broke"):
+        async with store.open_writer("a/broken.bin") as writer:
+            await writer.write(b"first half")
+            raise RuntimeError("download broke")
+
+    assert not await store.exists("a/broken.bin")
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_leaving_without_commit_keeps_nothing(store: Store, tmp_path: Path) -> None:
+    async with store.open_writer("a/forgotten.bin") as writer:
+        await writer.write(b"never committed")
+
+    assert not await store.exists("a/forgotten.bin")
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_abort_keeps_nothing(store: Store, tmp_path: Path) -> None:
+    async with store.open_writer("a/aborted.bin") as writer:
+        await writer.write(b"unwanted")
+        await writer.abort()
+        with pytest.raises(StoreError):
+            await writer.write(b"more")
+
+    assert not await store.exists("a/aborted.bin")
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_replace_is_atomic(store: Store) -> None:
+    await store.put_bytes("k/manifest.json", b"old manifest")
+
+    async with store.open_writer("k/manifest.json") as writer:
+        await writer.write(b"new manifest, ")
+        assert await store.read_bytes("k/manifest.json") == b"old manifest"
+        await writer.write(b"longer")
+        assert await store.read_bytes("k/manifest.json") == b"old manifest"
+        await writer.commit(sha256=sha256(b"new manifest, longer"), size=20)
+
+    assert await store.read_bytes("k/manifest.json") == b"new manifest, longer"
+
+
+async def test_failed_replace_keeps_the_old_object(store: Store) -> None:
+    await store.put_bytes("k/file", b"old")
+    with pytest.raises(StoreError):
+        async with store.open_writer("k/file") as writer:
+            await writer.write(b"new")
+            await writer.commit(sha256=sha256(b"new"), size=99)
+    assert await store.read_bytes("k/file") == b"old"
+
+
+async def test_put_bytes_writes_and_replaces(store: Store, tmp_path: Path) -> None:
+    await store.put_bytes("m/manifest.json", b'{"v": 1}', content_type="application/json")
+    assert await store.read_bytes("m/manifest.json") == b'{"v": 1}'
+
+    await store.put_bytes("m/manifest.json", b'{"v": 2}', content_type="application/json")
+    assert await store.read_bytes("m/manifest.json") == b'{"v": 2}'
+    assert await store.size("m/manifest.json") == 8
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_exists_size_and_list_keys(store: Store) -> None:
+    for key in ("b/4", "a/2", "ab/3", "a/1", "a/deep/5"):
+        await store.put_bytes(key, key.encode())
+
+    assert await all_keys(store) == ["a/1", "a/2", "a/deep/5", "ab/3", "b/4"]
+    assert await all_keys(store, "a/") == ["a/1", "a/2", "a/deep/5"]
+    assert await all_keys(store, "a") == ["a/1", "a/2", "a/deep/5", "ab/3"]
+    assert await all_keys(store, "a/de") == ["a/deep/5"]
+    assert await all_keys(store, "zz/") == []
+    assert await store.exists("a/1")
+    assert not await store.exists("a")  # a prefix is not an object
+    assert not await store.exists("missing")
+    assert await store.size("missing") is None
+    assert await store.size("ab/3") == 4
+
+
+async def test_reading_a_missing_object_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="nothing/here"):
+        await store.read_bytes("nothing/here")
+
+
+BAD_KEYS = [
+    "",
+    "/etc/passwd",
+    "a//b",
+    "a/",
+    "./a",
+    "a/./b",
+    "..",
+    "../x",
+    "a/../../x",
+    "a\\..\\b",
+    "a\x00b",
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+async def test_bad_keys_are_refused(store: Store, key: str) -> None:
+    with pytest.raises(ValueError):
+        async with store.open_writer(key):
+            pass
+    with pytest.raises(ValueError):
+        await store.put_bytes(key, b"x")
+    with pytest.raises(ValueError):
+        await store.read_bytes(key)
+    with pytest.raises(ValueError):
+        [chunk async for chunk in store.iter_bytes(key)]
+    with pytest.raises(ValueError):
+        await store.exists(key)
+    with pytest.raises(ValueError):
+        await store.size(key)
+    assert await all_keys(store) == []
+
+
+async def test_bad_prefixes_are_refused(store: Store) -> None:
+    for prefix in ("../", "/abs", "a/../"):
+        with pytest.raises(ValueError):
+            await all_keys(store, prefix)
+
+
+async def test_cleanup_incomplete_removes_leftovers(store: Store, tmp_path: Path) -> None:
+    # A writer that is never closed stands for a process that died mid-write.
+    orphan = store.open_writer("a/orphan.bin")
+    writer = await orphan.__aenter__()
+    await writer.write(b"partial")
+
+    assert await store.cleanup_incomplete(older_than=3600) == 0
+    assert await store.cleanup_incomplete(older_than=0) == 1
+    with pytest.raises(StoreError):
+        await writer.commit(sha256=sha256(b"partial"), size=7)
+    await orphan.__aexit__(None, None, None)
+
+    assert not await store.exists("a/orphan.bin")
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_backend_refuses_a_wrong_digest(store: Store, tmp_path: Path) -> None:
+    if isinstance(store, FilesystemStore):
+        pytest.skip("the filesystem store does not check digests (documented)")
+    with pytest.raises(StoreError, match="SHA-256"):
+        async with store.open_writer("a/tampered.bin") as writer:
+            await writer.write(b"the real bytes")
+            await writer.commit(sha256=sha256(b"other bytes"), size=14)
+    assert not await store.exists("a/tampered.bin")
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_description_names_the_kind_of_store(store: Store) -> None:
+    assert store.description.partition("://")[0] in {"file", "s3", "memory"}
+
+
+# -- open_store --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://host/path", "'ftp'"),
+        ("/no/scheme", "''"),
+        ("file://relative/path", "absolute path"),
+        ("s3:///prefix-without-bucket", "bucket"),
+    ],
+)
+def test_open_store_refuses_unusable_urls(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_store(url)
+
+
+async def test_open_store_ignores_s3_options_for_other_schemes(tmp_path: Path) -> None:
+    store = open_store(f"file://{tmp_path}/evidence", multipart_threshold=5 * MIB, spool_dir=None)
+    assert isinstance(store, FilesystemStore)
+    assert (tmp_path / "evidence").is_dir()
+    await store.close()
+
+
+# -- filesystem only ---------------------------------------------------------------------------
+
+
+async def test_filesystem_creates_restrictive_files_and_folders(tmp_path: Path) -> None:
+    root = tmp_path / "new" / "root"
+    store = FilesystemStore(root)
+    await store.put_bytes("src/session/video.mp4", b"evidence")
+
+    assert stat.S_IMODE(root.stat().st_mode) & ~0o750 == 0
+    assert stat.S_IMODE((root / INCOMING).stat().st_mode) & ~0o700 == 0
+    assert stat.S_IMODE((root / "src" / "session").stat().st_mode) & ~0o750 == 0
+    assert stat.S_IMODE((root / "src" / "session" / "video.mp4").stat().st_mode) == 0o600
+
+
+async def test_filesystem_keeps_an_existing_root_mode(tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    FilesystemStore(tmp_path)
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
+
+
+async def test_filesystem_temp_files_stay_hidden(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    async with store.open_writer("a/file") as writer:
+        await writer.write(b"pending")
+        assert len(list((tmp_path / INCOMING).iterdir())) == 1
+        assert await all_keys(store) == []
+        await writer.commit(sha256=sha256(b"pending"), size=7)
+    assert await all_keys(store) == ["a/file"]
+    with pytest.raises(ValueError):
+        await store.put_bytes(f"{INCOMING}/planted", b"x")
+
+
+async def test_filesystem_key_never_escapes_the_root(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    outside.mkdir()
+    store = FilesystemStore(root)
+    (root / "link").symlink_to(outside)
+
+    with pytest.raises(StoreError, match="outside"):
+        await store.put_bytes("link/escaped", b"x")
+    with pytest.raises(StoreError, match="outside"):
+        await store.read_bytes("link/escaped")
+    assert list(outside.iterdir()) == []
+    assert await all_keys(store, "link/") == []
+
+
+async def test_filesystem_refuses_an_unusable_root(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_bytes(b"")
+    with pytest.raises(StoreError, match="cannot use"):
+        FilesystemStore(tmp_path / "a-file")
+
+
+async def test_filesystem_file_in_the_way_is_a_store_error(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    await store.put_bytes("a", b"a file where a folder should be")
+    with pytest.raises(StoreError, match=r"'a/b'.*in the way"):
+        await store.put_bytes("a/b", b"x")
+    assert list((tmp_path / INCOMING).iterdir()) == []
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root ignores directory permissions, so EACCES cannot happen"
+)
+async def test_filesystem_read_only_folder_is_a_store_error(tmp_path: Path) -> None:
+    store = FilesystemStore(tmp_path)
+    await store.put_bytes("locked/first", b"x")
+    (tmp_path / "locked").chmod(0o500)
+    try:
+        with pytest.raises(StoreError, match=r"'locked/second'.*permission denied"):
+            await store.put_bytes("locked/second", b"x")
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    assert list((tmp_path / INCOMING).iterdir()) == []
+
+
+def _failing(code: int) -> object:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "reason"),
+    [
+        ((os, "fsync"), errno.ENOSPC, "no space left on device"),
+        ((os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
+        ((tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+    ],
+)
+async def test_filesystem_os_errors_become_store_errors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    target: tuple[object, str],
+    code: int,
+    reason: str,
+) -> None:
+    # Injected, so the mapping is tested as root too (and without filling a disk).
+    store = FilesystemStore(tmp_path)
+    monkeypatch.setattr(*target, _failing(code))
+    with pytest.raises(StoreError, match=f"'src/video.mp4'.*{reason}") as caught:
+        await store.put_bytes("src/video.mp4", b"x" * 1000)
+    monkeypatch.undo()
+
+    assert isinstance(caught.value.__cause__, OSError)
+    assert not await store.exists("src/video.mp4")
+    assert list((tmp_path / INCOMING).iterdir()) == []
+
+
+# -- S3 only -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def s3_store(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[S3Store]:
+    store = S3Store(
+        s3_bucket,
+        S3_PREFIX,
+        endpoint_url=s3_endpoint,
+        multipart_threshold=5 * MIB,
+        multipart_chunksize=5 * MIB,
+        max_concurrency=4,
+        spool_dir=tmp_path,
+    )
+    yield store
+    await store.close()
+
+
+async def test_s3_multipart_upload_arrives_intact(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    data = os.urandom(12 * MIB)
+    async with s3_store.open_writer("src/s1/video.mp4", content_type="video/mp4") as writer:
+        for start in range(0, len(data), MIB):
+            await writer.write(data[start : start + MIB])
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+    assert await s3_store.read_bytes("src/s1/video.mp4") == data
+    head = s3_client.head_object(
+        Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/video.mp4", ChecksumMode="ENABLED"
+    )
+    assert head["ETag"].endswith('-3"')  # three parts: the managed multipart transfer ran
+    assert "ChecksumSHA256" in head  # moto reports the per-part SHA-256 composite
+    assert head["Metadata"] == {"sha256": sha256(data)}
+    assert head["ContentType"] == "video/mp4"
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_s3_small_object_is_one_put_with_metadata(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    data = b"a small log file\n"
+    async with s3_store.open_writer("src/s1/device.log", content_type="text/plain") as writer:
+        await writer.write(data)
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+    head = s3_client.head_object(Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/device.log")
+    assert "-" not in head["ETag"]
+    assert head["Metadata"] == {"sha256": sha256(data)}
+    assert head["ContentType"] == "text/plain"
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_s3_keys_live_under_the_prefix(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client
+) -> None:
+    await s3_store.put_bytes("a/manifest.json", b"{}")
+    s3_client.put_object(Bucket=s3_bucket, Key="other/outside.txt", Body=b"not ours")
+
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket)
+    assert sorted(item["Key"] for item in listed["Contents"]) == [
+        f"{S3_PREFIX}/a/manifest.json",
+        "other/outside.txt",
+    ]
+    assert await all_keys(s3_store) == ["a/manifest.json"]
+
+
+async def test_s3_cleanup_aborts_stale_multipart_uploads_under_the_prefix(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client
+) -> None:
+    s3_client.create_multipart_upload(Bucket=s3_bucket, Key=f"{S3_PREFIX}/crashed/video.mp4")
+    s3_client.create_multipart_upload(Bucket=s3_bucket, Key="someone-else/upload.bin")
+
+    assert await s3_store.cleanup_incomplete(older_than=0) == 1
+
+    remaining = s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", [])
+    assert [upload["Key"] for upload in remaining] == ["someone-else/upload.bin"]
+
+
+async def test_s3_never_shows_credentials(s3_endpoint: str, tmp_path: Path) -> None:
+    secrets = [os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], "hunter2"]
+    port = s3_endpoint.rsplit(":", 1)[1]
+    store = S3Store(
+        "no-such-bucket", endpoint_url=f"http://user:hunter2@127.0.0.1:{port}", spool_dir=tmp_path
+    )
+    with pytest.raises(StoreError) as caught:
+        await store.put_bytes("k", b"x")
+    await store.close()
+
+    shown = " ".join([repr(store), store.description, str(caught.value)])
+    assert not [secret for secret in secrets if secret in shown]
+    assert "s3://no-such-bucket/k" in str(caught.value)
+
+
+async def test_s3_missing_bucket_names_the_error_code(s3_endpoint: str, tmp_path: Path) -> None:
+    store = S3Store("no-such-bucket", endpoint_url=s3_endpoint, spool_dir=tmp_path)
+    with pytest.raises(StoreError, match=r"PutObject of s3://no-such-bucket/k.*NoSuchBucket"):
+        await store.put_bytes("k", b"x")
+    await store.close()
+
+
+async def test_s3_unreachable_endpoint_is_transient(unused_tcp_port: int, tmp_path: Path) -> None:
+    store = S3Store(
+        "bucket", endpoint_url=f"http://127.0.0.1:{unused_tcp_port}", spool_dir=tmp_path
+    )
+    with pytest.raises(StoreError, match=r"cannot reach the endpoint.*transient"):
+        await store.exists("k")
+    await store.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "transient"),
+    [
+        ("SlowDown", 503, True),
+        ("InternalError", 500, True),
+        ("ServiceUnavailable", 503, True),
+        ("AccessDenied", 403, False),
+        ("NoSuchBucket", 404, False),
+    ],
+)
+def test_s3_error_messages_say_when_retrying_can_help(
+    code: str, status: int, transient: bool
+) -> None:
+    error = ClientError(
+        {"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "PutObject",
+    )
+    message = str(s3_error("PutObject", "bucket", "a/key", error))
+    assert message.startswith(f"S3 PutObject of s3://bucket/a/key failed: {code} (HTTP {status})")
+    assert ("transient" in message) is transient
