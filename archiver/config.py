@@ -229,9 +229,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
     return parse_config(data, path=chosen, environ=os.environ)
 
 
-def parse_config(
-    data: Mapping[str, Any], *, path: str, environ: Mapping[str, str]
-) -> Config:
+def parse_config(data: Mapping[str, Any], *, path: str, environ: Mapping[str, str]) -> Config:
     root = _Table(data, name="", path=path)
     store = _store(_required_table(root, "store"))
     state = _state(_required_table(root, "state"))

@@ -177,7 +177,9 @@ class Engine:
                 session = await source.get_session(record.session_id, locator=record.locator)
             except ArchiverError as exc:
                 if record.status == "pending":
-                    log.warning("pending_recheck_failed", session_id=record.session_id, error=str(exc))
+                    log.warning(
+                        "pending_recheck_failed", session_id=record.session_id, error=str(exc)
+                    )
                     if record.started_at is not None:
                         run.held_back.append(record.started_at)
                 else:
@@ -277,7 +279,9 @@ class Engine:
         prefix = safe_key(source.name, session.session_id)
         manifest_key = f"{prefix}/manifest.json"
         already_stored = await self.store.exists(manifest_key)
-        previous = await self.store.read_bytes(manifest_key) if already_stored and rearchive else None
+        previous = (
+            await self.store.read_bytes(manifest_key) if already_stored and rearchive else None
+        )
         if already_stored and not rearchive:
             # Stored by an earlier run that died before its state row: nothing to redo.
             await self.state.record_success(
@@ -422,4 +426,3 @@ def _artifact_keys(base: str, artifacts: list[Artifact]) -> list[str]:
 def _stamp(moment: datetime) -> str:
     utc = moment.astimezone(UTC)
     return utc.strftime("%Y%m%dT%H%M%S") + f"{utc.microsecond // 1000:03d}Z"
-

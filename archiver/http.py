@@ -14,7 +14,6 @@ Status mapping (one place, so every source behaves alike):
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -316,9 +315,10 @@ class VendorClient:
         raise VendorError(message, vendor=self.vendor, status=status)
 
     def _unavailable(self, url: str, exc: BaseException) -> VendorUnavailable:
-        reason = "timed out" if isinstance(exc, TimeoutError | asyncio.TimeoutError) else str(exc)
+        reason = "timed out" if isinstance(exc, TimeoutError) else redact(str(exc))
         return VendorUnavailable(
-            f"{self.vendor}: request to {strip_query(url)} failed: {redact(reason) or type(exc).__name__}",
+            f"{self.vendor}: request to {strip_query(url)} failed: "
+            f"{reason or type(exc).__name__}",
             vendor=self.vendor,
         )
 

@@ -215,7 +215,9 @@ def _typed_artifacts(record: JSON) -> Iterator[Artifact]:
         url = entry.get("path")
         kind = str(entry.get("type") or "unknown").lower()
         if isinstance(url, str) and url:
-            yield Artifact(name=f"artifacts/{index:02d}-{kind}-{_basename(url)}", kind=kind, url=url)
+            yield Artifact(
+                name=f"artifacts/{index:02d}-{kind}-{_basename(url)}", kind=kind, url=url
+            )
 
 
 def _screenshots(commands: Any) -> Iterator[Artifact]:

@@ -52,8 +52,11 @@ def test_absent_source_table_disables_it(tmp_path: Path) -> None:
 
 def test_s3_store_with_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     data = {
-        "store": {"url": "s3://bucket/prefix", "endpoint_url": "http://127.0.0.1:9000",
-                  "region": "eu-west-1"},
+        "store": {
+            "url": "s3://bucket/prefix",
+            "endpoint_url": "http://127.0.0.1:9000",
+            "region": "eu-west-1",
+        },
         "state": {"url": "sqlite:////tmp/x.db"},
     }
     config = parse_config(data, path="x.toml", environ={})
@@ -65,13 +68,18 @@ def test_s3_store_with_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
     ("text", "key"),
     [
         (MINIMAL.replace("file:///var", "ftp:///var"), "store.url"),
-        (MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token_env = "NOPE_UNSET"'),
-         "sources.perfecto.token_env"),
-        (MINIMAL + "[engine]\ndownload_concurrency = \"eight\"\n", "engine.download_concurrency"),
+        (
+            MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token_env = "NOPE_UNSET"'),
+            "sources.perfecto.token_env",
+        ),
+        (MINIMAL + '[engine]\ndownload_concurrency = "eight"\n', "engine.download_concurrency"),
         (MINIMAL + "[engine]\ndownload_concurrency = 0\n", "engine.download_concurrency"),
         (MINIMAL + "[engine]\ninterval_seconds = true\n", "engine.interval_seconds"),
         (MINIMAL + "[engine]\ndownload_concurency = 3\n", "engine.download_concurency"),
-        (MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token = "abc"'), "sources.perfecto.token"),
+        (
+            MINIMAL.replace('token_env = "PERFECTO_TOKEN"', 'token = "abc"'),
+            "sources.perfecto.token",
+        ),
         (MINIMAL.replace("https://mycloud", "mycloud"), "sources.perfecto.base_url"),
         (MINIMAL.replace("sqlite:", "mysql:"), "state.url"),
         (MINIMAL.replace('[state]\nurl = "sqlite:////var/lib/archiver/state.db"\n', ""), "state"),

@@ -1,0 +1,314 @@
+"""Engine rules over a scripted source, a real HTTP artifact server, memory store, SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
+from archiver.engine import Engine
+from archiver.errors import VendorError
+from archiver.http import VendorClient, header
+from archiver.model import Artifact, Session
+from archiver.state import State, open_state
+from archiver.store.memory import MemoryStore
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+FAST_HTTP = HttpSettings(attempts=2, backoff_initial=0.01, backoff_max=0.02)
+
+
+def body_for(path: str) -> bytes:
+    return hashlib.sha256(path.encode()).digest() * 500
+
+
+@dataclass
+class ArtifactServer:
+    server: TestServer
+    requests: list[str] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    not_ready: set[str] = field(default_factory=set)
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+
+@pytest.fixture
+async def files() -> AsyncIterator[ArtifactServer]:
+    holder: list[ArtifactServer] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        state = holder[0]
+        state.requests.append(request.path)
+        if request.path.startswith("/missing"):
+            return web.json_response({"userMessage": "gone"}, status=404)
+        if request.path in state.not_ready:
+            return web.Response(status=204)
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        await asyncio.sleep(0.02)
+        state.in_flight -= 1
+        return web.Response(body=body_for(request.path), content_type="video/mp4")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", serve)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    holder.append(ArtifactServer(server=server))
+    yield holder[0]
+    await server.close()
+
+
+class ScriptedSource:
+    """A source whose sessions and artifact lists the test sets directly."""
+
+    name = "fake"
+
+    def __init__(self, client: VendorClient, files: ArtifactServer) -> None:
+        self.client = client
+        self.settings = SourceSettings(base_url="http://127.0.0.1:1", token=Secret("t" * 10))
+        self.files = files
+        self.listed: list[Session] = []
+        self.artifact_paths: dict[str, list[str]] = {}
+        self.list_calls: list[tuple[datetime, datetime]] = []
+
+    def add(
+        self,
+        session_id: str,
+        *,
+        complete: bool = True,
+        paths: list[str] | None = None,
+        started: datetime | None = None,
+    ) -> Session:
+        session = Session(
+            source="fake",
+            session_id=session_id,
+            started_at=started or NOW - timedelta(hours=1),
+            complete=complete,
+            record={"id": session_id, "complete": complete},
+        )
+        self.listed = [s for s in self.listed if s.session_id != session_id] + [session]
+        self.artifact_paths[session_id] = paths or [f"/{session_id}/video.mp4"]
+        return session
+
+    async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
+        self.list_calls.append((since, until))
+        for session in self.listed:
+            yield session
+
+    async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
+        for session in self.listed:
+            if session.session_id == session_id:
+                return session
+        raise VendorError(f"fake: no session {session_id}", vendor="fake", status=404)
+
+    async def artifacts(self, session: Session) -> list[Artifact]:
+        found = [
+            Artifact(
+                name="record.json", kind="record", content=json.dumps(dict(session.record)).encode()
+            )
+        ]
+        for index, path in enumerate(self.artifact_paths[session.session_id]):
+            found.append(
+                Artifact(
+                    name=f"files/{index}-{path.rsplit('/', 1)[-1]}",
+                    kind="video",
+                    url=self.files.url(path) + "?X-Amz-Signature=secret",
+                )
+            )
+        return found
+
+    def not_offered(self, session: Session) -> list[str]:
+        return []
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    source: ScriptedSource
+    store: MemoryStore
+    state: State
+    files: ArtifactServer
+    clock: list[datetime]
+
+
+@pytest.fixture
+async def rig(files: ArtifactServer, tmp_path: Path) -> AsyncIterator[Rig]:
+    state = await open_state(f"sqlite:///{tmp_path}/state.db")
+    store = MemoryStore()
+    clock = [NOW]
+    async with aiohttp.ClientSession() as http:
+        client = VendorClient(
+            http,
+            vendor="Fake",
+            base_url="http://127.0.0.1:1",
+            auth_headers=header("X-Token", Secret("t" * 10)),
+            settings=FAST_HTTP,
+        )
+        source = ScriptedSource(client, files)
+        engine = Engine(
+            sources={"fake": source},
+            store=store,
+            state=state,
+            settings=EngineSettings(
+                download_concurrency=3,
+                max_attempts=2,
+                not_ready_attempts=2,
+                not_ready_delay_seconds=0.01,
+            ),
+            clock=lambda: clock[0],
+        )
+        yield Rig(engine=engine, source=source, store=store, state=state, files=files, clock=clock)
+    await state.close()
+
+
+async def manifest(rig: Rig, session_id: str) -> dict[str, object]:
+    data: dict[str, object] = json.loads(
+        await rig.store.read_bytes(f"fake/{session_id}/manifest.json")
+    )
+    return data
+
+
+async def test_archives_with_hashes_and_manifest_last(rig: Rig) -> None:
+    rig.source.add("s1", paths=["/s1/a.mp4", "/s1/b.mp4"])
+    report = await rig.engine.run_once()
+    assert report.ok and report.archived == 1 and report.artifacts == 3
+    doc = await manifest(rig, "s1")
+    assert doc["source"] == "fake" and doc["session_id"] == "s1"
+    assert doc["session"] == {"id": "s1", "complete": True}
+    assert str(doc["archived_at"]).endswith("Z")
+    entries = {entry["key"]: entry for entry in doc["artifacts"]}  # type: ignore[attr-defined]
+    video = entries["fake/s1/files/0-a.mp4"]
+    assert video["sha256"] == hashlib.sha256(body_for("/s1/a.mp4")).hexdigest()
+    assert video["size"] == len(body_for("/s1/a.mp4"))
+    assert video["source_url"].endswith("/s1/a.mp4")  # query string (signature) stripped
+    for entry in entries.values():
+        stored = await rig.store.read_bytes(entry["key"])
+        assert hashlib.sha256(stored).hexdigest() == entry["sha256"]
+    assert rig.store.write_order[-1] == "fake/s1/manifest.json"
+    record = await rig.state.get("fake", "s1")
+    assert record is not None and record.status == "archived"
+
+
+async def test_second_pass_downloads_and_writes_nothing(rig: Rig) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    requests, writes = len(rig.files.requests), len(rig.store.write_order)
+    report = await rig.engine.run_once()
+    assert report.ok and report.archived == 0 and report.skipped == 1
+    assert len(rig.files.requests) == requests
+    assert len(rig.store.write_order) == writes
+
+
+async def test_failing_session_does_not_stop_others(rig: Rig) -> None:
+    rig.source.add("bad", paths=["/missing/x.mp4"])
+    rig.source.add("good")
+    report = await rig.engine.run_once()
+    assert report.archived == 1 and not report.ok
+    assert "fake session bad" in report.failed[0] and "HTTP 404" in report.failed[0]
+    assert not await rig.store.exists("fake/bad/manifest.json")
+    record = await rig.state.get("fake", "bad")
+    assert record is not None and record.status == "failed" and record.attempts == 1
+    await rig.engine.run_once()
+    record = await rig.state.get("fake", "bad")
+    assert record is not None and record.attempts == 2
+    report = await rig.engine.run_once()  # max_attempts = 2: given up
+    assert report.given_up == 1 and report.ok
+
+
+async def test_failed_session_recovers_on_later_pass(rig: Rig) -> None:
+    rig.source.add("flaky", paths=["/missing/x.mp4"])
+    assert not (await rig.engine.run_once()).ok
+    rig.source.add("flaky", paths=["/flaky/ok.mp4"])
+    rig.source.listed = []  # past the watermark: found again through the failure row only
+    report = await rig.engine.run_once()
+    assert report.ok and report.archived == 1
+
+
+async def test_processing_session_waits_and_holds_watermark(rig: Rig) -> None:
+    early = NOW - timedelta(hours=5)
+    rig.source.add("busy", complete=False, started=early)
+    rig.source.add("done")
+    report = await rig.engine.run_once()
+    assert report.archived == 1 and report.pending == 1
+    assert await rig.state.watermark("fake") == early
+    assert not await rig.store.exists("fake/busy/manifest.json")
+    rig.source.add("busy", complete=True, started=early)
+    rig.clock[0] = NOW + timedelta(minutes=5)
+    report = await rig.engine.run_once()
+    assert report.archived == 1
+    assert await rig.state.watermark("fake") == NOW + timedelta(minutes=5)
+
+
+async def test_not_ready_artifact_makes_session_pending_not_failed(rig: Rig) -> None:
+    rig.files.not_ready.add("/p/report.pdf")
+    rig.source.add("p", paths=["/p/report.pdf"])
+    report = await rig.engine.run_once()
+    assert report.ok and report.pending == 1 and report.archived == 0
+    record = await rig.state.get("fake", "p")
+    assert record is not None and record.status == "pending"
+    rig.files.not_ready.clear()
+    report = await rig.engine.run_once()
+    assert report.archived == 1
+
+
+async def test_overdue_processing_session_archived_as_it_is(rig: Rig) -> None:
+    rig.source.add("stuck", complete=False)
+    await rig.engine.run_once()
+    rig.clock[0] = NOW + timedelta(hours=49)
+    report = await rig.engine.run_once()
+    assert report.archived == 1
+    doc = await manifest(rig, "stuck")
+    assert any("in progress" in note for note in doc["not_archived"])  # type: ignore[attr-defined]
+
+
+async def test_rearchive_keeps_previous_manifest_and_bytes(rig: Rig) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    first = await rig.store.read_bytes("fake/s1/manifest.json")
+    rig.clock[0] = NOW + timedelta(days=1)
+    report = await rig.engine.rearchive("fake", ["s1"])
+    assert report.ok and report.archived == 1
+    doc = await manifest(rig, "s1")
+    history_key = str(doc["previous_manifest"])
+    assert history_key.startswith("fake/s1/history/")
+    assert await rig.store.read_bytes(history_key) == first
+    new_keys = [entry["key"] for entry in doc["artifacts"]]  # type: ignore[attr-defined]
+    assert all(key.startswith("fake/s1/rearchived/") for key in new_keys)
+    old_keys = [entry["key"] for entry in json.loads(first)["artifacts"]]
+    for key in old_keys:
+        assert await rig.store.exists(key)
+
+
+async def test_rearchive_of_unknown_session_fails_cleanly(rig: Rig) -> None:
+    report = await rig.engine.rearchive("fake", ["nope"])
+    assert not report.ok and "HTTP" not in report.failed[0] and "nope" in report.failed[0]
+
+
+async def test_download_concurrency_is_bounded(rig: Rig) -> None:
+    for number in range(6):
+        rig.source.add(f"s{number}", paths=[f"/s{number}/{k}.mp4" for k in range(4)])
+    report = await rig.engine.run_once()
+    assert report.archived == 6
+    assert 1 < rig.files.max_in_flight <= 3
+
+
+async def test_manifest_already_stored_but_state_lost(rig: Rig) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    await rig.state.forget("fake", "s1")
+    requests = len(rig.files.requests)
+    report = await rig.engine.run_once()
+    assert report.archived == 0 and len(rig.files.requests) == requests
+    record = await rig.state.get("fake", "s1")
+    assert record is not None and record.status == "archived"
