@@ -14,6 +14,7 @@ whether retrying can help::
     ├── NotReady               the session is not complete yet (e.g. PDF still rendering)
     ├── UnsafeArtifactUrl      an artifact URL we refuse to fetch (scheme, address, size)
     ├── StoreError             the store could not keep an object
+    │   └── TransientStoreError  ...for a reason that may pass (S3 5xx, SlowDown, unreachable)
     └── StateError             the state database could not be used
         └── StateLocked        another daemon holds the same state database
 """
@@ -91,6 +92,13 @@ class UnsafeArtifactUrl(ArchiverError):
 
 class StoreError(ArchiverError):
     """The store could not write, read or list an object."""
+
+
+class TransientStoreError(StoreError, TransientError):
+    """The store failed in a way a later attempt may not (5xx, throttling, unreachable)."""
+
+    def __init__(self, message: str) -> None:
+        TransientError.__init__(self, message)
 
 
 class StateError(ArchiverError):

@@ -36,7 +36,7 @@ from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from archiver.errors import StoreError
+from archiver.errors import StoreError, TransientStoreError
 from archiver.keys import check_key, check_prefix
 from archiver.model import strip_query
 from archiver.store import ObjectWriter
@@ -387,12 +387,12 @@ def s3_error(operation: str, bucket: str, key: str, exc: Exception) -> StoreErro
         status = _status(cause)
         transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
         message = f"{where}: {code} (HTTP {status})"
-        return StoreError(message + (TRANSIENT_NOTE if transient else ""))
+        return TransientStoreError(message + TRANSIENT_NOTE) if transient else StoreError(message)
     if isinstance(cause, _NO_CREDENTIALS):
         return StoreError(f"{where}: no usable AWS credentials in boto3's default chain")
     if isinstance(cause, _UNREACHABLE):
         unreachable = f"{where}: cannot reach the endpoint ({type(cause).__name__})"
-        return StoreError(unreachable + TRANSIENT_NOTE)
+        return TransientStoreError(unreachable + TRANSIENT_NOTE)
     return StoreError(f"{where}: {type(cause).__name__}")
 
 
