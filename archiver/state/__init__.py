@@ -9,9 +9,18 @@ Contract (checked by ``tests/contract/test_state_contract.py`` over every implem
   error. ``record_failure`` or ``record_pending`` on an ``archived`` row (a failed
   re-archive) keeps ``status='archived'`` and its manifest key and only stores the error,
   so a failed re-archive never hides earlier evidence.
+  ``record_failure``/``record_pending`` without a ``locator`` or ``started_at`` keep the
+  ones already known. ``attempts`` is never reset (only ``forget`` does that).
+* ``pending`` and ``retryable_failures`` (``failed`` rows with ``attempts < max_attempts``)
+  list the oldest ``started_at`` first, rows without one last.
 * ``archived_ids`` answers for many ids in one query (listing pages are checked in bulk).
+* ``counts`` always has the three statuses as keys (0 when none).
 * Every call is its own short transaction; a crash between calls loses at most that call.
-* Times are timezone-aware UTC datetimes on the way in and out.
+  Calls may be made concurrently from one event loop.
+* Times are timezone-aware UTC datetimes on the way in and out; naive ones raise ValueError.
+* One process at a time: opening a state another process (or another open in this one)
+  holds raises ``StateLocked``; ``close`` releases it and may be called twice. Any other
+  failure to open or use the database raises ``StateError``. ``description`` is safe to log.
 """
 
 from __future__ import annotations
@@ -19,7 +28,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
+from urllib.parse import unquote
 
+from archiver.errors import StateError
 from archiver.model import SessionRecord
 
 
@@ -61,10 +72,43 @@ class State(Protocol):
 
     async def pending(self, source: str) -> list[SessionRecord]: ...
 
-    async def retryable_failures(self, source: str, *, max_attempts: int) -> list[SessionRecord]: ...
+    async def retryable_failures(
+        self, source: str, *, max_attempts: int
+    ) -> list[SessionRecord]: ...
 
     async def forget(self, source: str, session_id: str) -> None: ...
 
     async def counts(self, source: str | None = None) -> dict[str, int]: ...
 
     async def close(self) -> None: ...
+
+
+async def open_state(url: str) -> State:
+    """Open the state a URL names, taking its single-writer lock.
+
+    * ``sqlite:////abs/path/state.db`` (four slashes: an absolute path),
+    * ``sqlite:///state.db`` (three slashes: relative to the working directory),
+    * ``sqlite://:memory:`` (nothing kept; for tests and demos).
+
+    Raises StateLocked if another archiver process uses that state, and StateError if the
+    URL or the database cannot be used. Close the state with ``await state.close()``.
+    """
+    scheme, _, rest = url.partition("://")
+    if scheme == "sqlite":
+        from archiver.state.sqlite import MEMORY, SqliteState
+
+        return await SqliteState.open(_sqlite_path(url, rest, memory=MEMORY))
+    raise StateError(f"unknown state scheme in {url!r} (use sqlite:////path/state.db)")
+
+
+def _sqlite_path(url: str, rest: str, *, memory: str) -> str:
+    if rest in (memory, f"/{memory}"):
+        return memory
+    if not rest.startswith("/") or "?" in rest or "#" in rest:
+        raise StateError(
+            f"state url {url!r} is not sqlite:////absolute/path.db or sqlite:///relative.db"
+        )
+    path = unquote(rest[1:])
+    if not path or path.endswith("/"):
+        raise StateError(f"state url {url!r} names no database file")
+    return path

@@ -1,0 +1,555 @@
+"""SQLite state: one local database file, guarded by a single-writer lock file.
+
+Every call runs on one dedicated worker thread (the connection never leaves it) and is a
+single short transaction. ``journal_mode=WAL`` with ``synchronous=FULL`` makes each
+committed call durable, so a crash at any moment loses at most the call under way.
+
+Next to ``state.db`` lives ``state.db.lock``: the process holding an exclusive ``flock`` on
+it (and whose pid it contains) is the only archiver allowed to use the database. The kernel
+drops the lock when that process dies, so a stale lock file never blocks a restart.
+
+The database, its ``-wal``/``-shm`` companions (SQLite copies the database's mode) and the
+lock file are owner-only (0o600); a missing parent directory is created owner-only (0o700).
+
+Times are stored as integer microseconds since the Unix epoch (UTC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
+
+from archiver.errors import StateError, StateLocked
+from archiver.model import SessionRecord, SessionStatus
+
+MEMORY = ":memory:"
+SQLITE_HEADER = b"SQLite format 3\x00"
+BUSY_TIMEOUT_MS = 5_000
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
+# Well under SQLite's smallest compiled-in limit on bound variables (999).
+IDS_PER_QUERY = 500
+STATUSES: tuple[SessionStatus, ...] = ("pending", "failed", "archived")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+# Schema version N is reached by running MIGRATIONS[N - 1]; append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE sessions (
+            source       TEXT    NOT NULL,
+            session_id   TEXT    NOT NULL,
+            status       TEXT    NOT NULL CHECK (status IN ('pending', 'failed', 'archived')),
+            locator      TEXT,
+            started_at   INTEGER,
+            first_seen   INTEGER NOT NULL,
+            updated_at   INTEGER NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+            last_error   TEXT,
+            manifest_key TEXT,
+            CHECK (status <> 'archived' OR manifest_key IS NOT NULL),
+            PRIMARY KEY (source, session_id)
+        )
+        """,
+        "CREATE INDEX sessions_by_status ON sessions (source, status)",
+        """
+        CREATE TABLE watermarks (
+            source TEXT    PRIMARY KEY,
+            at     INTEGER NOT NULL
+        )
+        """,
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = (
+    "source, session_id, status, locator, started_at, first_seen, updated_at, attempts,"
+    " last_error, manifest_key"
+)
+_ARCHIVED_AMONG = (
+    "SELECT session_id FROM sessions WHERE source = ? AND status = 'archived' AND session_id IN"
+)
+# Oldest first; sessions without a start time after the others, in a stable order.
+_OLDEST_FIRST = "ORDER BY started_at IS NULL, started_at, first_seen, session_id"
+
+_UPSERT_SUCCESS = """
+    INSERT INTO sessions (source, session_id, status, first_seen, updated_at, manifest_key)
+    VALUES (:source, :session_id, 'archived', :at, :at, :manifest_key)
+    ON CONFLICT (source, session_id) DO UPDATE SET
+        status = 'archived',
+        manifest_key = excluded.manifest_key,
+        last_error = NULL,
+        updated_at = excluded.updated_at
+"""
+# An archived row stays archived (with its manifest key): a failed re-archive never hides
+# earlier evidence.
+_UPSERT_FAILURE = """
+    INSERT INTO sessions (
+        source, session_id, status, locator, started_at, first_seen, updated_at, attempts,
+        last_error
+    )
+    VALUES (:source, :session_id, 'failed', :locator, :started_at, :at, :at, 1, :error)
+    ON CONFLICT (source, session_id) DO UPDATE SET
+        status = CASE status WHEN 'archived' THEN 'archived' ELSE 'failed' END,
+        locator = COALESCE(excluded.locator, locator),
+        started_at = COALESCE(excluded.started_at, started_at),
+        attempts = attempts + 1,
+        last_error = excluded.last_error,
+        updated_at = excluded.updated_at
+"""
+_UPSERT_PENDING = """
+    INSERT INTO sessions (source, session_id, status, locator, started_at, first_seen, updated_at)
+    VALUES (:source, :session_id, 'pending', :locator, :started_at, :at, :at)
+    ON CONFLICT (source, session_id) DO UPDATE SET
+        status = CASE status WHEN 'archived' THEN 'archived' ELSE 'pending' END,
+        locator = COALESCE(excluded.locator, locator),
+        started_at = COALESCE(excluded.started_at, started_at),
+        updated_at = excluded.updated_at
+"""
+
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+class SqliteState:
+    """The State seam over one SQLite file (or ``:memory:``). Create it with :meth:`open`."""
+
+    def __init__(self, database: _Database, executor: ThreadPoolExecutor) -> None:
+        self._database: _Database | None = database
+        self._executor = executor
+        self.description = database.description
+
+    @classmethod
+    async def open(cls, path: Path | str) -> SqliteState:
+        """Lock, create or migrate, and connect to the database at ``path``.
+
+        Raises StateLocked if another process uses it, StateError if it cannot be used.
+        """
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archiver-state")
+        connecting = executor.submit(_Database.connect, path)
+        try:
+            database = await asyncio.wrap_future(connecting)
+        except BaseException:
+            # Cancelled while connecting: close the database (and its lock) once it is open.
+            connecting.add_done_callback(_close_if_opened)
+            executor.shutdown(wait=False)
+            raise
+        return cls(database, executor)
+
+    async def watermark(self, source: str) -> datetime | None:
+        return await self._run(_Database.watermark, source)
+
+    async def set_watermark(self, source: str, at: datetime) -> None:
+        await self._run(_Database.set_watermark, source, _to_micros(at))
+
+    async def get(self, source: str, session_id: str) -> SessionRecord | None:
+        return await self._run(_Database.get, source, session_id)
+
+    async def archived_ids(self, source: str, session_ids: Collection[str]) -> set[str]:
+        return await self._run(_Database.archived_ids, source, list(set(session_ids)))
+
+    async def record_success(
+        self, source: str, session_id: str, *, manifest_key: str, at: datetime
+    ) -> None:
+        await self._run(
+            _Database.write,
+            _UPSERT_SUCCESS,
+            {
+                "source": source,
+                "session_id": session_id,
+                "manifest_key": manifest_key,
+                "at": _to_micros(at),
+            },
+        )
+
+    async def record_failure(
+        self,
+        source: str,
+        session_id: str,
+        *,
+        error: str,
+        at: datetime,
+        locator: str | None = None,
+        started_at: datetime | None = None,
+    ) -> int:
+        return await self._run(
+            _Database.record_failure,
+            {
+                "source": source,
+                "session_id": session_id,
+                "error": error,
+                "at": _to_micros(at),
+                "locator": locator,
+                "started_at": _optional_micros(started_at),
+            },
+        )
+
+    async def record_pending(
+        self,
+        source: str,
+        session_id: str,
+        *,
+        at: datetime,
+        locator: str | None = None,
+        started_at: datetime | None = None,
+    ) -> None:
+        await self._run(
+            _Database.write,
+            _UPSERT_PENDING,
+            {
+                "source": source,
+                "session_id": session_id,
+                "at": _to_micros(at),
+                "locator": locator,
+                "started_at": _optional_micros(started_at),
+            },
+        )
+
+    async def pending(self, source: str) -> list[SessionRecord]:
+        return await self._run(
+            _Database.records,
+            f"WHERE source = ? AND status = 'pending' {_OLDEST_FIRST}",
+            (source,),
+        )
+
+    async def retryable_failures(self, source: str, *, max_attempts: int) -> list[SessionRecord]:
+        return await self._run(
+            _Database.records,
+            f"WHERE source = ? AND status = 'failed' AND attempts < ? {_OLDEST_FIRST}",
+            (source, max_attempts),
+        )
+
+    async def forget(self, source: str, session_id: str) -> None:
+        await self._run(
+            _Database.write,
+            "DELETE FROM sessions WHERE source = :source AND session_id = :session_id",
+            {"source": source, "session_id": session_id},
+        )
+
+    async def counts(self, source: str | None = None) -> dict[str, int]:
+        return await self._run(_Database.counts, source)
+
+    async def close(self) -> None:
+        """Close the connection and release the lock; calling it again does nothing."""
+        database, self._database = self._database, None
+        if database is None:
+            return
+        try:
+            await asyncio.wrap_future(self._executor.submit(database.close))
+        finally:
+            self._executor.shutdown(wait=True)
+
+    async def _run(
+        self, method: Callable[Concatenate[_Database, _P], _T], *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T:
+        """Run ``method(database, *args)`` on the state's own thread."""
+        database = self._database
+        if database is None:
+            raise StateError(f"state database {self.description} is closed")
+        return await asyncio.wrap_future(self._executor.submit(method, database, *args, **kwargs))
+
+
+def _close_if_opened(connecting: Future[_Database]) -> None:
+    if not connecting.cancelled() and connecting.exception() is None:
+        with contextlib.suppress(StateError):
+            connecting.result().close()
+
+
+class _Database:
+    """The blocking side: lives on the worker thread, one short transaction per method."""
+
+    def __init__(
+        self, description: str, connection: sqlite3.Connection, lock: _LockFile | None
+    ) -> None:
+        self.description = description
+        self._connection = connection
+        self._lock = lock
+
+    @classmethod
+    def connect(cls, path: Path | str) -> _Database:
+        if path == MEMORY:
+            return cls(MEMORY, _connect(MEMORY, MEMORY), lock=None)
+        location = Path(path).absolute()
+        description = str(location)
+        _make_parent_directory(location)
+        lock = _LockFile.acquire(location)
+        try:
+            _create_owner_only(location)
+            return cls(description, _connect(location, description), lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def close(self) -> None:
+        try:
+            with self._errors():
+                self._connection.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def watermark(self, source: str) -> datetime | None:
+        with self._errors():
+            row = self._connection.execute(
+                "SELECT at FROM watermarks WHERE source = ?", (source,)
+            ).fetchone()
+        return None if row is None else _from_micros(row[0])
+
+    def set_watermark(self, source: str, at: int) -> None:
+        self.write(
+            "INSERT INTO watermarks (source, at) VALUES (:source, :at)"
+            " ON CONFLICT (source) DO UPDATE SET at = excluded.at",
+            {"source": source, "at": at},
+        )
+
+    def get(self, source: str, session_id: str) -> SessionRecord | None:
+        found = self.records("WHERE source = ? AND session_id = ?", (source, session_id))
+        return found[0] if found else None
+
+    def records(self, where: str, parameters: Sequence[object]) -> list[SessionRecord]:
+        with self._errors():
+            rows = self._connection.execute(
+                f"SELECT {_COLUMNS} FROM sessions {where}",  # noqa: S608 - constant fragments
+                parameters,
+            ).fetchall()
+        return [_session_record(row) for row in rows]
+
+    def archived_ids(self, source: str, session_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self._errors(), self._transaction("BEGIN"):
+            for start in range(0, len(session_ids), IDS_PER_QUERY):
+                chunk = session_ids[start : start + IDS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                query = f"{_ARCHIVED_AMONG} ({marks})"
+                rows = self._connection.execute(query, (source, *chunk))
+                found.update(row[0] for row in rows)
+        return found
+
+    def counts(self, source: str | None) -> dict[str, int]:
+        query = "SELECT status, COUNT(*) FROM sessions"
+        parameters: tuple[str, ...] = ()
+        if source is not None:
+            query += " WHERE source = ?"
+            parameters = (source,)
+        with self._errors():
+            rows = self._connection.execute(f"{query} GROUP BY status", parameters).fetchall()
+        counted: dict[str, int] = dict.fromkeys(STATUSES, 0)
+        counted.update((status, count) for status, count in rows)
+        return counted
+
+    def write(self, statement: str, parameters: dict[str, object]) -> None:
+        with self._errors(), self._transaction():
+            self._connection.execute(statement, parameters)
+
+    def record_failure(self, parameters: dict[str, object]) -> int:
+        with self._errors(), self._transaction():
+            self._connection.execute(_UPSERT_FAILURE, parameters)
+            row = self._connection.execute(
+                "SELECT attempts FROM sessions WHERE source = :source AND session_id = :session_id",
+                parameters,
+            ).fetchone()
+        return int(row[0])
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+        self._connection.execute(begin)
+        try:
+            yield
+            self._connection.execute("COMMIT")
+        except BaseException:
+            _roll_back(self._connection)
+            raise
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {self.description}: {exc}") from exc
+
+
+class _LockFile:
+    """An exclusive ``flock`` on ``<db>.lock``, holding the owner's pid."""
+
+    def __init__(self, path: Path, descriptor: int) -> None:
+        self.path = path
+        self._descriptor = descriptor
+
+    @classmethod
+    def acquire(cls, database: Path) -> _LockFile:
+        path = database.with_name(database.name + ".lock")
+        descriptor = _open_owner_only(path, database)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(descriptor)
+            os.close(descriptor)
+            raise StateLocked(
+                f"state database {database} is in use by another archiver process"
+                f" (pid {holder}); stop it first or use another state url"
+            ) from None
+        except OSError as exc:
+            os.close(descriptor)
+            raise StateError(f"state database {database}: cannot lock {path}: {exc}") from exc
+        try:
+            _write_pid(descriptor)
+        except OSError as exc:
+            os.close(descriptor)
+            raise StateError(f"state database {database}: cannot write {path}: {exc}") from exc
+        return cls(path, descriptor)
+
+    def release(self) -> None:
+        """Clear the pid and drop the lock (closing the descriptor releases the flock)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._descriptor, 0)
+        os.close(self._descriptor)
+
+
+def _connect(target: Path | str, description: str) -> sqlite3.Connection:
+    try:
+        connection = sqlite3.connect(
+            # Used by one thread at a time (the state's executor); close may come from another.
+            target,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+    except sqlite3.Error as exc:
+        raise StateError(f"state database {description}: cannot open: {exc}") from exc
+    try:
+        _configure(connection, in_memory=target == MEMORY)
+        _migrate(connection, description)
+    except sqlite3.Error as exc:
+        connection.close()
+        raise StateError(f"state database {description} is not usable: {exc}") from exc
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _configure(connection: sqlite3.Connection, *, in_memory: bool) -> None:
+    journal_mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if not in_memory and str(journal_mode).lower() != "wal":
+        raise sqlite3.OperationalError(f"cannot switch to WAL journal mode (got {journal_mode})")
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _migrate(connection: sqlite3.Connection, description: str) -> None:
+    """Bring the schema to SCHEMA_VERSION, one version per transaction."""
+    while True:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+            if version > SCHEMA_VERSION:
+                raise StateError(
+                    f"state database {description} has schema version {version}, newer than"
+                    f" this archiver's {SCHEMA_VERSION}; upgrade archiver"
+                )
+            if version == SCHEMA_VERSION:
+                connection.execute("COMMIT")
+                return
+            for statement in MIGRATIONS[version]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version + 1}")
+            connection.execute("COMMIT")
+        except BaseException:
+            _roll_back(connection)
+            raise
+
+
+def _roll_back(connection: sqlite3.Connection) -> None:
+    """Undo an unfinished transaction (SQLite may already have undone it on some errors)."""
+    if connection.in_transaction:
+        connection.execute("ROLLBACK")
+
+
+def _make_parent_directory(database: Path) -> None:
+    try:
+        database.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StateError(
+            f"state database {database}: cannot create its directory {database.parent}: {exc}"
+        ) from exc
+
+
+def _create_owner_only(database: Path) -> None:
+    """Create the database file 0o600 before SQLite opens it, so it never has wider modes.
+
+    An existing non-empty file must start with SQLite's header: SQLite itself would take a
+    file shorter than a header for an empty database and overwrite it.
+    """
+    descriptor = _open_owner_only(database, database)
+    try:
+        header = os.pread(descriptor, len(SQLITE_HEADER), 0)
+    except OSError as exc:
+        raise StateError(f"state database {database}: cannot read it: {exc}") from exc
+    finally:
+        os.close(descriptor)
+    if header and header != SQLITE_HEADER:
+        raise StateError(f"state database {database} is not an SQLite database") from ValueError(
+            f"file starts with {header!r}"
+        )
+
+
+def _open_owner_only(path: Path, database: Path) -> int:
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    except OSError as exc:
+        raise StateError(f"state database {database}: cannot open {path}: {exc}") from exc
+
+
+def _read_pid(descriptor: int) -> str:
+    try:
+        text = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
+
+
+def _write_pid(descriptor: int) -> None:
+    os.ftruncate(descriptor, 0)
+    os.pwrite(descriptor, f"{os.getpid()}\n".encode(), 0)
+
+
+def _session_record(row: Sequence[Any]) -> SessionRecord:
+    (source, session_id, status, locator, started_at, first_seen, updated_at) = row[:7]
+    (attempts, last_error, manifest_key) = row[7:]
+    return SessionRecord(
+        source=source,
+        session_id=session_id,
+        status=cast(SessionStatus, status),
+        locator=locator,
+        started_at=None if started_at is None else _from_micros(started_at),
+        first_seen=_from_micros(first_seen),
+        updated_at=_from_micros(updated_at),
+        attempts=attempts,
+        last_error=last_error,
+        manifest_key=manifest_key,
+    )
+
+
+def _to_micros(moment: datetime) -> int:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"state times must be timezone-aware, got naive {moment.isoformat()}")
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _optional_micros(moment: datetime | None) -> int | None:
+    return None if moment is None else _to_micros(moment)
+
+
+def _from_micros(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)

@@ -1,0 +1,481 @@
+"""The State contract (archiver/state/__init__.py), run over every implementation.
+
+To add an implementation, add a param to ``backend``: a URL opening a fresh, empty state.
+Checks on files (permissions, garbage file) run only for backends with a ``path``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+import archiver
+from archiver.errors import StateError, StateLocked
+from archiver.state import State, open_state
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+SRC = "perfecto"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    url: str
+    path: Path | None = None  # the database file, for implementations that have one
+
+
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "sqlite":
+        path = tmp_path / "var" / "state.db"
+        return Backend("sqlite", f"sqlite:///{path}", path)
+    raise AssertionError(request.param)
+
+
+@pytest.fixture
+async def state(backend: Backend) -> AsyncIterator[State]:
+    opened = await open_state(backend.url)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+def file_backend(backend: Backend) -> Path:
+    if backend.path is None:
+        pytest.skip(f"{backend.name} keeps no local file")
+    return backend.path
+
+
+def at(minutes: int) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+# --- watermarks -------------------------------------------------------------------------
+
+
+async def test_watermark_is_none_until_set(state: State) -> None:
+    assert await state.watermark(SRC) is None
+
+
+async def test_watermark_roundtrip_is_tz_aware_utc(state: State) -> None:
+    paris = timezone(timedelta(hours=2))
+    moment = datetime(2026, 3, 1, 14, 30, 0, 654321, tzinfo=paris)
+    await state.set_watermark(SRC, moment)
+    await state.set_watermark("devrev", at(5))
+
+    stored = await state.watermark(SRC)
+
+    assert stored == moment
+    assert stored is not None and stored.utcoffset() == timedelta(0)
+    assert stored.microsecond == 654321
+    assert await state.watermark("devrev") == at(5)
+
+
+async def test_watermark_can_move_back(state: State) -> None:
+    await state.set_watermark(SRC, at(10))
+    await state.set_watermark(SRC, at(3))
+    assert await state.watermark(SRC) == at(3)
+
+
+async def test_naive_times_are_refused(state: State) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await state.set_watermark(SRC, datetime(2026, 3, 1, 12, 0))
+
+
+# --- transitions ------------------------------------------------------------------------
+
+
+async def test_unknown_session_is_none(state: State) -> None:
+    assert await state.get(SRC, "nope") is None
+
+
+async def test_pending_then_failed_then_archived(state: State) -> None:
+    await state.record_pending(SRC, "s1", at=at(0), locator="ext-1", started_at=at(-30))
+    pending = await state.get(SRC, "s1")
+    assert pending is not None
+    assert (pending.status, pending.attempts, pending.locator) == ("pending", 0, "ext-1")
+    assert pending.started_at == at(-30)
+    assert pending.first_seen == pending.updated_at == at(0)
+    assert pending.first_seen.tzinfo is not None
+
+    attempts = await state.record_failure(SRC, "s1", error="boom", at=at(1))
+    failed = await state.get(SRC, "s1")
+    assert attempts == 1
+    assert failed is not None
+    assert (failed.status, failed.attempts, failed.last_error) == ("failed", 1, "boom")
+    assert failed.locator == "ext-1", "a failure without a locator keeps the known one"
+    assert failed.started_at == at(-30)
+    assert (failed.first_seen, failed.updated_at) == (at(0), at(1))
+
+    await state.record_success(SRC, "s1", manifest_key="perfecto/s1/manifest.json", at=at(2))
+    archived = await state.get(SRC, "s1")
+    assert archived is not None
+    assert archived.status == "archived"
+    assert archived.manifest_key == "perfecto/s1/manifest.json"
+    assert archived.last_error is None
+    assert (archived.first_seen, archived.updated_at) == (at(0), at(2))
+
+
+async def test_success_for_an_unknown_session_creates_it(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(0))
+    record = await state.get(SRC, "s1")
+    assert record is not None
+    assert (record.status, record.manifest_key, record.attempts) == ("archived", "k", 0)
+    assert record.first_seen == at(0)
+
+
+async def test_failure_for_an_unknown_session_creates_it(state: State) -> None:
+    attempts = await state.record_failure(
+        SRC, "s1", error="e", at=at(0), locator="x", started_at=at(-1)
+    )
+    record = await state.get(SRC, "s1")
+    assert attempts == 1
+    assert record is not None
+    assert (record.status, record.locator, record.started_at) == ("failed", "x", at(-1))
+
+
+async def test_sessions_are_kept_per_source(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(0))
+    assert await state.get("devrev", "s1") is None
+    assert await state.archived_ids("devrev", ["s1"]) == set()
+
+
+# --- attempts and retries ---------------------------------------------------------------
+
+
+async def test_attempts_count_up(state: State) -> None:
+    counts = [await state.record_failure(SRC, "s1", error=f"e{n}", at=at(n)) for n in range(4)]
+    record = await state.get(SRC, "s1")
+    assert counts == [1, 2, 3, 4]
+    assert record is not None and record.last_error == "e3"
+
+
+async def test_retryable_failures_respect_max_attempts(state: State) -> None:
+    await state.record_failure(SRC, "once", error="e", at=at(0), started_at=at(-5))
+    for _ in range(3):
+        await state.record_failure(SRC, "thrice", error="e", at=at(0), started_at=at(-9))
+    await state.record_failure("devrev", "other-source", error="e", at=at(0))
+    await state.record_pending(SRC, "waiting", at=at(0))
+
+    assert [r.session_id for r in await state.retryable_failures(SRC, max_attempts=4)] == [
+        "thrice",
+        "once",
+    ]
+    assert [r.session_id for r in await state.retryable_failures(SRC, max_attempts=3)] == ["once"]
+    assert await state.retryable_failures(SRC, max_attempts=1) == []
+
+
+async def test_pending_lists_oldest_started_first(state: State) -> None:
+    await state.record_pending(SRC, "newer", at=at(0), started_at=at(-1))
+    await state.record_pending(SRC, "older", at=at(0), started_at=at(-60))
+    await state.record_pending(SRC, "unknown-start", at=at(0))
+    await state.record_failure(SRC, "failed", error="e", at=at(0), started_at=at(-90))
+    await state.record_pending("devrev", "elsewhere", at=at(0))
+
+    pending = await state.pending(SRC)
+
+    assert [r.session_id for r in pending] == ["older", "newer", "unknown-start"]
+    assert all(r.status == "pending" for r in pending)
+
+
+async def test_pending_after_failure_keeps_attempts(state: State) -> None:
+    await state.record_failure(SRC, "s1", error="e", at=at(0))
+    await state.record_pending(SRC, "s1", at=at(1))
+    record = await state.get(SRC, "s1")
+    assert record is not None
+    assert (record.status, record.attempts) == ("pending", 1)
+    assert await state.retryable_failures(SRC, max_attempts=5) == []
+
+
+# --- archived rows are never downgraded -------------------------------------------------
+
+
+async def test_failure_on_archived_row_keeps_evidence(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k1", at=at(0))
+
+    attempts = await state.record_failure(SRC, "s1", error="re-archive failed", at=at(1))
+
+    record = await state.get(SRC, "s1")
+    assert attempts == 1
+    assert record is not None
+    assert (record.status, record.manifest_key) == ("archived", "k1")
+    assert record.last_error == "re-archive failed"
+    assert await state.retryable_failures(SRC, max_attempts=10) == []
+    assert await state.archived_ids(SRC, ["s1"]) == {"s1"}
+
+
+async def test_pending_on_archived_row_keeps_evidence(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k1", at=at(0))
+
+    await state.record_pending(SRC, "s1", at=at(1), locator="ext")
+
+    record = await state.get(SRC, "s1")
+    assert record is not None
+    assert (record.status, record.manifest_key) == ("archived", "k1")
+    assert await state.pending(SRC) == []
+
+
+async def test_success_after_failed_rearchive_clears_error(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k1", at=at(0))
+    await state.record_failure(SRC, "s1", error="e", at=at(1))
+    await state.record_success(SRC, "s1", manifest_key="k2", at=at(2))
+    record = await state.get(SRC, "s1")
+    assert record is not None
+    assert (record.status, record.manifest_key, record.last_error) == ("archived", "k2", None)
+
+
+# --- bulk checks, counts, forget --------------------------------------------------------
+
+
+async def test_archived_ids_answers_ten_thousand_ids_at_once(state: State) -> None:
+    archived = {f"s{n:05d}" for n in range(0, 10_000, 97)}
+    for session_id in archived:
+        await state.record_success(SRC, session_id, manifest_key=f"k/{session_id}", at=at(0))
+    await state.record_failure(SRC, "s00001", error="e", at=at(0))
+    await state.record_pending(SRC, "s00002", at=at(0))
+    asked = [f"s{n:05d}" for n in range(10_000)]
+
+    started = time.perf_counter()
+    found = await state.archived_ids(SRC, asked)
+    elapsed = time.perf_counter() - started
+
+    assert found == archived
+    assert elapsed < 2.0
+    assert await state.archived_ids(SRC, []) == set()
+    assert await state.archived_ids(SRC, ("s00000", "s00000", "missing")) == {"s00000"}
+
+
+async def test_counts_by_status_overall_and_per_source(state: State) -> None:
+    await state.record_success(SRC, "a", manifest_key="k", at=at(0))
+    await state.record_success(SRC, "b", manifest_key="k", at=at(0))
+    await state.record_failure(SRC, "c", error="e", at=at(0))
+    await state.record_pending("devrev", "d", at=at(0))
+
+    assert await state.counts() == {"archived": 2, "failed": 1, "pending": 1}
+    assert await state.counts(SRC) == {"archived": 2, "failed": 1, "pending": 0}
+    assert await state.counts("nobody") == {"archived": 0, "failed": 0, "pending": 0}
+
+
+async def test_forget_removes_only_that_session(state: State) -> None:
+    await state.record_failure(SRC, "s1", error="e", at=at(0))
+    await state.record_failure(SRC, "s2", error="e", at=at(0))
+
+    await state.forget(SRC, "s1")
+    await state.forget(SRC, "never-seen")
+
+    assert await state.get(SRC, "s1") is None
+    assert await state.get(SRC, "s2") is not None
+    assert await state.record_failure(SRC, "s1", error="e", at=at(1)) == 1
+
+
+# --- lifetime and the single-writer lock ------------------------------------------------
+
+
+async def test_data_survives_close_and_reopen(backend: Backend) -> None:
+    first = await open_state(backend.url)
+    try:
+        await first.set_watermark(SRC, at(7))
+        await first.record_success(SRC, "s1", manifest_key="k1", at=at(1))
+        await first.record_failure(SRC, "s2", error="e", at=at(2), locator="ext-2")
+    finally:
+        await first.close()
+
+    second = await open_state(backend.url)
+    try:
+        assert await second.watermark(SRC) == at(7)
+        assert await second.archived_ids(SRC, ["s1", "s2"]) == {"s1"}
+        failed = await second.get(SRC, "s2")
+        assert failed is not None and (failed.locator, failed.attempts) == ("ext-2", 1)
+    finally:
+        await second.close()
+
+
+async def test_close_twice_is_harmless_and_later_calls_fail(backend: Backend) -> None:
+    opened = await open_state(backend.url)
+    await opened.close()
+    await opened.close()
+    with pytest.raises(StateError, match="closed"):
+        await opened.watermark(SRC)
+
+
+async def test_second_open_in_same_process_is_locked(backend: Backend, state: State) -> None:
+    with pytest.raises(StateLocked, match=rf"pid {os.getpid()}\b"):
+        await open_state(backend.url)
+    await state.close()
+
+    reopened = await open_state(backend.url)
+    await reopened.close()
+
+
+async def test_lock_message_names_the_database(backend: Backend, state: State) -> None:
+    with pytest.raises(StateLocked) as locked:
+        await open_state(backend.url)
+    message = str(locked.value)
+    assert "in use by another archiver process" in message
+    if backend.path is not None:
+        assert str(backend.path) in message
+    assert "\n" not in message
+
+
+@pytest.fixture
+def other_process(backend: Backend) -> Iterator[subprocess.Popen[str]]:
+    """A separate Python process holding the state open until its stdin closes."""
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        from archiver.state import open_state
+
+        async def main() -> None:
+            state = await open_state(sys.argv[1])
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.read)
+            await state.close()
+
+        asyncio.run(main())
+        """
+    )
+    project = str(Path(archiver.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": project}
+    with subprocess.Popen(
+        [sys.executable, "-c", script, backend.url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    ) as process:
+        assert process.stdout is not None and process.stdin is not None
+        try:
+            assert process.stdout.readline().strip() == "ready"
+            yield process
+        finally:
+            process.stdin.close()
+            process.wait(timeout=30)
+
+
+async def test_another_process_holding_the_state_locks_us_out(
+    backend: Backend, other_process: subprocess.Popen[str]
+) -> None:
+    with pytest.raises(StateLocked, match=rf"pid {other_process.pid}\b"):
+        await open_state(backend.url)
+
+
+async def test_lock_is_released_when_the_other_process_ends(
+    backend: Backend, other_process: subprocess.Popen[str]
+) -> None:
+    assert other_process.stdin is not None
+    other_process.stdin.close()
+    assert other_process.wait(timeout=30) == 0
+
+    reopened = await open_state(backend.url)
+    await reopened.close()
+
+
+# --- files (implementations with a local database file) ---------------------------------
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+async def test_files_are_owner_only(backend: Backend, state: State) -> None:
+    path = file_backend(backend)
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(0))
+
+    lock = path.with_name(path.name + ".lock")
+    assert mode(path) == 0o600
+    assert mode(lock) == 0o600
+    for companion in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if companion.exists():
+            assert mode(companion) == 0o600, companion
+    assert mode(path.parent) == 0o700
+
+
+async def test_files_are_owner_only_even_with_a_lax_umask(backend: Backend) -> None:
+    path = file_backend(backend)
+    previous = os.umask(0)
+    try:
+        opened = await open_state(backend.url)
+        try:
+            await opened.record_success(SRC, "s1", manifest_key="k", at=at(0))
+            for name in (path.name, path.name + ".lock", path.name + "-wal", path.name + "-shm"):
+                assert mode(path.with_name(name)) == 0o600, name
+        finally:
+            await opened.close()
+    finally:
+        os.umask(previous)
+
+
+@pytest.mark.parametrize(
+    "garbage", [b"not a database at all\n" * 200, b"x", b"SQLite format 3\x00" + b"\xff" * 200]
+)
+async def test_a_garbage_file_is_a_state_error(backend: Backend, garbage: bytes) -> None:
+    path = file_backend(backend)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(garbage)
+
+    with pytest.raises(StateError, match=str(path)) as raised:
+        await open_state(backend.url)
+
+    assert not isinstance(raised.value, StateLocked)
+    assert raised.value.__cause__ is not None
+    path.write_bytes(b"")  # the lock was released: an empty file opens as a new database
+    reopened = await open_state(backend.url)
+    await reopened.close()
+
+
+async def test_a_directory_in_the_way_is_a_state_error(backend: Backend) -> None:
+    path = file_backend(backend)
+    path.mkdir(parents=True)
+    with pytest.raises(StateError, match=str(path)):
+        await open_state(backend.url)
+
+
+# --- URLs -------------------------------------------------------------------------------
+
+
+async def test_relative_sqlite_url_is_relative_to_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    opened = await open_state("sqlite:///relative.db")
+    try:
+        assert opened.description == str(tmp_path / "relative.db")
+    finally:
+        await opened.close()
+    assert (tmp_path / "relative.db").is_file()
+
+
+async def test_in_memory_sqlite() -> None:
+    opened = await open_state("sqlite://:memory:")
+    try:
+        await opened.record_success(SRC, "s1", manifest_key="k", at=at(0))
+        assert await opened.archived_ids(SRC, ["s1"]) == {"s1"}
+    finally:
+        await opened.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "sqlite:///", "sqlite://host/x.db"])
+async def test_unusable_urls_are_state_errors(url: str) -> None:
+    with pytest.raises(StateError):
+        await open_state(url)
+
+
+async def test_concurrent_calls_each_count(state: State) -> None:
+    results = await asyncio.gather(
+        *(state.record_failure(SRC, "s1", error=f"e{n}", at=at(n)) for n in range(50))
+    )
+    assert sorted(results) == list(range(1, 51))
+    record = await state.get(SRC, "s1")
+    assert record is not None and record.attempts == 50
