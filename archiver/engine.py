@@ -351,9 +351,12 @@ class Engine:
                     raise
                 missing.append(f"{artifact.kind} {artifact.name}: the vendor never made it ready")
 
-        async with asyncio.TaskGroup() as group:
-            for index in range(len(artifacts)):
-                group.create_task(store_one(index), name=f"store-{keys[index]}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index in range(len(artifacts)):
+                    group.create_task(store_one(index), name=f"store-{keys[index]}")
+        except ExceptionGroup as errors:
+            raise _deciding_error(errors) from errors
         return [item for item in results if item is not None], missing
 
     async def _store_artifact(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:
@@ -406,6 +409,26 @@ class Engine:
             content_type=content_type,
             source_url=strip_query(artifact.url),
         )
+
+
+def _deciding_error(errors: ExceptionGroup[Exception]) -> Exception:
+    """The one error that decides a session's fate when several artifacts failed at once.
+
+    A real failure outranks "not ready yet"; anything that is not an ArchiverError (a bug)
+    is returned as the whole group so nothing about it is hidden.
+    """
+    flat: list[Exception] = []
+    stack: list[Exception] = [errors]
+    while stack:
+        error = stack.pop()
+        if isinstance(error, ExceptionGroup):
+            stack.extend(reversed(error.exceptions))
+        else:
+            flat.append(error)
+    if not all(isinstance(error, ArchiverError) for error in flat):
+        return errors
+    failures = [error for error in flat if not isinstance(error, NotReady)]
+    return failures[0] if failures else flat[0]
 
 
 def _artifact_keys(base: str, artifacts: list[Artifact]) -> list[str]:
