@@ -1,0 +1,106 @@
+"""Running the installed ``archiver`` command in a subprocess, and writing its config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ARCHIVER = Path(sys.executable).with_name("archiver")
+TOKEN = "perfecto-e2e-token-5f1c9a"
+
+
+def archiver_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("ARCHIVER_")}
+    env.update({"PERFECTO_TOKEN": TOKEN, **extra})
+    return env
+
+
+def run_archiver(
+    *args: str, config: Path | None = None, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    command = [str(ARCHIVER)]
+    if config is not None:
+        command += ["--config", str(config)]
+    command += list(args)
+    return subprocess.run(
+        command,
+        env=env or archiver_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@dataclass
+class Deployment:
+    """One config file with its evidence folder and state database."""
+
+    root: Path
+    config: Path
+
+    @property
+    def evidence(self) -> Path:
+        return self.root / "evidence"
+
+    def manifests(self, source: str = "perfecto") -> dict[str, dict[str, Any]]:
+        found = {}
+        for path in sorted((self.evidence / source).glob("*/manifest.json")):
+            found[path.parent.name] = json.loads(path.read_text())
+        return found
+
+    def verify_manifest(self, manifest: dict[str, Any]) -> None:
+        """Every listed object exists with the listed size and SHA-256."""
+        for entry in manifest["artifacts"]:
+            data = (self.evidence / entry["key"]).read_bytes()
+            assert len(data) == entry["size"], entry["key"]
+            assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["key"]
+
+
+def toml_table(name: str, values: dict[str, Any]) -> str:
+    return f"[{name}]\n" + "".join(
+        f"{key} = {json.dumps(value)}\n" for key, value in values.items()
+    )
+
+
+def write_config(
+    root: Path,
+    *,
+    perfecto_url: str | None,
+    store: dict[str, Any] | None = None,
+    engine: dict[str, Any] | None = None,
+    perfecto: dict[str, Any] | None = None,
+    extra: str = "",
+) -> Deployment:
+    """A config for one test: file store and SQLite state under ``root``, quick retries."""
+    root.mkdir(parents=True, exist_ok=True)
+    tables = [
+        toml_table("store", store or {"url": f"file://{root}/evidence"}),
+        toml_table("state", {"url": f"sqlite:///{root}/state.db"}),
+        toml_table(
+            "engine",
+            {"not_ready_delay_seconds": 0.05, "shutdown_grace_seconds": 5, **(engine or {})},
+        ),
+        toml_table("http", {"backoff_initial": 0.05, "backoff_max": 0.2}),
+    ]
+    if perfecto_url:
+        tables.append(
+            toml_table(
+                "sources.perfecto",
+                {
+                    "base_url": perfecto_url,
+                    "token_env": "PERFECTO_TOKEN",
+                    "backfill_days": 3,
+                    **(perfecto or {}),
+                },
+            )
+        )
+    config = root / "archiver.toml"
+    config.write_text("\n".join(tables) + extra)
+    return Deployment(root=root, config=config)
