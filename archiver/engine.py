@@ -319,7 +319,12 @@ class Engine:
             manifest_key, manifest.to_bytes(), content_type="application/json"
         )
         await self.state.record_success(
-            source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
+            source.name,
+            session.session_id,
+            manifest_key=manifest_key,
+            at=self.clock(),
+            locator=session.locator,
+            started_at=session.started_at,
         )
         total = sum(item.size for item in stored)
         report.archived += 1

@@ -46,7 +46,14 @@ class State(Protocol):
     async def archived_ids(self, source: str, session_ids: Collection[str]) -> set[str]: ...
 
     async def record_success(
-        self, source: str, session_id: str, *, manifest_key: str, at: datetime
+        self,
+        source: str,
+        session_id: str,
+        *,
+        manifest_key: str,
+        at: datetime,
+        locator: str | None = None,
+        started_at: datetime | None = None,
     ) -> None: ...
 
     async def record_failure(

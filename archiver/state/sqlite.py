@@ -83,11 +83,15 @@ _ARCHIVED_AMONG = (
 _OLDEST_FIRST = "ORDER BY started_at IS NULL, started_at, first_seen, session_id"
 
 _UPSERT_SUCCESS = """
-    INSERT INTO sessions (source, session_id, status, first_seen, updated_at, manifest_key)
-    VALUES (:source, :session_id, 'archived', :at, :at, :manifest_key)
+    INSERT INTO sessions (
+        source, session_id, status, locator, started_at, first_seen, updated_at, manifest_key
+    )
+    VALUES (:source, :session_id, 'archived', :locator, :started_at, :at, :at, :manifest_key)
     ON CONFLICT (source, session_id) DO UPDATE SET
         status = 'archived',
         manifest_key = excluded.manifest_key,
+        locator = COALESCE(excluded.locator, sessions.locator),
+        started_at = COALESCE(excluded.started_at, sessions.started_at),
         last_error = NULL,
         updated_at = excluded.updated_at
 """
@@ -159,7 +163,14 @@ class SqliteState:
         return await self._run(_Database.archived_ids, source, list(set(session_ids)))
 
     async def record_success(
-        self, source: str, session_id: str, *, manifest_key: str, at: datetime
+        self,
+        source: str,
+        session_id: str,
+        *,
+        manifest_key: str,
+        at: datetime,
+        locator: str | None = None,
+        started_at: datetime | None = None,
     ) -> None:
         await self._run(
             _Database.write,
@@ -169,6 +180,8 @@ class SqliteState:
                 "session_id": session_id,
                 "manifest_key": manifest_key,
                 "at": _to_micros(at),
+                "locator": locator,
+                "started_at": None if started_at is None else _to_micros(started_at),
             },
         )
 
