@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,9 @@ def assert_matches_simulator(sim: PerfectoSimulator, manifest: dict[str, Any]) -
     assert expected <= {(entry["size"], entry["sha256"]) for entry in downloaded.values()}
 
 
-def test_run_once_archives_every_artifact(perfecto_sim_factory: PerfectoFactory, tmp_path: Path) -> None:
+def test_run_once_archives_every_artifact(
+    perfecto_sim_factory: PerfectoFactory, tmp_path: Path
+) -> None:
     sim = small_sim(perfecto_sim_factory, executions=10)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
 
@@ -59,13 +62,18 @@ def test_run_once_archives_every_artifact(perfecto_sim_factory: PerfectoFactory,
         assert {"execution_record", "commands_report", "video", "pdf_report"} <= kinds
         deployment.verify_manifest(manifest)
         assert_matches_simulator(sim, manifest)
-    events = [line for line in result.stdout.splitlines() + result.stderr.splitlines()
-              if '"session_archived"' in line]
+    events = [
+        line
+        for line in result.stdout.splitlines() + result.stderr.splitlines()
+        if '"session_archived"' in line
+    ]
     assert len(events) == 10
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_second_pass_downloads_nothing(perfecto_sim_factory: PerfectoFactory, tmp_path: Path) -> None:
+def test_second_pass_downloads_nothing(
+    perfecto_sim_factory: PerfectoFactory, tmp_path: Path
+) -> None:
     sim = small_sim(perfecto_sim_factory, executions=6)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
@@ -76,8 +84,10 @@ def test_second_pass_downloads_nothing(perfecto_sim_factory: PerfectoFactory, tm
 
     assert result.returncode == 0, result.stderr
     assert sim.requests("files") == []
-    assert all("/commands" not in request.path and "/pdf" not in request.path
-               for request in sim.requests("api"))
+    assert all(
+        "/commands" not in request.path and "/pdf" not in request.path
+        for request in sim.requests("api")
+    )
     assert {path: path.stat().st_mtime_ns for path in deployment.evidence.rglob("*")} == stored
 
 
@@ -111,7 +121,7 @@ def test_more_than_a_thousand_executions_across_pages(
     sim = perfecto_sim_factory(
         token=TOKEN,
         executions=1203,
-        span=__import__("datetime").timedelta(hours=30),
+        span=timedelta(hours=6),
         video_size=512,
         artifact_size=256,
         screenshot_size=128,
@@ -120,7 +130,8 @@ def test_more_than_a_thousand_executions_across_pages(
         tmp_path,
         perfecto_url=sim.api_url,
         engine={"download_concurrency": 16},
-        perfecto={"pdf_report": False, "session_concurrency": 16},
+        # One listing window holds them all, so the run has to page through 500 + 500 + 203.
+        perfecto={"pdf_report": False, "session_concurrency": 16, "backfill_days": 0.5},
     )
 
     result = run_archiver("run", "--once", config=deployment.config, timeout=600)
@@ -129,14 +140,19 @@ def test_more_than_a_thousand_executions_across_pages(
     manifests = deployment.manifests()
     assert len(manifests) == 1203
     assert set(manifests) == {execution.id for execution in sim.executions}
-    pages = {request.query.get("_page") for request in sim.requests("api")
-             if request.path.endswith("/test-executions") and "_page" in request.query}
+    pages = {
+        request.query.get("_page")
+        for request in sim.requests("api")
+        if request.path.endswith("/test-executions") and "_page" in request.query
+    }
     assert {"1", "2", "3"} <= pages
     for manifest in list(manifests.values())[::100]:
         deployment.verify_manifest(manifest)
 
 
-def test_rearchive_keeps_earlier_manifest(perfecto_sim_factory: PerfectoFactory, tmp_path: Path) -> None:
+def test_rearchive_keeps_earlier_manifest(
+    perfecto_sim_factory: PerfectoFactory, tmp_path: Path
+) -> None:
     sim = small_sim(perfecto_sim_factory, executions=3)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
@@ -144,8 +160,9 @@ def test_rearchive_keeps_earlier_manifest(perfecto_sim_factory: PerfectoFactory,
     manifest_path = deployment.evidence / "perfecto" / target / "manifest.json"
     first = manifest_path.read_bytes()
 
-    result = run_archiver("rearchive", "--source", "perfecto", "--id", target,
-                          config=deployment.config)
+    result = run_archiver(
+        "rearchive", "--source", "perfecto", "--id", target, config=deployment.config
+    )
 
     assert result.returncode == 0, result.stderr
     new = deployment.manifests()[target]
@@ -158,11 +175,14 @@ def test_rearchive_keeps_earlier_manifest(perfecto_sim_factory: PerfectoFactory,
     assert all("/rearchived/" in entry["key"] for entry in new["artifacts"])
 
 
-def test_rearchive_unknown_id_exits_1(perfecto_sim_factory: PerfectoFactory, tmp_path: Path) -> None:
+def test_rearchive_unknown_id_exits_1(
+    perfecto_sim_factory: PerfectoFactory, tmp_path: Path
+) -> None:
     sim = small_sim(perfecto_sim_factory, executions=2)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
-    result = run_archiver("rearchive", "--source", "perfecto", "--id", "no-such-id",
-                          config=deployment.config)
+    result = run_archiver(
+        "rearchive", "--source", "perfecto", "--id", "no-such-id", config=deployment.config
+    )
     assert result.returncode == 1
     assert "no-such-id" in result.stdout + result.stderr
 
@@ -178,7 +198,10 @@ def test_sigterm_mid_pass_leaves_no_partial_manifest(
     )
     process = subprocess.Popen(
         [str(ARCHIVER), "--config", str(deployment.config), "run", "--once"],
-        env=archiver_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=archiver_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 60
     while not sim.requests("files") and time.monotonic() < deadline:
@@ -234,8 +257,12 @@ def test_wrong_token_fails_the_pass_with_a_clear_error(
 ) -> None:
     sim = small_sim(perfecto_sim_factory, executions=2)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
-    result = run_archiver("run", "--once", config=deployment.config,
-                          env=archiver_env(PERFECTO_TOKEN="wrong-token-value"))
+    result = run_archiver(
+        "run",
+        "--once",
+        config=deployment.config,
+        env=archiver_env(PERFECTO_TOKEN="wrong-token-value"),
+    )
     assert result.returncode == 1
     output = result.stdout + result.stderr
     assert "Perfecto answered HTTP 401" in output
@@ -250,8 +277,11 @@ def test_s3_store_end_to_end(
     deployment = write_config(
         tmp_path,
         perfecto_url=sim.api_url,
-        store={"url": f"s3://{s3_bucket}/evidence", "endpoint_url": s3_endpoint,
-               "region": "us-east-1"},
+        store={
+            "url": f"s3://{s3_bucket}/evidence",
+            "endpoint_url": s3_endpoint,
+            "region": "us-east-1",
+        },
     )
     result = run_archiver("run", "--once", config=deployment.config)
     assert result.returncode == 0, result.stderr
@@ -276,7 +306,10 @@ def test_daemon_runs_passes_and_stops_on_sigterm(
     deployment = write_config(tmp_path, perfecto_url=sim.api_url, engine={"interval_seconds": 1})
     daemon = subprocess.Popen(
         [str(ARCHIVER), "--config", str(deployment.config), "run"],
-        env=archiver_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=archiver_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         wait_for(lambda: len(deployment.manifests()) == 3)
@@ -304,11 +337,17 @@ def wait_for(condition: Any, timeout: float = 30) -> None:
     [
         ('[store]\nurl = "ftp://x"\n[state]\nurl = "sqlite:///s.db"\n', "'store.url'"),
         ("[store\n", "not valid TOML"),
-        ('[store]\nurl = "file:///tmp/x"\n[state]\nurl = "sqlite:///s.db"\n'
-         '[sources.perfecto]\nbase_url = "https://x.app.perfectomobile.com"\n'
-         'token_env = "UNSET_TOKEN_VARIABLE"\n', "'sources.perfecto.token_env'"),
-        ('[store]\nurl = "file:///tmp/x"\n[state]\nurl = "sqlite:///s.db"\n'
-         "[engine]\ndownload_concurrency = \"8\"\n", "'engine.download_concurrency'"),
+        (
+            '[store]\nurl = "file:///tmp/x"\n[state]\nurl = "sqlite:///s.db"\n'
+            '[sources.perfecto]\nbase_url = "https://x.app.perfectomobile.com"\n'
+            'token_env = "UNSET_TOKEN_VARIABLE"\n',
+            "'sources.perfecto.token_env'",
+        ),
+        (
+            '[store]\nurl = "file:///tmp/x"\n[state]\nurl = "sqlite:///s.db"\n'
+            '[engine]\ndownload_concurrency = "8"\n',
+            "'engine.download_concurrency'",
+        ),
     ],
 )
 def test_config_errors_exit_2_with_one_clear_line(
