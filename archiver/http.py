@@ -317,8 +317,7 @@ class VendorClient:
     def _unavailable(self, url: str, exc: BaseException) -> VendorUnavailable:
         reason = "timed out" if isinstance(exc, TimeoutError) else redact(str(exc))
         return VendorUnavailable(
-            f"{self.vendor}: request to {strip_query(url)} failed: "
-            f"{reason or type(exc).__name__}",
+            f"{self.vendor}: request to {strip_query(url)} failed: {reason or type(exc).__name__}",
             vendor=self.vendor,
         )
 

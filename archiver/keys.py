@@ -9,7 +9,8 @@ characters, empty strings. :func:`safe_segment` turns one such name into one key
 * is stable: the same name always gives the same segment;
 * does not collide: whenever the name had to change, a short SHA-256 of the *original* name is
   appended (``a:b`` → ``a_b-<hash>``, ``a@b.zip`` → ``a_b-<hash>.zip``), and a name that
-  merely looks like such a result is hashed too, so ``a:b`` and ``a_b`` (or a crafted ``a_b-<hash>``) never meet.
+  merely looks like such a result is hashed too, so ``a:b`` and ``a_b`` (or a crafted
+  ``a_b-<hash>``) never meet.
 
 :func:`check_key` is the stores' last line of defence: it refuses keys that could escape a root.
 """
