@@ -1,1 +1,65 @@
 """Fixtures: the built-in vendor simulators on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, ExitStack
+from dataclasses import replace
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+from archiver.sim.runner import SimulatorThread, running
+
+PerfectoFactory = Callable[..., PerfectoSimulator]
+AsyncPerfectoFactory = Callable[..., Awaitable[PerfectoSimulator]]
+
+
+def _config(config: PerfectoSimConfig | None, overrides: dict[str, Any]) -> PerfectoSimConfig:
+    return replace(config or PerfectoSimConfig(), **overrides)
+
+
+@pytest.fixture
+def perfecto_sim_factory() -> Iterator[PerfectoFactory]:
+    """``start(config=None, **overrides)``: a Perfecto simulator running in its own thread.
+
+    For synchronous tests (e.g. running the ``archiver`` command in a subprocess); every
+    simulator started is stopped at the end of the test.
+    """
+    with ExitStack() as stack:
+
+        def start(config: PerfectoSimConfig | None = None, **overrides: Any) -> PerfectoSimulator:
+            simulator = PerfectoSimulator(_config(config, overrides))
+            return stack.enter_context(SimulatorThread(simulator))
+
+        yield start
+
+
+@pytest.fixture
+def perfecto_sim(perfecto_sim_factory: PerfectoFactory) -> PerfectoSimulator:
+    """A running Perfecto simulator (thread variant) with the small default dataset."""
+    return perfecto_sim_factory()
+
+
+@pytest_asyncio.fixture
+async def perfecto_sim_async_factory() -> AsyncIterator[AsyncPerfectoFactory]:
+    """``await start(config=None, **overrides)``: a simulator in the test's event loop."""
+    async with AsyncExitStack() as stack:
+
+        async def start(
+            config: PerfectoSimConfig | None = None, **overrides: Any
+        ) -> PerfectoSimulator:
+            simulator = PerfectoSimulator(_config(config, overrides))
+            return await stack.enter_async_context(running(simulator))
+
+        yield start
+
+
+@pytest_asyncio.fixture
+async def perfecto_sim_async(
+    perfecto_sim_async_factory: AsyncPerfectoFactory,
+) -> PerfectoSimulator:
+    """A Perfecto simulator with the small default dataset, in the test's event loop."""
+    return await perfecto_sim_async_factory()

@@ -1,0 +1,18 @@
+"""Built-in vendor simulators: real HTTP servers on loopback for ``archiver demo`` and tests.
+
+They follow the vendors' documented APIs closely enough that a source which works against
+a simulator meets no surprise in the documented behaviour of the real service.
+"""
+
+from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
+from archiver.sim.runner import SimulatorThread, running, serve
+
+__all__ = [
+    "PerfectoSimConfig",
+    "PerfectoSimulator",
+    "SimFile",
+    "SimRequest",
+    "SimulatorThread",
+    "running",
+    "serve",
+]
