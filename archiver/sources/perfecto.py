@@ -141,14 +141,26 @@ class PerfectoSource:
         external_id = resource.get("externalId")
         if not isinstance(external_id, str) or not external_id:
             return _session(resource, complete=False)
-        resources, complete = await self._by_external_id(external_id)
+        # One driver session can hold several tests: pin the start time as well, so a
+        # sibling still processing does not hold this execution back.
+        start = resource.get("startTime")
+        pinned = (
+            {"startExecutionTime[0]": str(start), "endExecutionTime[0]": str(start)}
+            if isinstance(start, int) and not isinstance(start, bool)
+            else {}
+        )
+        resources, complete = await self._by_external_id(external_id, **pinned)
         for fresh in resources:
             if _execution_id(fresh) == _execution_id(resource):
                 return _session(fresh, complete=complete)
         return _session(resource, complete=False)
 
-    async def _by_external_id(self, external_id: str) -> tuple[list[JSON], bool]:
-        body = await self.client.get_json(EXECUTIONS, params={"externalId[0]": external_id})
+    async def _by_external_id(
+        self, external_id: str, **extra_params: str
+    ) -> tuple[list[JSON], bool]:
+        body = await self.client.get_json(
+            EXECUTIONS, params={"externalId[0]": external_id, **extra_params}
+        )
         resources, metadata = _page_parts(body)
         return resources, metadata.get("processingStatus") == COMPLETE
 

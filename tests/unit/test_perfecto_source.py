@@ -1,0 +1,89 @@
+"""The Perfecto source against the simulator: windows, paging, per-execution status."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import pytest
+
+from archiver.config import HttpSettings, PerfectoSettings, Secret
+from archiver.sources.perfecto import PerfectoSource
+from tests.support.simulators import AsyncPerfectoFactory
+
+TOKEN = "unit-perfecto-token"
+FAST = HttpSettings(attempts=2, backoff_initial=0.01, backoff_max=0.02)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+def source_for(http: aiohttp.ClientSession, api_url: str, **overrides: object) -> PerfectoSource:
+    settings = PerfectoSettings(base_url=api_url, token=Secret(TOKEN), **overrides)  # type: ignore[arg-type]
+    return PerfectoSource.create(http, settings, FAST)
+
+
+async def test_backfill_is_split_into_windows_of_at_most_a_day(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=30, span=timedelta(days=3))
+    source = source_for(http, sim.api_url)
+    until = datetime.now(UTC)
+    found = [session async for session in source.sessions(until - timedelta(days=4), until)]
+    assert sorted(s.session_id for s in found) == sorted(e.id for e in sim.executions)
+    windows = {
+        (int(r.query["startExecutionTime[0]"]), int(r.query["endExecutionTime[0]"]))
+        for r in sim.requests("api")
+        if "startExecutionTime[0]" in r.query
+    }
+    assert len(windows) == 4
+    assert all(0 < end - start <= 24 * 3600 * 1000 for start, end in windows)
+    assert max(end for _, end in windows) == int(until.timestamp() * 1000)
+
+
+async def test_paging_keeps_the_end_time_fixed(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=23, page_size=5)
+    source = source_for(http, sim.api_url)
+    until = datetime.now(UTC)
+    found = [session async for session in source.sessions(until - timedelta(hours=12), until)]
+    assert len(found) == 23 and len({s.session_id for s in found}) == 23
+    listing = [r for r in sim.requests("api") if "_page" in r.query]
+    assert [r.query["_page"] for r in listing] == ["1", "2", "3", "4", "5"]
+    assert len({r.query["endExecutionTime[0]"] for r in listing}) == 1
+
+
+async def test_processing_page_is_decided_per_execution(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=6, stay_processing=1)
+    source = source_for(http, sim.api_url)
+    until = datetime.now(UTC)
+    found = {s.session_id: s async for s in source.sessions(until - timedelta(hours=12), until)}
+    busy = sim.executions[0].id
+    assert not found[busy].complete
+    assert all(session.complete for sid, session in found.items() if sid != busy)
+    alone = [r for r in sim.requests("api") if "externalId[0]" in r.query]
+    assert alone, "a PROCESSING page must lead to per-execution queries"
+
+
+async def test_get_session_by_locator_and_artifacts(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=3)
+    source = source_for(http, sim.api_url)
+    execution = sim.executions[1]
+    session = await source.get_session(execution.id, locator=execution.external_id)
+    assert session.complete and session.record == sim.resource(execution.id)
+    artifacts = await source.artifacts(session)
+    names = [artifact.name for artifact in artifacts]
+    assert names[:2] == ["execution.json", "commands.json"]
+    assert names[-1] == "report.pdf"
+    urls = {artifact.url for artifact in artifacts if artifact.url}
+    assert {sim.url(file) for file in sim.files(execution.id)} <= urls
+    assert len(names) == len(set(names))
