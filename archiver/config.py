@@ -108,6 +108,16 @@ class PerfectoSettings(SourceSettings):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class DevRevSettings(SourceSettings):
+    version_keys: tuple[str, ...] = ()
+    session_type: str = "mobile"
+    platform: str | None = None
+    page_limit: int = 50
+    scope: str | None = None
+    page_cap: int = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: str = "info"
     format: str = "auto"
@@ -411,6 +421,37 @@ def _bounded(table: _Table, key: str, default: float, low: float, high: float) -
     return value
 
 
+def _devrev(table: _Table, environ: Mapping[str, str]) -> DevRevSettings:
+    defaults = DevRevSettings(base_url="", token=Secret(""))
+    version_keys = table.strings("version_key")
+    if not version_keys:
+        raise table.error("version_key", "is required (the app id, or a list of app ids)")
+    return DevRevSettings(
+        **_common(table, environ, "DEVREV_TOKEN"),
+        version_keys=version_keys,
+        session_type=table.choice("type", defaults.session_type, ("mobile", "web")),
+        platform=_optional_choice(table, "platform", ("android", "ios", "web")),
+        page_limit=_page_limit(table, defaults.page_limit),
+        scope=table.string("scope"),
+        page_cap=table.integer("page_cap", defaults.page_cap, minimum=1),
+    )
+
+
+def _page_limit(table: _Table, default: int) -> int:
+    value = table.integer("limit", default, minimum=1)
+    if value > 100:
+        raise table.error("limit", f"must be at most 100, got {value}")
+    return value
+
+
+def _optional_choice(table: _Table, key: str, choices: tuple[str, ...]) -> str | None:
+    if not table.has(key):
+        table.string(key)  # marks the key as known
+        return None
+    return table.choice(key, choices[0], choices)
+
+
 SOURCE_PARSERS: dict[str, SourceParser] = {
     "perfecto": _perfecto,
+    "devrev": _devrev,
 }

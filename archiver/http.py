@@ -15,7 +15,7 @@ Status mapping (one place, so every source behaves alike):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +36,7 @@ from archiver.errors import (
 )
 from archiver.log import redact
 from archiver.model import strip_query
+from archiver.pacing import RateLimitPacer
 from archiver.retry import RetryPolicy, retrying
 
 MAX_REDIRECTS = 10
@@ -43,7 +44,6 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ERROR_BODY_LIMIT = 4096
 
 AuthHeaders = Callable[[], Mapping[str, str]]
-ResponseHook = Callable[[aiohttp.ClientResponse], Awaitable[None]]
 
 
 def origin_of(url: str) -> tuple[str, str, int]:
@@ -67,20 +67,52 @@ def retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-def _error_detail(body: bytes) -> str:
-    """The vendor's own words from an error body (``userMessage``, ``message``...), short."""
+@dataclass(frozen=True, slots=True)
+class ErrorBody:
+    """What a vendor's error body says: its words, a reference to quote, a wait hint."""
+
+    detail: str = ""
+    reference_id: str | None = None
+    retry_after: float | None = None
+
+    def describe(self) -> str:
+        if self.reference_id:
+            return f"{self.detail} (reference_id {self.reference_id})".strip()
+        return self.detail
+
+
+def parse_error_body(body: bytes) -> ErrorBody:
+    """``userMessage`` (Perfecto), ``message``/``reference_id``/``retry_after`` (DevRev)..."""
     text = body[:ERROR_BODY_LIMIT].decode("utf-8", "replace")
     try:
         parsed = json.loads(text)
     except ValueError:
-        return " ".join(text.split())[:200]
+        return ErrorBody(detail=" ".join(text.split())[:200])
     candidates = parsed if isinstance(parsed, list) else [parsed]
     for item in candidates:
-        if isinstance(item, dict):
-            for key in ("userMessage", "message", "error", "detail"):
-                if isinstance(item.get(key), str):
-                    return str(item[key])[:300]
-    return " ".join(text.split())[:200]
+        if not isinstance(item, dict):
+            continue
+        detail = next(
+            (
+                str(item[key])[:300]
+                for key in ("userMessage", "message", "error", "detail")
+                if isinstance(item.get(key), str)
+            ),
+            "",
+        )
+        reference = item.get("reference_id")
+        wait = item.get("retry_after")
+        return ErrorBody(
+            detail=detail,
+            reference_id=str(reference) if isinstance(reference, str | int) else None,
+            retry_after=float(wait) if isinstance(wait, int | float) and wait >= 0 else None,
+        )
+    return ErrorBody(detail=" ".join(text.split())[:200])
+
+
+def _larger(first: float | None, second: float | None) -> float | None:
+    known = [value for value in (first, second) if value is not None]
+    return max(known) if known else None
 
 
 @dataclass(slots=True)
@@ -142,7 +174,6 @@ class VendorClient:
         auth_headers: AuthHeaders,
         settings: HttpSettings,
         trusted_hosts: tuple[str, ...] = (),
-        on_response: ResponseHook | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -151,7 +182,7 @@ class VendorClient:
         self._settings = settings
         self._origin = origin_of(self.base_url)
         self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
-        self._on_response = on_response
+        self._pacer = RateLimitPacer()
         self.retry_policy = RetryPolicy(
             attempts=settings.attempts,
             backoff_initial=settings.backoff_initial,
@@ -263,8 +294,10 @@ class VendorClient:
         headers = {"Accept": "application/json"} if api else {"Accept-Encoding": "identity"}
         for _hop in range(MAX_REDIRECTS + 1):
             hop_headers = dict(headers)
-            if self.may_authenticate(url):
+            own_origin = self.may_authenticate(url)
+            if own_origin:
                 hop_headers.update(self._auth_headers())
+                await self._pacer.wait_turn()
             try:
                 response = await self._session.request(
                     method,
@@ -277,8 +310,8 @@ class VendorClient:
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise self._unavailable(url, exc) from exc
-            if self._on_response is not None:
-                await self._on_response(response)
+            if own_origin:
+                self._pacer.observe(response.headers)
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response
@@ -298,9 +331,10 @@ class VendorClient:
         if status < 400:
             return
         try:
-            detail = redact(_error_detail(await response.content.read(ERROR_BODY_LIMIT)))
+            error = parse_error_body(await response.content.read(ERROR_BODY_LIMIT))
         except (aiohttp.ClientError, TimeoutError):
-            detail = ""
+            error = ErrorBody()
+        detail = redact(error.describe())
         where = f"{response.method} {strip_query(str(response.url))}"
         message = f"{self.vendor} answered HTTP {status} for {where}" + (
             f": {detail}" if detail else ""
@@ -310,7 +344,10 @@ class VendorClient:
                 message,
                 vendor=self.vendor,
                 status=status,
-                retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+                # DevRev sends both a header and a body field: the longer wait wins.
+                retry_after=_larger(
+                    retry_after_seconds(response.headers.get("Retry-After")), error.retry_after
+                ),
             )
         raise VendorError(message, vendor=self.vendor, status=status)
 

@@ -55,9 +55,10 @@ SourceFactory = Callable[[aiohttp.ClientSession, SourceSettings, HttpSettings], 
 
 
 def source_factories() -> Mapping[str, SourceFactory]:
+    from archiver.sources.devrev import DevRevSource
     from archiver.sources.perfecto import PerfectoSource
 
-    return {"perfecto": PerfectoSource.create}
+    return {"perfecto": PerfectoSource.create, "devrev": DevRevSource.create}
 
 
 def open_sources(

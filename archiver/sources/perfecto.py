@@ -12,11 +12,9 @@ complete.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -24,6 +22,7 @@ from archiver.config import HttpSettings, PerfectoSettings, SourceSettings
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import VendorClient, header
 from archiver.model import JSON, Artifact, Session
+from archiver.sources.records import json_artifact, url_basename
 
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
@@ -88,7 +87,7 @@ class PerfectoSource:
             f"{EXECUTIONS}/{session.session_id}/commands"
         )
         found = [
-            _json_artifact("execution.json", "execution_record", record),
+            json_artifact("execution.json", "execution_record", record),
             Artifact(
                 name="commands.json",
                 kind="commands_report",
@@ -210,16 +209,11 @@ def _session(resource: JSON, *, complete: bool) -> Session:
     )
 
 
-def _json_artifact(name: str, kind: str, document: Any) -> Artifact:
-    content = (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode()
-    return Artifact(name=name, kind=kind, content=content, content_type="application/json")
-
-
 def _videos(record: JSON) -> Iterator[Artifact]:
     for index, video in enumerate(_dicts(record.get("videos"))):
         url = video.get("downloadUrl")
         if isinstance(url, str) and url:
-            yield Artifact(name=f"videos/{index:02d}-{_basename(url)}", kind="video", url=url)
+            yield Artifact(name=f"videos/{index:02d}-{url_basename(url)}", kind="video", url=url)
 
 
 def _typed_artifacts(record: JSON) -> Iterator[Artifact]:
@@ -228,7 +222,7 @@ def _typed_artifacts(record: JSON) -> Iterator[Artifact]:
         kind = str(entry.get("type") or "unknown").lower()
         if isinstance(url, str) and url:
             yield Artifact(
-                name=f"artifacts/{index:02d}-{kind}-{_basename(url)}", kind=kind, url=url
+                name=f"artifacts/{index:02d}-{kind}-{url_basename(url)}", kind=kind, url=url
             )
 
 
@@ -242,16 +236,12 @@ def _screenshots(commands: Any) -> Iterator[Artifact]:
                 if not isinstance(url, str) or not url or url in seen:
                     continue
                 seen.add(url)
-                name = f"screenshots/{command_index:04d}-{shot_index:02d}-{_basename(url)}"
+                name = f"screenshots/{command_index:04d}-{shot_index:02d}-{url_basename(url)}"
                 yield Artifact(name=name, kind="screenshot", url=url)
 
 
 def _dicts(value: Any) -> list[JSON]:
     return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
-
-
-def _basename(url: str) -> str:
-    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or "file"
 
 
 def _epoch_ms(moment: datetime) -> int:
