@@ -119,3 +119,53 @@ def test_secret_never_shows_its_value() -> None:
     assert "super-secret-token" not in str(secret)
     assert "super-secret-token" not in f"{secret}"
     assert secret.reveal() == "super-secret-token"
+
+
+DEVREV = """
+[store]
+url = "file:///var/lib/archiver/evidence"
+[state]
+url = "sqlite:////var/lib/archiver/state.db"
+[sources.devrev]
+base_url = "https://api.devrev.ai"
+token_env = "DEVREV_TOKEN"
+version_key = "my-app-id"
+type = "mobile"
+platform = "android"
+"""
+
+
+def test_devrev_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archiver.config import DevRevSettings
+
+    monkeypatch.setenv("DEVREV_TOKEN", "devrev-token-123")
+    devrev = load_config(write(tmp_path, DEVREV)).sources["devrev"]
+    assert isinstance(devrev, DevRevSettings)
+    assert devrev.version_keys == ("my-app-id",)
+    assert (devrev.session_type, devrev.platform, devrev.page_limit) == ("mobile", "android", 50)
+    many = DEVREV.replace('"my-app-id"', '["app-a", "app-b"]').replace('platform = "android"\n', "")
+    devrev = load_config(write(tmp_path, many)).sources["devrev"]
+    assert isinstance(devrev, DevRevSettings)
+    assert devrev.version_keys == ("app-a", "app-b") and devrev.platform is None
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (('version_key = "my-app-id"\n', ""), "sources.devrev.version_key"),
+        (('type = "mobile"', 'type = "desktop"'), "sources.devrev.type"),
+        (('platform = "android"', 'platform = "symbian"'), "sources.devrev.platform"),
+        (('type = "mobile"', 'type = "mobile"\nlimit = 500'), "sources.devrev.limit"),
+        (
+            ('token_env = "DEVREV_TOKEN"', 'token_env = "NOT_SET_ANYWHERE"'),
+            "sources.devrev.token_env",
+        ),
+    ],
+)
+def test_devrev_bad_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: tuple[str, str], key: str
+) -> None:
+    monkeypatch.setenv("DEVREV_TOKEN", "devrev-token-123")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, DEVREV.replace(*change)))
+    assert caught.value.key == key
