@@ -2,8 +2,7 @@
 
 One pass over a source:
 
-1. sessions the state remembers (failures still worth retrying, executions still
-   processing) are fetched again by id;
+1. failed sessions still worth retrying are fetched again by id;
 2. the source lists every session since its watermark (minus an overlap);
 3. each complete session not yet archived is archived in its own task, at most
    ``session_concurrency`` per source, with at most ``download_concurrency`` downloads in
@@ -149,7 +148,7 @@ class Engine:
                 tasks=tasks,
             )
             try:
-                await self._recheck_remembered(run)
+                await self._retry_failures(run)
                 async for session in source.sessions(since, until):
                     if self.stopping.is_set():
                         break
@@ -162,28 +161,23 @@ class Engine:
         if not self.stopping.is_set():
             await self.state.set_watermark(source.name, min([until, *run.held_back]))
 
-    async def _recheck_remembered(self, run: _SourcePass) -> None:
+    async def _retry_failures(self, run: _SourcePass) -> None:
+        """Failed sessions come back by id: the watermark may have moved past them.
+
+        Sessions still processing need no such call: the watermark waits for them, so
+        the listing brings them back on every pass.
+        """
         source = run.source
-        remembered = [
-            *await self.state.retryable_failures(
-                source.name, max_attempts=self.settings.max_attempts
-            ),
-            *await self.state.pending(source.name),
-        ]
-        for record in remembered:
+        failed = await self.state.retryable_failures(
+            source.name, max_attempts=self.settings.max_attempts
+        )
+        for record in failed:
             if self.stopping.is_set():
                 return
             try:
                 session = await source.get_session(record.session_id, locator=record.locator)
             except ArchiverError as exc:
-                if record.status == "pending":
-                    log.warning(
-                        "pending_recheck_failed", session_id=record.session_id, error=str(exc)
-                    )
-                    if record.started_at is not None:
-                        run.held_back.append(record.started_at)
-                else:
-                    await self._record_failure(source, record.session_id, exc, run.report)
+                await self._record_failure(source, record.session_id, exc, run.report)
                 continue
             await self._consider(run, session)
 
