@@ -13,7 +13,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,8 +24,10 @@ from aiofiles.threadpool.binary import AsyncBufferedIOBase
 from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
 from archiver.store import ObjectWriter
+from archiver.store.localfile import LocalFileWriter, open_temp_file
 
 INCOMING = ".incoming"
+TEMP_PREFIX = "write-"
 CHUNK_SIZE = 1024 * 1024
 FOLDER_MODE = 0o750
 
@@ -61,15 +62,9 @@ class FilesystemStore:
     ) -> AsyncIterator[ObjectWriter]:
         target = await asyncio.to_thread(self._path, key)
         try:
-            temp_fd, temp = await asyncio.to_thread(_create_temp, self._incoming)
+            temp, handle = await open_temp_file(self._incoming, TEMP_PREFIX)
         except OSError as exc:
             raise self._failure("start writing", key, exc) from exc
-        try:
-            handle = await aiofiles.open(temp_fd, "wb")
-        except BaseException:
-            os.close(temp_fd)
-            await asyncio.to_thread(temp.unlink, missing_ok=True)
-            raise
         writer = _FileWriter(self, key, target, temp, handle)
         try:
             yield writer
@@ -163,7 +158,7 @@ class FilesystemStore:
         return StoreError(f"cannot {operation} {key!r} in {self.description}: {_reason(exc)}")
 
 
-class _FileWriter:
+class _FileWriter(LocalFileWriter):
     def __init__(
         self,
         store: FilesystemStore,
@@ -172,56 +167,17 @@ class _FileWriter:
         temp: Path,
         handle: AsyncBufferedIOBase,
     ) -> None:
+        super().__init__(key=key, temp=temp, handle=handle)
         self._store = store
-        self._key = key
         self._target = target
-        self._temp = temp
-        self._handle = handle
-        self._written = 0
-        self._finished = False
 
-    async def write(self, chunk: bytes) -> None:
-        self._require_open()
-        try:
-            await self._handle.write(chunk)
-        except OSError as exc:
-            raise self._store._failure("write", self._key, exc) from exc
-        self._written += len(chunk)
+    async def finish(self, *, sha256: str, size: int) -> None:
+        await asyncio.to_thread(os.fsync, self.handle.fileno())
+        await self.handle.close()
+        await asyncio.to_thread(_move_into_place, self.temp, self._target)
 
-    async def commit(self, *, sha256: str, size: int) -> None:
-        self._require_open()
-        try:
-            await self._install(size)
-        except BaseException:
-            await self.abort()
-            raise
-        self._finished = True
-
-    async def abort(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        with contextlib.suppress(OSError):
-            await self._handle.close()
-        await asyncio.to_thread(self._temp.unlink, missing_ok=True)
-
-    async def _install(self, size: int) -> None:
-        if self._written != size:
-            raise StoreError(
-                f"cannot commit {self._key!r} in {self._store.description}: "
-                f"{self._written} bytes written, {size} expected"
-            )
-        try:
-            await self._handle.flush()
-            await asyncio.to_thread(os.fsync, self._handle.fileno())
-            await self._handle.close()
-            await asyncio.to_thread(_move_into_place, self._temp, self._target)
-        except OSError as exc:
-            raise self._store._failure("commit", self._key, exc) from exc
-
-    def _require_open(self) -> None:
-        if self._finished:
-            raise StoreError(f"the writer for {self._key!r} is already closed")
+    def error(self, operation: str, exc: OSError) -> StoreError:
+        return self._store._failure(operation, self.key, exc)
 
 
 def _prepare_root(root: Path) -> Path:
@@ -231,12 +187,6 @@ def _prepare_root(root: Path) -> Path:
         root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     (root / INCOMING).mkdir(mode=0o700, exist_ok=True)
     return root.resolve()
-
-
-def _create_temp(incoming: Path) -> tuple[int, Path]:
-    # mkstemp: unique name, O_EXCL, mode 0o600.
-    fd, name = tempfile.mkstemp(dir=incoming, prefix="write-", suffix=".part")
-    return fd, Path(name)
 
 
 def _move_into_place(temp: Path, target: Path) -> None:

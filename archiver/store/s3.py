@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import os
 import tempfile
@@ -28,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import aiofiles
 import boto3
 import botocore.exceptions
 from aiofiles.threadpool.binary import AsyncBufferedIOBase
@@ -40,6 +38,7 @@ from archiver.errors import StoreError, TransientStoreError
 from archiver.keys import check_key, check_prefix
 from archiver.model import strip_query
 from archiver.store import ObjectWriter
+from archiver.store.localfile import LocalFileWriter, open_temp_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -260,16 +259,7 @@ class S3Store:
     # -- helpers --------------------------------------------------------------------------
 
     async def _open_spool(self) -> tuple[Path, AsyncBufferedIOBase]:
-        fd, name = await asyncio.to_thread(
-            tempfile.mkstemp, prefix=SPOOL_PREFIX, dir=self._spool_dir
-        )
-        spool = Path(name)
-        try:
-            return spool, await aiofiles.open(fd, "wb")
-        except BaseException:
-            os.close(fd)
-            await asyncio.to_thread(spool.unlink, missing_ok=True)
-            raise
+        return await open_temp_file(self._spool_dir, SPOOL_PREFIX)
 
     def _put_request(
         self, key: str, sha256: str, content_type: str | None
@@ -302,7 +292,7 @@ class S3Store:
         return self._key_prefix + key
 
 
-class _SpoolWriter:
+class _SpoolWriter(LocalFileWriter):
     def __init__(
         self,
         store: S3Store,
@@ -311,71 +301,32 @@ class _SpoolWriter:
         spool: Path,
         handle: AsyncBufferedIOBase,
     ) -> None:
+        super().__init__(key=key, temp=spool, handle=handle)
         self._store = store
-        self._key = key
         self._content_type = content_type
-        self._spool = spool
-        self._handle = handle
-        self._written = 0
-        self._finished = False
 
-    async def write(self, chunk: bytes) -> None:
-        self._require_open()
-        try:
-            await self._handle.write(chunk)
-        except OSError as exc:
-            raise self._spool_error(exc) from exc
-        self._written += len(chunk)
-
-    async def commit(self, *, sha256: str, size: int) -> None:
-        self._require_open()
-        try:
-            await self._upload(sha256, size)
-        finally:
-            await self.abort()
-
-    async def abort(self) -> None:
-        if self._finished:
-            return
-        self._finished = True
-        with contextlib.suppress(OSError):
-            await self._handle.close()
-        await asyncio.to_thread(self._spool.unlink, missing_ok=True)
-
-    async def _upload(self, sha256: str, size: int) -> None:
-        if self._written != size:
-            raise StoreError(
-                f"S3 store: cannot commit {self._key!r}: {self._written} bytes written, "
-                f"{size} expected"
-            )
-        try:
-            await self._handle.close()
-        except OSError as exc:
-            raise self._spool_error(exc) from exc
+    async def finish(self, *, sha256: str, size: int) -> None:
+        await self.handle.close()
         operation = "PutObject" if size < self._store._multipart_threshold else "multipart upload"
         try:
             await self._store._call(
                 operation,
-                self._key,
+                self.key,
                 self._store._upload_spool,
-                self._spool,
-                self._key,
+                self.temp,
+                self.key,
                 sha256,
                 size,
                 self._content_type,
             )
-        except OSError as exc:
-            raise self._spool_error(exc) from exc
+        finally:
+            await asyncio.to_thread(self.temp.unlink, missing_ok=True)
 
-    def _spool_error(self, exc: OSError) -> StoreError:
+    def error(self, operation: str, exc: OSError) -> StoreError:
         return StoreError(
-            f"S3 store: spool file for {self._key!r} in {self._spool.parent}: "
-            f"{exc.strerror or type(exc).__name__}"
+            f"S3 store: cannot {operation} the spool file for {self.key!r} in "
+            f"{self.temp.parent}: {exc.strerror or type(exc).__name__}"
         )
-
-    def _require_open(self) -> None:
-        if self._finished:
-            raise StoreError(f"S3 store: the writer for {self._key!r} is already closed")
 
 
 def s3_error(operation: str, bucket: str, key: str, exc: Exception) -> StoreError:
