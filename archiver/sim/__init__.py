@@ -4,10 +4,13 @@ They follow the vendors' documented APIs closely enough that a source which work
 a simulator meets no surprise in the documented behaviour of the real service.
 """
 
+from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
 from archiver.sim.runner import SimulatorThread, running, serve
 
 __all__ = [
+    "DevRevSimConfig",
+    "DevRevSimulator",
     "PerfectoSimConfig",
     "PerfectoSimulator",
     "SimFile",

@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import SimulatorThread, running
 
 PerfectoFactory = Callable[..., PerfectoSimulator]
 AsyncPerfectoFactory = Callable[..., Awaitable[PerfectoSimulator]]
+DevRevFactory = Callable[..., DevRevSimulator]
+AsyncDevRevFactory = Callable[..., Awaitable[DevRevSimulator]]
 
 
 def _config(config: PerfectoSimConfig | None, overrides: dict[str, Any]) -> PerfectoSimConfig:
@@ -63,3 +66,43 @@ async def perfecto_sim_async(
 ) -> PerfectoSimulator:
     """A Perfecto simulator with the small default dataset, in the test's event loop."""
     return await perfecto_sim_async_factory()
+
+
+def _devrev_config(config: DevRevSimConfig | None, overrides: dict[str, Any]) -> DevRevSimConfig:
+    return replace(config or DevRevSimConfig(), **overrides)
+
+
+@pytest.fixture
+def devrev_sim_factory() -> Iterator[DevRevFactory]:
+    """``start(config=None, **overrides)``: a DevRev simulator running in its own thread."""
+    with ExitStack() as stack:
+
+        def start(config: DevRevSimConfig | None = None, **overrides: Any) -> DevRevSimulator:
+            simulator = DevRevSimulator(_devrev_config(config, overrides))
+            return stack.enter_context(SimulatorThread(simulator))
+
+        yield start
+
+
+@pytest.fixture
+def devrev_sim(devrev_sim_factory: DevRevFactory) -> DevRevSimulator:
+    """A running DevRev simulator (thread variant) with the small default dataset."""
+    return devrev_sim_factory()
+
+
+@pytest_asyncio.fixture
+async def devrev_sim_async_factory() -> AsyncIterator[AsyncDevRevFactory]:
+    """``await start(config=None, **overrides)``: a DevRev simulator in the test's loop."""
+    async with AsyncExitStack() as stack:
+
+        async def start(config: DevRevSimConfig | None = None, **overrides: Any) -> DevRevSimulator:
+            simulator = DevRevSimulator(_devrev_config(config, overrides))
+            return await stack.enter_async_context(running(simulator))
+
+        yield start
+
+
+@pytest_asyncio.fixture
+async def devrev_sim_async(devrev_sim_async_factory: AsyncDevRevFactory) -> DevRevSimulator:
+    """A DevRev simulator with the small default dataset, in the test's event loop."""
+    return await devrev_sim_async_factory()
