@@ -311,7 +311,6 @@ class DevRevSimulator:
         offset = self._offset(cursor, query) if cursor else (0 if mode == "after" else len(pool))
         start, end = (offset, offset + limit) if mode == "after" else (offset - limit, offset)
         start, end = max(0, min(start, len(pool))), max(0, min(end, len(pool)))
-        ordered = pool if newest_first else pool[::-1]
         with self._lock:
             recording = set(self._recording)
         page: JSONDict = {}
@@ -319,7 +318,11 @@ class DevRevSimulator:
             page["next_cursor"] = self._cursor(end, query)
         if start > 0:
             page["prev_cursor"] = self._cursor(start, query)
-        page["sessions"] = [self._record(s, s.session_id in recording) for s in ordered[start:end]]
+        # the list is kept newest first; oldest first, offsets count from its end
+        chosen = (
+            pool[start:end] if newest_first else pool[len(pool) - end : len(pool) - start][::-1]
+        )
+        page["sessions"] = [self._record(s, s.session_id in recording) for s in chosen]
         return _json(page)
 
     async def _data(self, request: web.Request) -> web.Response:
@@ -383,16 +386,14 @@ class DevRevSimulator:
         """Auth, rate limits and faults before the handler; rate headers on every answer."""
         if request.path.startswith("/_sim/"):
             return await handler(request)
-        response: web.StreamResponse | None = self._refusal(request)
-        if response is None:
-            try:
-                response = await handler(request)
-            except _BadRequest as refused:
-                response = _error(400, "bad_request", str(refused))
-            except web.HTTPException as exc:
-                kind = "not_found" if exc.status == 404 else "bad_request"
-                response = _error(exc.status, kind, exc.reason)
-        assert response is not None
+        refusal = self._refusal(request)
+        try:
+            response = refusal or await handler(request)
+        except _BadRequest as refused:
+            response = _error(400, "bad_request", str(refused))
+        except web.HTTPException as exc:
+            kind = "not_found" if exc.status == 404 else "bad_request"
+            response = _error(exc.status, kind, exc.reason)
         response.headers.update(self._rate_headers())
         return response
 
