@@ -8,9 +8,9 @@ characters, empty strings. :func:`safe_segment` turns one such name into one key
   so a key built from segments never leaves the store root;
 * is stable: the same name always gives the same segment;
 * does not collide: whenever the name had to change, a short SHA-256 of the *original* name is
-  appended (``a:b`` → ``a_b-<hash>``, ``a@b.zip`` → ``a_b-<hash>.zip``), and a name that
+  appended (``a:b`` → ``a_b--<hash>``, ``a@b.zip`` → ``a_b--<hash>.zip``), and a name that
   merely looks like such a result is hashed too, so ``a:b`` and ``a_b`` (or a crafted
-  ``a_b-<hash>``) never meet.
+  ``a_b--<hash>``) never meet.
 
 :func:`check_key` is the stores' last line of defence: it refuses keys that could escape a root.
 """
@@ -27,7 +27,8 @@ HASH_LENGTH = 12
 _UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
 _SAFE_SEGMENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
 _EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,8}\Z")
-_HASHED_SUFFIX = re.compile(rf"-[0-9a-f]{{{HASH_LENGTH}}}(\.[A-Za-z0-9]{{1,8}})?\Z")
+# "--" marks the hash: a UUID's last group is also 12 hex digits, but never after "--".
+_HASHED_SUFFIX = re.compile(rf"--[0-9a-f]{{{HASH_LENGTH}}}(\.[A-Za-z0-9]{{1,8}})?\Z")
 
 
 def safe_segment(name: str) -> str:
@@ -41,7 +42,7 @@ def safe_segment(name: str) -> str:
     extension_match = _EXTENSION.search(readable)
     extension = extension_match.group() if extension_match and extension_match.start() else ""
     stem = readable[: len(readable) - len(extension)]
-    suffix = "-" + _short_hash(name) + extension
+    suffix = "--" + _short_hash(name) + extension
     return (stem[: MAX_SEGMENT - len(suffix)] or "_") + suffix
 
 

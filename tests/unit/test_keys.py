@@ -79,7 +79,7 @@ def test_safe_names_are_kept_verbatim(name: str) -> None:
 )
 def test_unsafe_names_are_cleaned_and_tagged(name: str, readable: str) -> None:
     segment = safe_segment(name)
-    prefix, _, tag = segment.rpartition("-")
+    prefix, _, tag = segment.rpartition("--")
     assert prefix == readable
     assert re.fullmatch(r"[0-9a-f]{12}", tag)
 
@@ -87,6 +87,16 @@ def test_unsafe_names_are_cleaned_and_tagged(name: str, readable: str) -> None:
 def test_look_alikes_do_not_collide() -> None:
     assert len({safe_segment(name) for name in ["a:b", "a_b", "a/b", "a\\b", "a b"]}) == 5
     assert safe_segment("café") != safe_segment("cafe\u0301")  # NFC and NFD spellings
+
+
+def test_uuids_and_plain_file_names_are_kept_as_they_are() -> None:
+    for name in ("9452bdfb-6481-45a9-ae15-a072bce3ef27", "video-0.mp4", "report.pdf"):
+        assert safe_segment(name) == name
+
+
+def test_a_file_extension_survives_the_hash() -> None:
+    segment = safe_segment("user@example.com_device-logs.zip")
+    assert segment.startswith("user_example.com_device-logs--") and segment.endswith(".zip")
 
 
 def test_a_name_crafted_to_look_hashed_does_not_collide() -> None:
