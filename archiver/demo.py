@@ -1,10 +1,12 @@
 """``archiver demo``: the whole product on one machine, no account, no network.
 
-Starts the built-in Perfecto simulator on loopback (API and artifact origins on two
-ports), archives into a local folder with SQLite state, and prints what happened:
+Starts the built-in Perfecto and DevRev simulators on loopback (each with an API origin
+and a separate artifact origin), archives both into one local folder with SQLite state,
+and prints what happened:
 
-1. the first pass archives every complete execution and holds back those still processing;
-2. the simulator finishes processing them; the second pass archives them;
+1. the first pass archives every complete session and holds back those still processing
+   (Perfecto) or still recording (DevRev);
+2. the simulators finish them; the second pass archives them;
 3. the third pass finds nothing new and downloads nothing.
 """
 
@@ -19,6 +21,7 @@ from pathlib import Path
 from archiver.app import open_app
 from archiver.config import (
     Config,
+    DevRevSettings,
     EngineSettings,
     PerfectoSettings,
     Secret,
@@ -27,6 +30,7 @@ from archiver.config import (
 )
 from archiver.engine import PassReport
 from archiver.errors import ConfigError
+from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import running
 
@@ -42,17 +46,19 @@ class _Pass:
 
 async def run_demo(directory: Path, *, executions: int) -> int:
     root = _prepare(directory)
-    simulator = PerfectoSimulator(
-        PerfectoSimConfig(executions=executions, stay_processing=min(STILL_PROCESSING, executions))
+    held_back = min(STILL_PROCESSING, executions)
+    perfecto = PerfectoSimulator(
+        PerfectoSimConfig(executions=executions, stay_processing=held_back)
     )
-    async with running(simulator):
-        config = _config(root, simulator)
-        async with open_app(config) as app:
-            first = await _timed(app.engine.run_once())
-            simulator.finish_all_processing()
-            second = await _timed(app.engine.run_once())
-            third = await _timed(app.engine.run_once())
-    _print_summary(root, simulator, [first, second, third])
+    devrev = DevRevSimulator(DevRevSimConfig(sessions=executions, still_recording=held_back))
+    # open_app's argument is evaluated after both simulators are up and know their ports.
+    async with running(perfecto), running(devrev), open_app(_config(root, perfecto, devrev)) as app:
+        first = await _timed(app.engine.run_once())
+        perfecto.finish_all_processing()
+        devrev.finish_all_recording()
+        second = await _timed(app.engine.run_once())
+        third = await _timed(app.engine.run_once())
+    _print_summary(root, perfecto, devrev, [first, second, third])
     return 0 if all(run.report.ok for run in (first, second, third)) else 1
 
 
@@ -69,7 +75,7 @@ def _prepare(directory: Path) -> Path:
     return root
 
 
-def _config(root: Path, simulator: PerfectoSimulator) -> Config:
+def _config(root: Path, perfecto: PerfectoSimulator, devrev: DevRevSimulator) -> Config:
     return Config(
         path="(built-in demo configuration)",
         store=StoreSettings(url=f"file://{root}/evidence"),
@@ -77,10 +83,17 @@ def _config(root: Path, simulator: PerfectoSimulator) -> Config:
         engine=EngineSettings(not_ready_delay_seconds=0.2, cleanup_incomplete_after_seconds=0),
         sources={
             "perfecto": PerfectoSettings(
-                base_url=simulator.api_url,
-                token=Secret(simulator.config.token),
+                base_url=perfecto.api_url,
+                token=Secret(perfecto.config.token),
                 backfill_days=1,
-            )
+            ),
+            "devrev": DevRevSettings(
+                base_url=devrev.api_url,
+                token=Secret(devrev.config.token),
+                version_keys=devrev.config.version_keys[:1],
+                session_type="mobile",
+                backfill_days=1,
+            ),
         },
     )
 
@@ -91,19 +104,27 @@ async def _timed(pass_run: Awaitable[PassReport]) -> _Pass:
     return _Pass(report=report, seconds=time.monotonic() - started)
 
 
-def _print_summary(root: Path, simulator: PerfectoSimulator, passes: list[_Pass]) -> None:
+def _print_summary(
+    root: Path, perfecto: PerfectoSimulator, devrev: DevRevSimulator, passes: list[_Pass]
+) -> None:
     evidence = root / "evidence"
     manifests = sorted(evidence.glob("*/*/manifest.json"))
     total_artifacts = sum(run.report.artifacts for run in passes)
     total_bytes = sum(run.report.bytes for run in passes)
     total_seconds = sum(run.seconds for run in passes)
-    print("archiver demo: built-in Perfecto simulator")
-    print(f"  API      {simulator.api_url}   artifacts {simulator.files_url}")
+    print("archiver demo: built-in vendor simulators on loopback")
+    print(f"  Perfecto API {perfecto.api_url}   artifacts {perfecto.files_url}")
+    print(f"  DevRev   API {devrev.api_url}   media     {devrev.files_url}")
     for number, run in enumerate(passes, start=1):
         print(f"  pass {number}: {_describe(run)}")
     rate = total_artifacts / total_seconds if total_seconds else 0.0
+    per_source = ", ".join(
+        f"{source.name} {len(list(source.glob('*/manifest.json')))}"
+        for source in sorted(evidence.iterdir())
+        if source.is_dir() and not source.name.startswith(".")
+    )
     print(
-        f"  total: {len(manifests)} sessions, {total_artifacts} artifacts, "
+        f"  total: {len(manifests)} sessions ({per_source}), {total_artifacts} artifacts, "
         f"{_mib(total_bytes)} in {total_seconds:.2f} s ({rate:.0f} artifacts/s)"
     )
     print(f"  evidence: {evidence}")

@@ -372,10 +372,12 @@ def test_installed_command_has_help() -> None:
 def test_demo_command(tmp_path: Path) -> None:
     result = run_archiver("demo", "--dir", str(tmp_path / "demo"), "--executions", "6")
     assert result.returncode == 0, result.stderr
-    assert "6 sessions" in result.stdout
+    assert "perfecto 6" in result.stdout
     assert "nothing new" in result.stdout
     deployment = Deployment(root=tmp_path / "demo", config=tmp_path / "unused")
     manifests = deployment.manifests()
     assert len(manifests) == 6
-    for manifest in manifests.values():
+    devrev_manifests = deployment.manifests("devrev")
+    assert devrev_manifests
+    for manifest in [*manifests.values(), *devrev_manifests.values()]:
         deployment.verify_manifest(manifest)

@@ -13,11 +13,12 @@ from typing import Any
 
 ARCHIVER = Path(sys.executable).with_name("archiver")
 TOKEN = "perfecto-e2e-token-5f1c9a"
+DEVREV_TOKEN = "devrev-e2e-token-8d2e7b"
 
 
 def archiver_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARCHIVER_")}
-    env.update({"PERFECTO_TOKEN": TOKEN, **extra})
+    env.update({"PERFECTO_TOKEN": TOKEN, "DEVREV_TOKEN": DEVREV_TOKEN, **extra})
     return env
 
 
@@ -76,6 +77,8 @@ def write_config(
     store: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
     perfecto: dict[str, Any] | None = None,
+    devrev_url: str | None = None,
+    devrev: dict[str, Any] | None = None,
     extra: str = "",
 ) -> Deployment:
     """A config for one test: file store and SQLite state under ``root``, quick retries."""
@@ -98,6 +101,20 @@ def write_config(
                     "token_env": "PERFECTO_TOKEN",
                     "backfill_days": 3,
                     **(perfecto or {}),
+                },
+            )
+        )
+    if devrev_url:
+        tables.append(
+            toml_table(
+                "sources.devrev",
+                {
+                    "base_url": devrev_url,
+                    "token_env": "DEVREV_TOKEN",
+                    "version_key": "com.example.shop",
+                    "type": "mobile",
+                    "backfill_days": 3,
+                    **(devrev or {}),
                 },
             )
         )
