@@ -55,12 +55,13 @@ def test_sessions_over_several_pages_all_archived(
 ) -> None:
     sim = devrev_sim_factory(token=DEVREV_TOKEN, sessions=60)
     deployment = write_config(
-        tmp_path, perfecto_url=None, devrev_url=sim.api_url, devrev={"limit": 4}
+        tmp_path, perfecto_url=None, devrev_url=sim.api_url, devrev={"limit": 4, "scope": "beta"}
     )
 
     result = run_archiver("run", "--once", config=deployment.config)
 
     assert result.returncode == 0, result.stderr
+    assert all(r.header("X-Devrev-Scope") == "beta" for r in sim.requests("api"))
     manifests = deployment.manifests("devrev")
     assert set(manifests) == mobile_sessions(sim)
     for manifest in manifests.values():
@@ -169,6 +170,16 @@ def test_forbidden_fails_devrev_but_not_perfecto(
     assert "DevRev answered HTTP 403" in result.stdout + result.stderr
     assert len(deployment.manifests("perfecto")) == 3
     assert deployment.manifests("devrev") == {}
+
+
+def test_tight_rate_budget_is_paced(devrev_sim_factory: DevRevFactory, tmp_path: Path) -> None:
+    sim = devrev_sim_factory(token=DEVREV_TOKEN, sessions=12, rate_limit=6, rate_window_seconds=1)
+    deployment = write_config(
+        tmp_path, perfecto_url=None, devrev_url=sim.api_url, devrev={"limit": 2}
+    )
+    result = run_archiver("run", "--once", config=deployment.config)
+    assert result.returncode == 0, result.stderr
+    assert set(deployment.manifests("devrev")) == mobile_sessions(sim)
 
 
 def test_rearchive_devrev_session(devrev_sim_factory: DevRevFactory, tmp_path: Path) -> None:
