@@ -118,6 +118,40 @@ class DevRevSettings(SourceSettings):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TestObjectSettings(SourceSettings):
+    __test__ = False  # not a pytest test class, whatever its name says
+    username: str = ""
+    page_limit: int = 50
+    test_reports: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestmoSettings(SourceSettings):
+    __test__ = False  # not a pytest test class, whatever its name says
+    project_ids: tuple[int, ...] = ()
+    per_page: int = 100
+    expands: tuple[str, ...] = (
+        "configs",
+        "field_values",
+        "issues",
+        "milestones",
+        "states",
+        "statuses",
+        "templates",
+        "users",
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EkranSettings(SourceSettings):
+    auth_header: str = "X-Ekran-Token"
+    session_count: int = 1000
+    window_hours: float = 24.0
+    settle_minutes: float = 60.0
+    page_cap: int = 10_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: str = "info"
     format: str = "auto"
@@ -203,6 +237,15 @@ class _Table:
         items = [value] if isinstance(value, str) else value
         if not all(isinstance(item, str) and item for item in items):
             raise self.error(key, "expected a list of non-empty strings")
+        return tuple(items)
+
+    def integers(self, key: str) -> tuple[int, ...]:
+        value = self._get(key, (list, int), "a list of integers")
+        if value is None:
+            return ()
+        items = [value] if isinstance(value, int) else value
+        if not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+            raise self.error(key, "expected a list of integers")
         return tuple(items)
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
@@ -402,16 +445,20 @@ def _http_url(table: _Table, key: str, value: str | None) -> str | None:
 
 def _perfecto(table: _Table, environ: Mapping[str, str]) -> PerfectoSettings:
     defaults = PerfectoSettings(base_url="", token=Secret(""))
-    header = table.string("auth_header", defaults.auth_header) or defaults.auth_header
-    if not header.replace("-", "").replace("_", "").isalnum():
-        raise table.error("auth_header", f"not a valid header name: {header!r}")
     return PerfectoSettings(
         **_common(table, environ, "PERFECTO_TOKEN"),
-        auth_header=header,
+        auth_header=_header_name(table, "auth_header", defaults.auth_header),
         window_hours=_bounded(table, "window_hours", defaults.window_hours, 0.01, 24.0),
         page_cap=table.integer("page_cap", defaults.page_cap, minimum=1),
         pdf_report=table.boolean("pdf_report", defaults.pdf_report),
     )
+
+
+def _header_name(table: _Table, key: str, default: str) -> str:
+    header = table.string(key, default) or default
+    if not header.replace("-", "").replace("_", "").isalnum():
+        raise table.error(key, f"not a valid header name: {header!r}")
+    return header
 
 
 def _bounded(table: _Table, key: str, default: float, low: float, high: float) -> float:
@@ -451,7 +498,53 @@ def _optional_choice(table: _Table, key: str, choices: tuple[str, ...]) -> str |
     return table.choice(key, choices[0], choices)
 
 
+def _testobject(table: _Table, environ: Mapping[str, str]) -> TestObjectSettings:
+    defaults = TestObjectSettings(base_url="", token=Secret(""))
+    return TestObjectSettings(
+        **_common(table, environ, "TESTOBJECT_API_KEY"),
+        username=table.required_string("username"),
+        page_limit=table.integer("limit", defaults.page_limit, minimum=1),
+        test_reports=table.boolean("test_reports", defaults.test_reports),
+    )
+
+
+def _testmo(table: _Table, environ: Mapping[str, str]) -> TestmoSettings:
+    defaults = TestmoSettings(base_url="", token=Secret(""))
+    project_ids = table.integers("project_ids")
+    if not project_ids:
+        raise table.error("project_ids", "is required (a list of Testmo project ids)")
+    per_page = table.integer("per_page", defaults.per_page, minimum=1)
+    if per_page not in (15, 25, 50, 100):
+        raise table.error("per_page", f"must be one of 15, 25, 50, 100; got {per_page}")
+    return TestmoSettings(
+        **_common(table, environ, "TESTMO_TOKEN"),
+        project_ids=project_ids,
+        per_page=per_page,
+        expands=table.strings("expands", defaults.expands),
+    )
+
+
+def _ekran(table: _Table, environ: Mapping[str, str]) -> EkranSettings:
+    defaults = EkranSettings(base_url="", token=Secret(""))
+    count = table.integer("session_count", defaults.session_count, minimum=1)
+    if count > 1000:
+        raise table.error(
+            "session_count", f"must be at most 1000 (the API refuses more), got {count}"
+        )
+    return EkranSettings(
+        **_common(table, environ, "EKRAN_TOKEN"),
+        auth_header=_header_name(table, "auth_header", defaults.auth_header),
+        session_count=count,
+        window_hours=_bounded(table, "window_hours", defaults.window_hours, 0.01, 24.0 * 31),
+        settle_minutes=table.number("settle_minutes", defaults.settle_minutes),
+        page_cap=table.integer("page_cap", defaults.page_cap, minimum=1),
+    )
+
+
 SOURCE_PARSERS: dict[str, SourceParser] = {
     "perfecto": _perfecto,
     "devrev": _devrev,
+    "testobject": _testobject,
+    "testmo": _testmo,
+    "ekran": _ekran,
 }

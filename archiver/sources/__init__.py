@@ -56,9 +56,18 @@ SourceFactory = Callable[[aiohttp.ClientSession, SourceSettings, HttpSettings], 
 
 def source_factories() -> Mapping[str, SourceFactory]:
     from archiver.sources.devrev import DevRevSource
+    from archiver.sources.ekran import EkranSource
     from archiver.sources.perfecto import PerfectoSource
+    from archiver.sources.testmo import TestmoSource
+    from archiver.sources.testobject import TestObjectSource
 
-    return {"perfecto": PerfectoSource.create, "devrev": DevRevSource.create}
+    return {
+        "perfecto": PerfectoSource.create,
+        "devrev": DevRevSource.create,
+        "testobject": TestObjectSource.create,
+        "testmo": TestmoSource.create,
+        "ekran": EkranSource.create,
+    }
 
 
 def open_sources(

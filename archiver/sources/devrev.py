@@ -14,7 +14,7 @@ while it is still recording ``session_duration_ms`` is 0 and it is re-checked la
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -23,7 +23,7 @@ from archiver.config import DevRevSettings, HttpSettings, Secret, SourceSettings
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
-from archiver.sources.records import json_artifact, url_basename
+from archiver.sources.records import json_artifact, parse_timestamp, url_basename
 
 NAME = "devrev"
 LIST = "/observability.sessions.list"
@@ -159,14 +159,10 @@ def _session(record: JSON, version_key: str) -> Session:
 
 
 def _created_at(record: JSON) -> datetime:
-    value = record.get("created_at")
-    if not isinstance(value, str):
+    moment = parse_timestamp(record.get("created_at"), vendor="DevRev")
+    if moment is None:
         raise BadVendorResponse(f"DevRev: session {record.get('session_id')!r} has no created_at")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadVendorResponse(f"DevRev: unreadable created_at {value!r}") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _recording_ids(record: JSON) -> list[str]:

@@ -22,7 +22,7 @@ from archiver.config import HttpSettings, PerfectoSettings, SourceSettings
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import VendorClient, header
 from archiver.model import JSON, Artifact, Session
-from archiver.sources.records import json_artifact, url_basename
+from archiver.sources.records import json_artifact, time_windows, url_basename
 
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
@@ -53,7 +53,7 @@ class PerfectoSource:
 
     async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
         seen: set[str] = set()
-        for start, end in _windows(since, until, timedelta(hours=self.settings.window_hours)):
+        for start, end in time_windows(since, until, timedelta(hours=self.settings.window_hours)):
             async for resource, page_complete in self._list_window(start, end):
                 execution_id = _execution_id(resource)
                 if execution_id in seen:
@@ -162,16 +162,6 @@ class PerfectoSource:
         )
         resources, metadata = _page_parts(body)
         return resources, metadata.get("processingStatus") == COMPLETE
-
-
-def _windows(
-    since: datetime, until: datetime, width: timedelta
-) -> Iterator[tuple[datetime, datetime]]:
-    start = since
-    while start < until:
-        end = min(start + width, until)
-        yield start, end
-        start = end
 
 
 def _page_parts(body: Any) -> tuple[list[JSON], Mapping[str, Any]]:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from archiver.errors import BadVendorResponse
 from archiver.model import Artifact
 
 
@@ -18,3 +21,25 @@ def json_artifact(name: str, kind: str, document: Any) -> Artifact:
 def url_basename(url: str, default: str = "file") -> str:
     """The last path segment of ``url``, unquoted (the engine sanitizes it into a key)."""
     return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]) or default
+
+
+def parse_timestamp(value: Any, *, vendor: str) -> datetime | None:
+    """An ISO 8601 / RFC 3339 time from a vendor record; no zone means UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadVendorResponse(f"{vendor}: unreadable time {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def time_windows(
+    since: datetime, until: datetime, width: timedelta
+) -> Iterator[tuple[datetime, datetime]]:
+    """``[since, until]`` cut into consecutive windows of at most ``width``."""
+    start = since
+    while start < until:
+        end = min(start + width, until)
+        yield start, end
+        start = end

@@ -1,0 +1,135 @@
+"""Ekran System (on premises) user sessions, archived once finished.
+
+API: ``POST /ekranapi/sessions`` with ``start``/``end`` (no time zone; sent as UTC),
+``sessionCount`` (at most 1000: more is a 400, so it is never sent) and ``pageIndex``
+paged against ``totalCount``. Without ``start`` and ``end`` the API returns the whole
+database, so every request carries both. A session crossing a window edge comes back
+clipped to the window, so windows end ``settle_minutes`` in the past and sessions are
+keyed by ``sessionId``. No API exports screen recordings (only the Ekran UI can): the
+record is the evidence, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+
+from archiver.config import EkranSettings, HttpSettings, SourceSettings
+from archiver.errors import BadVendorResponse, VendorError
+from archiver.http import VendorClient, header
+from archiver.model import JSON, Artifact, Session
+from archiver.sources.records import json_artifact, parse_timestamp, time_windows
+
+NAME = "ekran"
+SESSIONS = "/ekranapi/sessions"
+NO_RECORDINGS = (
+    "screen recordings: Ekran's API does not export them (only the Ekran console can); "
+    "the session record is the evidence"
+)
+
+
+class EkranSource:
+    name = NAME
+
+    def __init__(self, client: VendorClient, settings: EkranSettings) -> None:
+        self.client = client
+        self.settings: EkranSettings = settings
+
+    @classmethod
+    def create(
+        cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
+    ) -> EkranSource:
+        assert isinstance(settings, EkranSettings)
+        client = VendorClient(
+            http,
+            vendor="Ekran",
+            base_url=settings.base_url,
+            auth_headers=header(settings.auth_header, settings.token),
+            settings=http_settings,
+            trusted_hosts=settings.trusted_hosts,
+        )
+        return cls(client, settings)
+
+    async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
+        seen: set[str] = set()
+        settled = until - timedelta(minutes=self.settings.settle_minutes)
+        width = timedelta(hours=self.settings.window_hours)
+        for start, end in time_windows(since, settled, width):
+            async for record in self._list_window(start, end):
+                session = _session(record)
+                if session.session_id not in seen:
+                    seen.add(session.session_id)
+                    yield session
+
+    async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
+        # No "get one session" call: look in a window around its known start.
+        around = parse_timestamp(locator, vendor="Ekran") if locator else None
+        if around is None:
+            raise VendorError(
+                f"Ekran: session {session_id!r} was never seen, and the API cannot look "
+                "a session up by id",
+                vendor="Ekran",
+            )
+        async for record in self._list_window(
+            around - timedelta(days=1), around + timedelta(days=1)
+        ):
+            if str(record.get("sessionId")) == session_id:
+                return _session(record)
+        raise VendorError(f"Ekran: no session {session_id!r} around {locator}", vendor="Ekran")
+
+    async def artifacts(self, session: Session) -> list[Artifact]:
+        return [json_artifact("session.json", "session_record", session.record)]
+
+    def not_offered(self, session: Session) -> list[str]:
+        return [NO_RECORDINGS]
+
+    async def _list_window(self, start: datetime, end: datetime) -> AsyncIterator[JSON]:
+        for page_index in range(self.settings.page_cap):
+            body = await self.client.post_json(
+                SESSIONS,
+                {
+                    "start": _ekran_time(start),
+                    "end": _ekran_time(end),
+                    "sessionCount": self.settings.session_count,
+                    "pageIndex": page_index,
+                },
+            )
+            records, total = _page_parts(body)
+            for record in records:
+                yield record
+            if not records or (page_index + 1) * self.settings.session_count >= total:
+                return
+        raise BadVendorResponse(
+            f"Ekran: more than {self.settings.page_cap} pages in one window (raise "
+            "sources.ekran.page_cap or lower window_hours)"
+        )
+
+
+def _page_parts(body: Any) -> tuple[list[JSON], int]:
+    if not isinstance(body, dict) or not isinstance(body.get("sessions"), list):
+        raise BadVendorResponse("Ekran: sessions response has no 'sessions' list")
+    records: list[JSON] = [item for item in body["sessions"] if isinstance(item, dict)]
+    total = body.get("totalCount")
+    return records, total if isinstance(total, int) and not isinstance(total, bool) else 0
+
+
+def _session(record: JSON) -> Session:
+    session_id = record.get("sessionId")
+    if session_id is None or str(session_id) == "":
+        raise BadVendorResponse("Ekran: a session without a 'sessionId'")
+    started = parse_timestamp(record.get("startTime"), vendor="Ekran")
+    return Session(
+        source=NAME,
+        session_id=str(session_id),
+        started_at=started or datetime.now(UTC),
+        complete=record.get("isFinished") is True,
+        record=record,
+        locator=record.get("startTime") if isinstance(record.get("startTime"), str) else None,
+    )
+
+
+def _ekran_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")

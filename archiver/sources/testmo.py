@@ -1,0 +1,124 @@
+"""Testmo exploratory sessions of one or more projects, archived once closed.
+
+API: ``GET /api/v1/projects/{project_id}/sessions`` (``page``/``per_page`` up to 100,
+``next_page`` null on the last page, ``created_after`` for incremental runs) and
+``GET /api/v1/sessions/{id}`` for the full record with its ``expands`` (users,
+milestones, statuses...). Only closed sessions are final evidence; open ones are held
+back and re-checked on later passes. Testmo offers no file downloads for sessions: the
+evidence is the listed record (in the manifest) and the full record with expands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+
+from archiver.config import HttpSettings, SourceSettings, TestmoSettings
+from archiver.errors import BadVendorResponse
+from archiver.http import VendorClient, bearer
+from archiver.model import JSON, Artifact, Session, rfc3339
+from archiver.sources.records import json_artifact, parse_timestamp
+
+NAME = "testmo"
+NO_FILES = "files: Testmo's API offers no file downloads for sessions; the records are all of it"
+
+
+class TestmoSource:
+    __test__ = False  # not a pytest test class, whatever its name says
+    name = NAME
+
+    def __init__(self, client: VendorClient, settings: TestmoSettings) -> None:
+        self.client = client
+        self.settings: TestmoSettings = settings
+
+    @classmethod
+    def create(
+        cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
+    ) -> TestmoSource:
+        assert isinstance(settings, TestmoSettings)
+        client = VendorClient(
+            http,
+            vendor="Testmo",
+            base_url=settings.base_url,
+            auth_headers=bearer(settings.token),
+            settings=http_settings,
+            trusted_hosts=settings.trusted_hosts,
+        )
+        return cls(client, settings)
+
+    async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
+        seen: set[str] = set()
+        for project_id in self.settings.project_ids:
+            async for record in self._list_project(project_id, since):
+                session = _session(record)
+                if session.session_id not in seen:
+                    seen.add(session.session_id)
+                    yield session
+
+    async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
+        body = await self.client.get_json(f"/api/v1/sessions/{session_id}")
+        record = body.get("result") if isinstance(body, dict) else None
+        if not isinstance(record, dict):
+            raise BadVendorResponse(f"Testmo: session {session_id} response has no 'result'")
+        return _session(record)
+
+    async def artifacts(self, session: Session) -> list[Artifact]:
+        _document, raw = await self.client.get_document(
+            f"/api/v1/sessions/{session.session_id}",
+            params={"expands": ",".join(self.settings.expands)} if self.settings.expands else None,
+        )
+        return [
+            json_artifact("session.json", "session_record", session.record),
+            Artifact(
+                name="session-with-expands.json",
+                kind="session_full_record",
+                content=raw,
+                content_type="application/json",
+            ),
+        ]
+
+    def not_offered(self, session: Session) -> list[str]:
+        return [NO_FILES]
+
+    async def _list_project(self, project_id: int, since: datetime) -> AsyncIterator[JSON]:
+        params = {
+            "per_page": str(self.settings.per_page),
+            "created_after": rfc3339(since),
+            "sort": "sessions:created_at",
+            "order": "asc",
+        }
+        page: int | None = 1
+        while page is not None:
+            body = await self.client.get_json(
+                f"/api/v1/projects/{project_id}/sessions", params={**params, "page": str(page)}
+            )
+            records, next_page = _page_parts(body)
+            for record in records:
+                yield record
+            page = next_page if records and next_page != page else None
+
+
+def _page_parts(body: Any) -> tuple[list[JSON], int | None]:
+    if not isinstance(body, dict) or not isinstance(body.get("result"), list):
+        raise BadVendorResponse("Testmo: sessions response has no 'result' list")
+    records: list[JSON] = [item for item in body["result"] if isinstance(item, dict)]
+    next_page = body.get("next_page")
+    return records, next_page if isinstance(next_page, int) and next_page > 0 else None
+
+
+def _session(record: JSON) -> Session:
+    session_id = record.get("id")
+    if not isinstance(session_id, int | str) or isinstance(session_id, bool):
+        raise BadVendorResponse("Testmo: a session without an 'id'")
+    project = record.get("project_id")
+    return Session(
+        source=NAME,
+        session_id=str(session_id),
+        started_at=parse_timestamp(record.get("created_at"), vendor="Testmo") or datetime.now(UTC),
+        complete=record.get("is_closed") is True,
+        record=record,
+        locator=str(project) if project is not None else None,
+    )
