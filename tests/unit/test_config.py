@@ -169,3 +169,71 @@ def test_devrev_bad_values(
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, DEVREV.replace(*change)))
     assert caught.value.key == key
+
+
+BASE = """
+[store]
+url = "file:///var/lib/archiver/evidence"
+[state]
+url = "sqlite:////var/lib/archiver/state.db"
+"""
+
+
+def test_testobject_testmo_ekran_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archiver import config
+
+    for variable in ("TESTOBJECT_API_KEY", "TESTMO_TOKEN", "EKRAN_TOKEN"):
+        monkeypatch.setenv(variable, f"{variable.lower()}-value")
+    text = (
+        BASE
+        + """
+[sources.testobject]
+base_url = "https://app.testobject.com"
+username = "foobar"
+[sources.testmo]
+base_url = "https://acme.testmo.net"
+project_ids = [1, 5]
+per_page = 50
+[sources.ekran]
+base_url = "https://ekran.example.local"
+auth_header = "X-Api-Key"
+session_count = 500
+"""
+    )
+    sources = load_config(write(tmp_path, text)).sources
+    testobject, testmo, ekran = sources["testobject"], sources["testmo"], sources["ekran"]
+    assert isinstance(testobject, config.TestObjectSettings) and testobject.username == "foobar"
+    assert testobject.token.reveal() == "testobject_api_key-value"
+    assert isinstance(testmo, config.TestmoSettings) and testmo.project_ids == (1, 5)
+    assert testmo.per_page == 50 and "users" in testmo.expands
+    assert isinstance(ekran, config.EkranSettings) and ekran.session_count == 500
+    assert ekran.auth_header == "X-Api-Key"
+
+
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ('[sources.testobject]\nbase_url = "https://a.b"\n', "sources.testobject.username"),
+        ('[sources.testmo]\nbase_url = "https://a.b"\n', "sources.testmo.project_ids"),
+        (
+            '[sources.testmo]\nbase_url = "https://a.b"\nproject_ids = [1]\nper_page = 30\n',
+            "sources.testmo.per_page",
+        ),
+        (
+            '[sources.testmo]\nbase_url = "https://a.b"\nproject_ids = ["one"]\n',
+            "sources.testmo.project_ids",
+        ),
+        (
+            '[sources.ekran]\nbase_url = "https://a.b"\nsession_count = 1001\n',
+            "sources.ekran.session_count",
+        ),
+    ],
+)
+def test_new_source_bad_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, table: str, key: str
+) -> None:
+    for variable in ("TESTOBJECT_API_KEY", "TESTMO_TOKEN", "EKRAN_TOKEN"):
+        monkeypatch.setenv(variable, "some-token-value")
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, BASE + table))
+    assert caught.value.key == key
