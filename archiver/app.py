@@ -15,6 +15,7 @@ from archiver.log import get_logger, register_secret
 from archiver.sources import Source, open_sources
 from archiver.state import State, open_state
 from archiver.store import Store, open_store
+from archiver.urlpolicy import GuardedResolver
 
 log = get_logger(__name__)
 
@@ -56,6 +57,7 @@ async def open_app(config: Config) -> AsyncIterator[App]:
             limit=config.engine.download_concurrency * 2 + 8 * max(1, len(config.sources)),
             limit_per_host=0,
             ttl_dns_cache=300,
+            resolver=GuardedResolver(),
         )
         http = await stack.enter_async_context(
             aiohttp.ClientSession(

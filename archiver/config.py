@@ -57,6 +57,8 @@ class HttpSettings:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     chunk_size: int = 1024 * 1024
+    max_artifact_bytes: int = 0
+    artifact_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,6 +379,8 @@ def _http(table: _Table | None) -> HttpSettings:
         backoff_initial=table.number("backoff_initial", defaults.backoff_initial),
         backoff_max=table.number("backoff_max", defaults.backoff_max),
         chunk_size=table.integer("chunk_size_kib", defaults.chunk_size // 1024, minimum=4) * 1024,
+        max_artifact_bytes=table.integer("max_artifact_mib", 0) * 1024 * 1024,
+        artifact_hosts=table.strings("artifact_hosts"),
     )
     table.reject_unknown()
     return settings

@@ -38,6 +38,7 @@ from archiver.log import redact
 from archiver.model import strip_query
 from archiver.pacing import RateLimitPacer
 from archiver.retry import RetryPolicy, retrying
+from archiver.urlpolicy import check_artifact_url
 
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -123,6 +124,7 @@ class Download:
     response: aiohttp.ClientResponse
     chunk_size: int
     vendor: str
+    max_size: int = 0
 
     @property
     def content_type(self) -> str | None:
@@ -140,9 +142,11 @@ class Download:
         """Yield the body in pieces of about ``chunk_size`` bytes."""
         received = 0
         buffer = bytearray()
+        self._check_size(self.expected_size or 0)
         try:
             async for piece in self.response.content.iter_chunked(self.chunk_size):
                 received += len(piece)
+                self._check_size(received)
                 buffer += piece
                 if len(buffer) >= self.chunk_size:
                     yield bytes(buffer)
@@ -160,6 +164,13 @@ class Download:
             )
         if buffer:
             yield bytes(buffer)
+
+    def _check_size(self, size: int) -> None:
+        if self.max_size and size > self.max_size:
+            raise UnsafeArtifactUrl(
+                f"{self.vendor}: {strip_query(self.url)} is larger than http.max_artifact_mib "
+                f"({self.max_size} bytes); not stored"
+            )
 
 
 class VendorClient:
@@ -183,6 +194,7 @@ class VendorClient:
         self._origin = origin_of(self.base_url)
         self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
         self._pacer = RateLimitPacer()
+        self._artifact_hosts = frozenset(host.lower() for host in settings.artifact_hosts)
         self.retry_policy = RetryPolicy(
             attempts=settings.attempts,
             backoff_initial=settings.backoff_initial,
@@ -271,14 +283,18 @@ class VendorClient:
     @asynccontextmanager
     async def download(self, url: str) -> AsyncIterator[Download]:
         """Open an artifact response (one attempt; the engine retries the whole write)."""
-        check_artifact_url(url)
+        self._check_artifact_url(url)
         response = await self._send("GET", url, params=None, body=None, api=False)
         async with response:
             await self._raise_for_status(response)
             if response.status == 204:
                 raise NotReady(f"{self.vendor}: {strip_query(url)} is not ready yet (HTTP 204)")
             yield Download(
-                url=url, response=response, chunk_size=self._settings.chunk_size, vendor=self.vendor
+                url=url,
+                response=response,
+                chunk_size=self._settings.chunk_size,
+                vendor=self.vendor,
+                max_size=self._settings.max_artifact_bytes,
             )
 
     async def _send(
@@ -317,7 +333,8 @@ class VendorClient:
                 return response
             response.release()
             url = urljoin(str(response.url), location)
-            check_artifact_url(url)
+            if not api:
+                self._check_artifact_url(url)
             params = None
             if response.status == 303:
                 method, body = "GET", None
@@ -351,19 +368,17 @@ class VendorClient:
             )
         raise VendorError(message, vendor=self.vendor, status=status)
 
+    def _check_artifact_url(self, url: str) -> None:
+        # The vendor's own API origin is trusted even with an allow-list of artifact hosts.
+        hosts = self._artifact_hosts | {self._origin[1]} if self._artifact_hosts else frozenset()
+        check_artifact_url(url, allowed_hosts=hosts)
+
     def _unavailable(self, url: str, exc: BaseException) -> VendorUnavailable:
         reason = "timed out" if isinstance(exc, TimeoutError) else redact(str(exc))
         return VendorUnavailable(
             f"{self.vendor}: request to {strip_query(url)} failed: {reason or type(exc).__name__}",
             vendor=self.vendor,
         )
-
-
-def check_artifact_url(url: str) -> None:
-    """Refuse anything but http(s): a vendor record must not make us read file: or ftp:."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme not in ("http", "https"):
-        raise UnsafeArtifactUrl(f"refusing artifact URL with scheme {scheme or 'none'!r}")
 
 
 def bearer(token: Secret) -> AuthHeaders:

@@ -223,3 +223,61 @@ async def test_slow_read_times_out(origins: Origins) -> None:
                         pass
     finally:
         await server.close()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[fe80::1]/x",
+        "http://[::ffff:169.254.169.254]/x",
+    ],
+)
+async def test_metadata_and_link_local_addresses_refused(client: VendorClient, url: str) -> None:
+    with pytest.raises(UnsafeArtifactUrl, match="link-local"):
+        async with client.download(url):
+            pass
+
+
+async def test_artifact_host_allow_list(origins: Origins) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = VendorClient(
+            session,
+            vendor="Perfecto",
+            base_url=str(origins.api.make_url("")),
+            auth_headers=header("X-Token", Secret(TOKEN)),
+            settings=HttpSettings(attempts=1, artifact_hosts=("files.example.com",)),
+        )
+        async with client.download(client.url("/file.bin")) as download:  # own origin: fine
+            assert len(b"".join([c async for c in download.chunks()])) == 100_000
+        with pytest.raises(UnsafeArtifactUrl, match="artifact_hosts"):
+            async with client.download("http://elsewhere.example.org/file.bin"):
+                pass
+
+
+async def test_artifact_over_the_size_limit_is_refused(origins: Origins) -> None:
+    async with aiohttp.ClientSession() as session:
+        client = VendorClient(
+            session,
+            vendor="Perfecto",
+            base_url=str(origins.api.make_url("")),
+            auth_headers=header("X-Token", Secret(TOKEN)),
+            settings=HttpSettings(attempts=1, max_artifact_bytes=50_000),
+        )
+        with pytest.raises(UnsafeArtifactUrl, match="larger than"):
+            async with client.download(client.url("/file.bin")) as download:
+                async for _ in download.chunks():
+                    pass
+
+
+async def test_resolver_refuses_names_that_resolve_to_link_local() -> None:
+    from archiver.urlpolicy import GuardedResolver
+
+    resolver = GuardedResolver()
+    try:
+        assert await resolver.resolve("127.0.0.1", 80)
+        with pytest.raises(OSError, match="link-local"):
+            await resolver.resolve("169.254.169.254", 80)
+    finally:
+        await resolver.close()
