@@ -237,3 +237,11 @@ def test_new_source_bad_values(
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, BASE + table))
     assert caught.value.key == key
+
+
+def test_example_config_parses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
+    example = Path(__file__).parents[2] / "config" / "archiver.example.toml"
+    config = load_config(example)
+    assert set(config.sources) == {"perfecto"}
+    assert config.store.url.startswith("file:///")
