@@ -7,6 +7,7 @@ a simulator meets no surprise in the documented behaviour of the real service.
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
 from archiver.sim.runner import SimulatorThread, running, serve
+from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 
 __all__ = [
     "DevRevSimConfig",
@@ -16,6 +17,8 @@ __all__ = [
     "SimFile",
     "SimRequest",
     "SimulatorThread",
+    "TestmoSimConfig",
+    "TestmoSimulator",
     "running",
     "serve",
 ]

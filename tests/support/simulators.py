@@ -13,11 +13,14 @@ import pytest_asyncio
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import SimulatorThread, running
+from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 
 PerfectoFactory = Callable[..., PerfectoSimulator]
 AsyncPerfectoFactory = Callable[..., Awaitable[PerfectoSimulator]]
 DevRevFactory = Callable[..., DevRevSimulator]
 AsyncDevRevFactory = Callable[..., Awaitable[DevRevSimulator]]
+TestmoFactory = Callable[..., TestmoSimulator]
+AsyncTestmoFactory = Callable[..., Awaitable[TestmoSimulator]]
 
 
 def _config(config: PerfectoSimConfig | None, overrides: dict[str, Any]) -> PerfectoSimConfig:
@@ -106,3 +109,43 @@ async def devrev_sim_async_factory() -> AsyncIterator[AsyncDevRevFactory]:
 async def devrev_sim_async(devrev_sim_async_factory: AsyncDevRevFactory) -> DevRevSimulator:
     """A DevRev simulator with the small default dataset, in the test's event loop."""
     return await devrev_sim_async_factory()
+
+
+def _testmo_config(config: TestmoSimConfig | None, overrides: dict[str, Any]) -> TestmoSimConfig:
+    return replace(config or TestmoSimConfig(), **overrides)
+
+
+@pytest.fixture
+def testmo_sim_factory() -> Iterator[TestmoFactory]:
+    """``start(config=None, **overrides)``: a Testmo simulator running in its own thread."""
+    with ExitStack() as stack:
+
+        def start(config: TestmoSimConfig | None = None, **overrides: Any) -> TestmoSimulator:
+            simulator = TestmoSimulator(_testmo_config(config, overrides))
+            return stack.enter_context(SimulatorThread(simulator))
+
+        yield start
+
+
+@pytest.fixture
+def testmo_sim(testmo_sim_factory: TestmoFactory) -> TestmoSimulator:
+    """A running Testmo simulator (thread variant) with the small default dataset."""
+    return testmo_sim_factory()
+
+
+@pytest_asyncio.fixture
+async def testmo_sim_async_factory() -> AsyncIterator[AsyncTestmoFactory]:
+    """``await start(config=None, **overrides)``: a Testmo simulator in the test's loop."""
+    async with AsyncExitStack() as stack:
+
+        async def start(config: TestmoSimConfig | None = None, **overrides: Any) -> TestmoSimulator:
+            simulator = TestmoSimulator(_testmo_config(config, overrides))
+            return await stack.enter_async_context(running(simulator))
+
+        yield start
+
+
+@pytest_asyncio.fixture
+async def testmo_sim_async(testmo_sim_async_factory: AsyncTestmoFactory) -> TestmoSimulator:
+    """A Testmo simulator with the small default dataset, in the test's event loop."""
+    return await testmo_sim_async_factory()
