@@ -14,11 +14,16 @@ from typing import Any
 ARCHIVER = Path(sys.executable).with_name("archiver")
 TOKEN = "perfecto-e2e-token-5f1c9a"
 DEVREV_TOKEN = "devrev-e2e-token-8d2e7b"
+VENDOR_TOKENS = {
+    "TESTOBJECT_API_KEY": "testobject-e2e-key-41c0",
+    "TESTMO_TOKEN": "testmo-e2e-token-93ab",
+    "EKRAN_TOKEN": "ekran-e2e-token-7e55",
+}
 
 
 def archiver_env(**extra: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("ARCHIVER_")}
-    env.update({"PERFECTO_TOKEN": TOKEN, "DEVREV_TOKEN": DEVREV_TOKEN, **extra})
+    env.update({"PERFECTO_TOKEN": TOKEN, "DEVREV_TOKEN": DEVREV_TOKEN, **VENDOR_TOKENS, **extra})
     return env
 
 
@@ -79,6 +84,7 @@ def write_config(
     perfecto: dict[str, Any] | None = None,
     devrev_url: str | None = None,
     devrev: dict[str, Any] | None = None,
+    sources: dict[str, dict[str, Any]] | None = None,
     extra: str = "",
 ) -> Deployment:
     """A config for one test: file store and SQLite state under ``root``, quick retries."""
@@ -118,6 +124,8 @@ def write_config(
                 },
             )
         )
+    for name, values in (sources or {}).items():
+        tables.append(toml_table(f"sources.{name}", {"backfill_days": 30, **values}))
     config = root / "archiver.toml"
     config.write_text("\n".join(tables) + extra)
     return Deployment(root=root, config=config)
