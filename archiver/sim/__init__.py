@@ -5,6 +5,7 @@ a simulator meets no surprise in the documented behaviour of the real service.
 """
 
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
 from archiver.sim.runner import SimulatorThread, running, serve
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
@@ -12,6 +13,8 @@ from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 __all__ = [
     "DevRevSimConfig",
     "DevRevSimulator",
+    "EkranSimConfig",
+    "EkranSimulator",
     "PerfectoSimConfig",
     "PerfectoSimulator",
     "SimFile",

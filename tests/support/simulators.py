@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import SimulatorThread, running
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
@@ -21,6 +22,8 @@ DevRevFactory = Callable[..., DevRevSimulator]
 AsyncDevRevFactory = Callable[..., Awaitable[DevRevSimulator]]
 TestmoFactory = Callable[..., TestmoSimulator]
 AsyncTestmoFactory = Callable[..., Awaitable[TestmoSimulator]]
+EkranFactory = Callable[..., EkranSimulator]
+AsyncEkranFactory = Callable[..., Awaitable[EkranSimulator]]
 
 
 def _config(config: PerfectoSimConfig | None, overrides: dict[str, Any]) -> PerfectoSimConfig:
@@ -149,3 +152,43 @@ async def testmo_sim_async_factory() -> AsyncIterator[AsyncTestmoFactory]:
 async def testmo_sim_async(testmo_sim_async_factory: AsyncTestmoFactory) -> TestmoSimulator:
     """A Testmo simulator with the small default dataset, in the test's event loop."""
     return await testmo_sim_async_factory()
+
+
+def _ekran_config(config: EkranSimConfig | None, overrides: dict[str, Any]) -> EkranSimConfig:
+    return replace(config or EkranSimConfig(), **overrides)
+
+
+@pytest.fixture
+def ekran_sim_factory() -> Iterator[EkranFactory]:
+    """``start(config=None, **overrides)``: an Ekran simulator running in its own thread."""
+    with ExitStack() as stack:
+
+        def start(config: EkranSimConfig | None = None, **overrides: Any) -> EkranSimulator:
+            simulator = EkranSimulator(_ekran_config(config, overrides))
+            return stack.enter_context(SimulatorThread(simulator))
+
+        yield start
+
+
+@pytest.fixture
+def ekran_sim(ekran_sim_factory: EkranFactory) -> EkranSimulator:
+    """A running Ekran simulator (thread variant) with the small default dataset."""
+    return ekran_sim_factory()
+
+
+@pytest_asyncio.fixture
+async def ekran_sim_async_factory() -> AsyncIterator[AsyncEkranFactory]:
+    """``await start(config=None, **overrides)``: an Ekran simulator in the test's loop."""
+    async with AsyncExitStack() as stack:
+
+        async def start(config: EkranSimConfig | None = None, **overrides: Any) -> EkranSimulator:
+            simulator = EkranSimulator(_ekran_config(config, overrides))
+            return await stack.enter_async_context(running(simulator))
+
+        yield start
+
+
+@pytest_asyncio.fixture
+async def ekran_sim_async(ekran_sim_async_factory: AsyncEkranFactory) -> EkranSimulator:
+    """An Ekran simulator with the small default dataset, in the test's event loop."""
+    return await ekran_sim_async_factory()
