@@ -148,7 +148,8 @@ class TestmoSettings(SourceSettings):
 class EkranSettings(SourceSettings):
     auth_header: str = "X-Ekran-Token"
     session_count: int = 1000
-    window_hours: float = 24.0
+    window_hours: float = 168.0
+    max_session_hours: float = 24.0
     settle_minutes: float = 60.0
     page_cap: int = 10_000
 
@@ -540,6 +541,9 @@ def _ekran(table: _Table, environ: Mapping[str, str]) -> EkranSettings:
         auth_header=_header_name(table, "auth_header", defaults.auth_header),
         session_count=count,
         window_hours=_bounded(table, "window_hours", defaults.window_hours, 0.01, 24.0 * 31),
+        max_session_hours=table.number(
+            "max_session_hours", defaults.max_session_hours, minimum=0.1
+        ),
         settle_minutes=table.number("settle_minutes", defaults.settle_minutes),
         page_cap=table.integer("page_cap", defaults.page_cap, minimum=1),
     )

@@ -4,8 +4,10 @@ API: ``POST /ekranapi/sessions`` with ``start``/``end`` (no time zone; sent as U
 ``sessionCount`` (at most 1000: more is a 400, so it is never sent) and ``pageIndex``
 paged against ``totalCount``. Without ``start`` and ``end`` the API returns the whole
 database, so every request carries both. A session crossing a window edge comes back
-clipped to the window, so windows end ``settle_minutes`` in the past and sessions are
-keyed by ``sessionId``. No API exports screen recordings (only the Ekran UI can): the
+clipped to the window, so each window is asked for with ``max_session_hours`` of padding on
+both sides and keeps the sessions that started inside it (each session belongs to exactly
+one window, unclipped unless it lasted longer than the padding); windows end
+``settle_minutes`` in the past. No API exports screen recordings (only the Ekran UI can): the
 record is the evidence, and the manifest says so.
 """
 
@@ -57,10 +59,13 @@ class EkranSource:
         seen: set[str] = set()
         settled = until - timedelta(minutes=self.settings.settle_minutes)
         width = timedelta(hours=self.settings.window_hours)
+        padding = timedelta(hours=self.settings.max_session_hours)
         for start, end in time_windows(since, settled, width):
-            async for record in self._list_window(start, end):
+            # Ask for a padded window so sessions are not clipped at its edges, and keep
+            # those that started inside the real one: each session belongs to one window.
+            async for record in self._list_window(start - padding, end + padding):
                 session = _session(record)
-                if session.session_id not in seen:
+                if start <= session.started_at < end and session.session_id not in seen:
                     seen.add(session.session_id)
                     yield session
 
