@@ -1,11 +1,11 @@
 """``archiver demo``: the whole product on one machine, no account, no network.
 
-Starts the built-in Perfecto and DevRev simulators on loopback (each with an API origin
-and a separate artifact origin), archives both into one local folder with SQLite state,
-and prints what happened:
+Starts the built-in vendor simulators on loopback (Perfecto and DevRev with an API origin
+and a separate artifact origin each), archives them all into one local folder with SQLite
+state, and prints what happened:
 
-1. the first pass archives every complete session and holds back those still processing
-   (Perfecto) or still recording (DevRev);
+1. the first pass archives every complete session and holds back those still processing,
+   recording, open or live;
 2. the simulators finish them; the second pass archives them;
 3. the third pass finds nothing new and downloads nothing.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,17 +23,22 @@ from archiver.app import open_app
 from archiver.config import (
     Config,
     DevRevSettings,
+    EkranSettings,
     EngineSettings,
     PerfectoSettings,
     Secret,
+    SourceSettings,
     StateSettings,
     StoreSettings,
+    TestmoSettings,
 )
 from archiver.engine import PassReport
 from archiver.errors import ConfigError
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
-from archiver.sim.runner import running
+from archiver.sim.runner import Simulator, running
+from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 
 MARKER = ".archiver-demo"
 STILL_PROCESSING = 2
@@ -44,21 +50,78 @@ class _Pass:
     seconds: float
 
 
+@dataclass(frozen=True, slots=True)
+class _Simulators:
+    """One simulator per vendor, each holding back a couple of unfinished sessions."""
+
+    perfecto: PerfectoSimulator
+    devrev: DevRevSimulator
+    testmo: TestmoSimulator
+    ekran: EkranSimulator
+
+    @classmethod
+    def build(cls, sessions: int) -> _Simulators:
+        held_back = min(STILL_PROCESSING, sessions)
+        return cls(
+            perfecto=PerfectoSimulator(
+                PerfectoSimConfig(executions=sessions, stay_processing=held_back)
+            ),
+            devrev=DevRevSimulator(DevRevSimConfig(sessions=sessions, still_recording=held_back)),
+            testmo=TestmoSimulator(TestmoSimConfig(sessions=sessions, open_sessions=held_back)),
+            ekran=EkranSimulator(EkranSimConfig(sessions=sessions, live_sessions=held_back)),
+        )
+
+    def all(self) -> tuple[Simulator, ...]:
+        return (self.perfecto, self.devrev, self.testmo, self.ekran)
+
+    def finish_everything(self) -> None:
+        self.perfecto.finish_all_processing()
+        self.devrev.finish_all_recording()
+        self.testmo.close_all()
+        self.ekran.finish_all()
+
+    def settings(self) -> dict[str, SourceSettings]:
+        return {
+            "perfecto": PerfectoSettings(
+                base_url=self.perfecto.api_url,
+                token=Secret(self.perfecto.config.token),
+                backfill_days=1,
+            ),
+            "devrev": DevRevSettings(
+                base_url=self.devrev.api_url,
+                token=Secret(self.devrev.config.token),
+                version_keys=self.devrev.config.version_keys[:1],
+                session_type="mobile",
+                backfill_days=1,
+            ),
+            "testmo": TestmoSettings(
+                base_url=self.testmo.api_url,
+                token=Secret(self.testmo.config.token),
+                project_ids=self.testmo.config.project_ids,
+                backfill_days=8,
+            ),
+            "ekran": EkranSettings(
+                base_url=self.ekran.api_url,
+                token=Secret(self.ekran.config.token),
+                auth_header=self.ekran.config.token_header,
+                settle_minutes=0,
+                backfill_days=8,
+            ),
+        }
+
+
 async def run_demo(directory: Path, *, executions: int) -> int:
     root = _prepare(directory)
-    held_back = min(STILL_PROCESSING, executions)
-    perfecto = PerfectoSimulator(
-        PerfectoSimConfig(executions=executions, stay_processing=held_back)
-    )
-    devrev = DevRevSimulator(DevRevSimConfig(sessions=executions, still_recording=held_back))
-    # open_app's argument is evaluated after both simulators are up and know their ports.
-    async with running(perfecto), running(devrev), open_app(_config(root, perfecto, devrev)) as app:
+    simulators = _Simulators.build(executions)
+    async with AsyncExitStack() as stack:
+        for simulator in simulators.all():
+            await stack.enter_async_context(running(simulator))
+        app = await stack.enter_async_context(open_app(_config(root, simulators)))
         first = await _timed(app.engine.run_once())
-        perfecto.finish_all_processing()
-        devrev.finish_all_recording()
+        simulators.finish_everything()
         second = await _timed(app.engine.run_once())
         third = await _timed(app.engine.run_once())
-    _print_summary(root, perfecto, devrev, [first, second, third])
+    _print_summary(root, simulators, [first, second, third])
     return 0 if all(run.report.ok for run in (first, second, third)) else 1
 
 
@@ -75,26 +138,13 @@ def _prepare(directory: Path) -> Path:
     return root
 
 
-def _config(root: Path, perfecto: PerfectoSimulator, devrev: DevRevSimulator) -> Config:
+def _config(root: Path, simulators: _Simulators) -> Config:
     return Config(
         path="(built-in demo configuration)",
         store=StoreSettings(url=f"file://{root}/evidence"),
         state=StateSettings(url=f"sqlite:///{root}/state.db"),
         engine=EngineSettings(not_ready_delay_seconds=0.2, cleanup_incomplete_after_seconds=0),
-        sources={
-            "perfecto": PerfectoSettings(
-                base_url=perfecto.api_url,
-                token=Secret(perfecto.config.token),
-                backfill_days=1,
-            ),
-            "devrev": DevRevSettings(
-                base_url=devrev.api_url,
-                token=Secret(devrev.config.token),
-                version_keys=devrev.config.version_keys[:1],
-                session_type="mobile",
-                backfill_days=1,
-            ),
-        },
+        sources=simulators.settings(),
     )
 
 
@@ -104,17 +154,17 @@ async def _timed(pass_run: Awaitable[PassReport]) -> _Pass:
     return _Pass(report=report, seconds=time.monotonic() - started)
 
 
-def _print_summary(
-    root: Path, perfecto: PerfectoSimulator, devrev: DevRevSimulator, passes: list[_Pass]
-) -> None:
+def _print_summary(root: Path, simulators: _Simulators, passes: list[_Pass]) -> None:
     evidence = root / "evidence"
     manifests = sorted(evidence.glob("*/*/manifest.json"))
     total_artifacts = sum(run.report.artifacts for run in passes)
     total_bytes = sum(run.report.bytes for run in passes)
     total_seconds = sum(run.seconds for run in passes)
     print("archiver demo: built-in vendor simulators on loopback")
-    print(f"  Perfecto API {perfecto.api_url}   artifacts {perfecto.files_url}")
-    print(f"  DevRev   API {devrev.api_url}   media     {devrev.files_url}")
+    print(f"  Perfecto API {simulators.perfecto.api_url}   files {simulators.perfecto.files_url}")
+    print(f"  DevRev   API {simulators.devrev.api_url}   files {simulators.devrev.files_url}")
+    print(f"  Testmo   API {simulators.testmo.api_url}")
+    print(f"  Ekran    API {simulators.ekran.api_url}")
     for number, run in enumerate(passes, start=1):
         print(f"  pass {number}: {_describe(run)}")
     rate = total_artifacts / total_seconds if total_seconds else 0.0
