@@ -9,6 +9,7 @@ from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
 from archiver.sim.runner import SimulatorThread, running, serve
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 __all__ = [
     "DevRevSimConfig",
@@ -20,6 +21,8 @@ __all__ = [
     "SimFile",
     "SimRequest",
     "SimulatorThread",
+    "TestObjectSimConfig",
+    "TestObjectSimulator",
     "TestmoSimConfig",
     "TestmoSimulator",
     "running",

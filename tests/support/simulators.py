@@ -15,6 +15,7 @@ from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import SimulatorThread, running
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 PerfectoFactory = Callable[..., PerfectoSimulator]
 AsyncPerfectoFactory = Callable[..., Awaitable[PerfectoSimulator]]
@@ -24,6 +25,8 @@ TestmoFactory = Callable[..., TestmoSimulator]
 AsyncTestmoFactory = Callable[..., Awaitable[TestmoSimulator]]
 EkranFactory = Callable[..., EkranSimulator]
 AsyncEkranFactory = Callable[..., Awaitable[EkranSimulator]]
+TestObjectFactory = Callable[..., TestObjectSimulator]
+AsyncTestObjectFactory = Callable[..., Awaitable[TestObjectSimulator]]
 
 
 def _config(config: PerfectoSimConfig | None, overrides: dict[str, Any]) -> PerfectoSimConfig:
@@ -192,3 +195,51 @@ async def ekran_sim_async_factory() -> AsyncIterator[AsyncEkranFactory]:
 async def ekran_sim_async(ekran_sim_async_factory: AsyncEkranFactory) -> EkranSimulator:
     """An Ekran simulator with the small default dataset, in the test's event loop."""
     return await ekran_sim_async_factory()
+
+
+def _testobject_config(
+    config: TestObjectSimConfig | None, overrides: dict[str, Any]
+) -> TestObjectSimConfig:
+    return replace(config or TestObjectSimConfig(), **overrides)
+
+
+@pytest.fixture
+def testobject_sim_factory() -> Iterator[TestObjectFactory]:
+    """``start(config=None, **overrides)``: a TestObject simulator running in its own thread."""
+    with ExitStack() as stack:
+
+        def start(
+            config: TestObjectSimConfig | None = None, **overrides: Any
+        ) -> TestObjectSimulator:
+            simulator = TestObjectSimulator(_testobject_config(config, overrides))
+            return stack.enter_context(SimulatorThread(simulator))
+
+        yield start
+
+
+@pytest.fixture
+def testobject_sim(testobject_sim_factory: TestObjectFactory) -> TestObjectSimulator:
+    """A running TestObject simulator (thread variant) with the small default dataset."""
+    return testobject_sim_factory()
+
+
+@pytest_asyncio.fixture
+async def testobject_sim_async_factory() -> AsyncIterator[AsyncTestObjectFactory]:
+    """``await start(config=None, **overrides)``: a TestObject simulator in the test's loop."""
+    async with AsyncExitStack() as stack:
+
+        async def start(
+            config: TestObjectSimConfig | None = None, **overrides: Any
+        ) -> TestObjectSimulator:
+            simulator = TestObjectSimulator(_testobject_config(config, overrides))
+            return await stack.enter_async_context(running(simulator))
+
+        yield start
+
+
+@pytest_asyncio.fixture
+async def testobject_sim_async(
+    testobject_sim_async_factory: AsyncTestObjectFactory,
+) -> TestObjectSimulator:
+    """A TestObject simulator with the small default dataset, in the test's event loop."""
+    return await testobject_sim_async_factory()
