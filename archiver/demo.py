@@ -31,6 +31,7 @@ from archiver.config import (
     StateSettings,
     StoreSettings,
     TestmoSettings,
+    TestObjectSettings,
 )
 from archiver.engine import PassReport
 from archiver.errors import ConfigError
@@ -39,6 +40,7 @@ from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import Simulator, running
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 MARKER = ".archiver-demo"
 STILL_PROCESSING = 2
@@ -56,6 +58,7 @@ class _Simulators:
 
     perfecto: PerfectoSimulator
     devrev: DevRevSimulator
+    testobject: TestObjectSimulator
     testmo: TestmoSimulator
     ekran: EkranSimulator
 
@@ -67,16 +70,29 @@ class _Simulators:
                 PerfectoSimConfig(executions=sessions, stay_processing=held_back)
             ),
             devrev=DevRevSimulator(DevRevSimConfig(sessions=sessions, still_recording=held_back)),
+            testobject=TestObjectSimulator(
+                TestObjectSimConfig(sessions=sessions, still_running=held_back)
+            ),
             testmo=TestmoSimulator(TestmoSimConfig(sessions=sessions, open_sessions=held_back)),
             ekran=EkranSimulator(EkranSimConfig(sessions=sessions, live_sessions=held_back)),
         )
 
     def all(self) -> tuple[Simulator, ...]:
-        return (self.perfecto, self.devrev, self.testmo, self.ekran)
+        return (self.perfecto, self.devrev, self.testobject, self.testmo, self.ekran)
+
+    def origins(self) -> list[tuple[str, str, str | None]]:
+        return [
+            ("perfecto", self.perfecto.api_url, self.perfecto.files_url),
+            ("devrev", self.devrev.api_url, self.devrev.files_url),
+            ("testobject", self.testobject.api_url, self.testobject.files_url),
+            ("testmo", self.testmo.api_url, None),
+            ("ekran", self.ekran.api_url, None),
+        ]
 
     def finish_everything(self) -> None:
         self.perfecto.finish_all_processing()
         self.devrev.finish_all_recording()
+        self.testobject.finish_all()
         self.testmo.close_all()
         self.ekran.finish_all()
 
@@ -93,6 +109,12 @@ class _Simulators:
                 version_keys=self.devrev.config.version_keys[:1],
                 session_type="mobile",
                 backfill_days=1,
+            ),
+            "testobject": TestObjectSettings(
+                base_url=self.testobject.api_url,
+                token=Secret(self.testobject.config.api_key),
+                username=self.testobject.config.username,
+                backfill_days=21,
             ),
             "testmo": TestmoSettings(
                 base_url=self.testmo.api_url,
@@ -161,10 +183,8 @@ def _print_summary(root: Path, simulators: _Simulators, passes: list[_Pass]) -> 
     total_bytes = sum(run.report.bytes for run in passes)
     total_seconds = sum(run.seconds for run in passes)
     print("archiver demo: built-in vendor simulators on loopback")
-    print(f"  Perfecto API {simulators.perfecto.api_url}   files {simulators.perfecto.files_url}")
-    print(f"  DevRev   API {simulators.devrev.api_url}   files {simulators.devrev.files_url}")
-    print(f"  Testmo   API {simulators.testmo.api_url}")
-    print(f"  Ekran    API {simulators.ekran.api_url}")
+    for name, api_url, files_url in simulators.origins():
+        print(f"  {name:<10} API {api_url}" + (f"   files {files_url}" if files_url else ""))
     for number, run in enumerate(passes, start=1):
         print(f"  pass {number}: {_describe(run)}")
     rate = total_artifacts / total_seconds if total_seconds else 0.0
