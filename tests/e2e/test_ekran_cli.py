@@ -83,3 +83,17 @@ def test_wrong_token_names_ekran_and_status(
     assert result.returncode == 1
     assert "Ekran answered HTTP 401" in result.stdout + result.stderr
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_rearchive_ekran_session(ekran_sim_factory: EkranFactory, tmp_path: Path) -> None:
+    sim = ekran_sim_factory(token=TOKEN, sessions=6)
+    deployment = deploy(tmp_path, sim)
+    assert run_archiver("run", "--once", config=deployment.config).returncode == 0
+    target = sorted(finished(sim))[0]
+    result = run_archiver(
+        "rearchive", "--source", "ekran", "--id", target, config=deployment.config
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = deployment.manifests("ekran")[target]
+    assert manifest["previous_manifest"].startswith(f"ekran/{target}/history/")
+    assert manifest["session"] == sim.record(target)

@@ -79,3 +79,18 @@ def test_rate_limited_and_forbidden_project(
     project_one = {str(s.id) for s in sim.project_sessions(1) if sim.is_closed(s.id)}
     assert set(deployment.manifests("testmo")) >= project_one
     assert TOKEN not in result.stdout + result.stderr
+
+
+def test_rearchive_testmo_session(testmo_sim_factory: TestmoFactory, tmp_path: Path) -> None:
+    sim = testmo_sim_factory(token=TOKEN, sessions=6)
+    deployment = deploy(tmp_path, sim)
+    assert run_archiver("run", "--once", config=deployment.config).returncode == 0
+    target = sorted(closed(sim))[0]
+    first = (deployment.evidence / "testmo" / target / "manifest.json").read_bytes()
+    result = run_archiver(
+        "rearchive", "--source", "testmo", "--id", target, config=deployment.config
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = deployment.manifests("testmo")[target]
+    assert (deployment.evidence / manifest["previous_manifest"]).read_bytes() == first
+    deployment.verify_manifest(manifest)

@@ -90,3 +90,19 @@ def test_api_key_echoed_in_appium_log_is_stored_but_never_logged(
     )
     assert API_KEY not in manifests_text
     assert json.dumps(API_KEY) not in manifests_text
+
+
+def test_rearchive_testobject_session(
+    testobject_sim_factory: TestObjectFactory, tmp_path: Path
+) -> None:
+    sim = testobject_sim_factory(api_key=API_KEY, sessions=5)
+    deployment = deploy(tmp_path, sim)
+    assert run_archiver("run", "--once", config=deployment.config).returncode == 0
+    target = sim.reports[0].id
+    result = run_archiver(
+        "rearchive", "--source", "testobject", "--id", target, config=deployment.config
+    )
+    assert result.returncode == 0, result.stderr
+    manifest = deployment.manifests("testobject")[target]
+    assert manifest["previous_manifest"].startswith(f"testobject/{target}/history/")
+    deployment.verify_manifest(manifest)
