@@ -6,7 +6,8 @@ a simulator meets no surprise in the documented behaviour of the real service.
 
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.ekran import EkranSimConfig, EkranSimulator
-from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile, SimRequest
+from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile
+from archiver.sim.requestlog import SimRequest
 from archiver.sim.runner import SimulatorThread, running, serve
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator

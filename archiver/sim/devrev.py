@@ -30,7 +30,6 @@ import math
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,9 +37,10 @@ from typing import Any
 from urllib.parse import unquote, urlencode, urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
-from archiver.sim.perfecto import SimFile, SimRequest
+from archiver.sim.perfecto import SimFile
+from archiver.sim.requestlog import RequestLog, SimRequest
 
 LIST_PATH = "/observability.sessions.list"
 DATA_PATH = "/observability.sessions.data.get"
@@ -115,16 +115,6 @@ class DevRevSession:
     rev_user_id: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DevRevRequest(SimRequest):
-    """A logged request, with its JSON body when it had one."""
-
-    body: Any = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**SimRequest.to_json(self), "body": self.body}
-
-
 class _BadRequest(Exception):
     """A request the API answers with 400 ``bad_request`` and this message."""
 
@@ -150,16 +140,16 @@ class DevRevSimulator:
         self._recording = {s.session_id for s in self.sessions[: config.still_recording]}
         self._count = 0
         self._window = (time.monotonic(), 0)  # (start, requests used in it)
-        self._requests: deque[SimRequest] = deque(maxlen=config.request_log_limit)
+        self.request_log = RequestLog(config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self._recorder("api"), self._gate])
+        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
         api.router.add_post(LIST_PATH, self._list)
         api.router.add_post(DATA_PATH, self._data)
-        api.router.add_get("/_sim/requests", self._request_log)
-        files = web.Application(middlewares=[self._recorder("files")])
+        api.router.add_get("/_sim/requests", self.request_log.serve)
+        files = web.Application(middlewares=[self.request_log.recorder("files")])
         files.router.add_get(MEDIA_PREFIX + "{session_id}/{filename}", self._media)
         return {"api": api, "files": files}
 
@@ -198,12 +188,10 @@ class DevRevSimulator:
             self._recording.clear()
 
     def requests(self, origin: str | None = None) -> list[SimRequest]:
-        with self._lock:
-            return [entry for entry in self._requests if origin in (None, entry.origin)]
+        return self.request_log.entries(origin)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -353,33 +341,6 @@ class DevRevSimulator:
         if _now_ms() > self._signed_ms + self.config.media_ttl / timedelta(milliseconds=1):
             return _s3_error(403, "AccessDenied")  # "Request has expired"
         return await _send(request, file)
-
-    async def _request_log(self, request: web.Request) -> web.Response:
-        return _json([entry.to_json() for entry in self.requests()])
-
-    def _recorder(self, origin: str) -> Middleware:
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/_sim/"):
-                body = None
-                if request.can_read_body:
-                    try:
-                        body = json.loads(await request.read())
-                    except ValueError:
-                        body = None
-                entry = DevRevRequest(
-                    origin=origin,
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                    body=body,
-                )
-                with self._lock:
-                    self._requests.append(entry)
-            return await handler(request)
-
-        return record
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -71,16 +71,16 @@ import random
 import re
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
-from archiver.sim.perfecto import SimRequest
+from archiver.sim.requestlog import RequestLog, SimRequest
 
 SESSIONS_PATH = "/ekranapi/sessions"
 DEFAULT_SESSION_COUNT = 1000
@@ -150,16 +150,6 @@ class EkranSession:
         return self.activities[-1]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EkranRequest(SimRequest):
-    """A logged request, with its JSON body when it had one."""
-
-    body: Any = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {**SimRequest.to_json(self), "body": self.body}
-
-
 class _BadRequest(Exception):
     """A request answered with 400; ``field`` names the offending property."""
 
@@ -187,14 +177,14 @@ class EkranSimulator:
         self._selections: OrderedDict[tuple[int | None, int | None, int], list[EkranSession]]
         self._selections = OrderedDict()
         self._count = 0
-        self._requests: deque[SimRequest] = deque(maxlen=config.request_log_limit)
+        self.request_log = RequestLog(config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self._recorder("api"), self._gate])
+        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
         api.router.add_post(SESSIONS_PATH, self._list)
-        api.router.add_get("/_sim/requests", self._request_log)
+        api.router.add_get("/_sim/requests", self.request_log.serve)
         return {"api": api}
 
     def bind(self, base_urls: Mapping[str, str]) -> None:
@@ -230,12 +220,10 @@ class EkranSimulator:
                 self._generation += 1
 
     def requests(self, origin: str | None = None) -> list[SimRequest]:
-        with self._lock:
-            return [entry for entry in self._requests if origin in (None, entry.origin)]
+        return self.request_log.entries(origin)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -279,33 +267,6 @@ class EkranSimulator:
         chosen = selected[page_index * count : (page_index + 1) * count] if count else []
         records = [self._record(s, s.session_id in live, start, end) for s in chosen]
         return _json({"sessions": records, "totalCount": len(selected)})
-
-    async def _request_log(self, request: web.Request) -> web.Response:
-        return _json([entry.to_json() for entry in self.requests()])
-
-    def _recorder(self, origin: str) -> Middleware:
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/_sim/"):
-                body = None
-                if request.can_read_body:
-                    try:
-                        body = json.loads(await request.read())
-                    except ValueError:
-                        body = None
-                entry = EkranRequest(
-                    origin=origin,
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                    body=body,
-                )
-                with self._lock:
-                    self._requests.append(entry)
-            return await handler(request)
-
-        return record
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -25,17 +25,17 @@ import random
 import threading
 import time
 from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
 from archiver.sim import content
+from archiver.sim.requestlog import RequestLog, SimRequest
 
 API_PREFIX = "/export/api/v1"
 EXECUTIONS_PATH = f"{API_PREFIX}/test-executions"
@@ -128,33 +128,6 @@ class SimFile:
         return content.magic_for(self.content_type)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimRequest:
-    """One request either origin received. Header names are lower-cased."""
-
-    origin: str
-    method: str
-    path: str
-    query: Mapping[str, str]
-    headers: Mapping[str, str] = field(repr=False)
-
-    def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
-
-    def carries(self, secret: str) -> bool:
-        """Whether ``secret`` appears in any header or query value."""
-        return any(secret in value for value in (*self.headers.values(), *self.query.values()))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "origin": self.origin,
-            "method": self.method,
-            "path": self.path,
-            "query": dict(self.query),
-            "headers": dict(self.headers),
-        }
-
-
 class _Refused(Exception):
     """A listing request the real API answers with 400 and this ``userMessage``."""
 
@@ -183,18 +156,18 @@ class PerfectoSimulator:
         self._held = {execution.id for execution in self.executions[: self.config.stay_processing]}
         self._finished: set[str] = set()
         self._pdf_requests: dict[str, int] = {}
-        self._requests: deque[SimRequest] = deque(maxlen=self.config.request_log_limit)
+        self.request_log = RequestLog(self.config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self._recorder("api"), self._authenticate])
+        api = web.Application(middlewares=[self.request_log.recorder("api"), self._authenticate])
         api.router.add_get(EXECUTIONS_PATH, self._list)
         api.router.add_get(PDF_PATH, self._pdf)
         api.router.add_get(EXECUTIONS_PATH + "/{execution_id}/commands", self._commands)
         api.router.add_get(ARTIFACTS_PATH + "/{execution_id}/{filename:.+}", self._api_file)
-        api.router.add_get("/_sim/requests", self._request_log)
-        files = web.Application(middlewares=[self._recorder("files")])
+        api.router.add_get("/_sim/requests", self.request_log.serve)
+        files = web.Application(middlewares=[self.request_log.recorder("files")])
         files.router.add_get("/files/{execution_id}/{filename:.+}", self._signed_file)
         files.router.add_get("/stream/{execution_id}/{filename:.+}", self._streamed_video)
         return {"api": api, "files": files}
@@ -242,12 +215,10 @@ class PerfectoSimulator:
             return self._pdf_requests.get(execution_id, 0)
 
     def requests(self, origin: str | None = None) -> list[SimRequest]:
-        with self._lock:
-            return [entry for entry in self._requests if origin in (None, entry.origin)]
+        return self.request_log.entries(origin)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -363,26 +334,6 @@ class PerfectoSimulator:
         if file is None or file.content_type != "video/mp4":
             return _s3_error(404, "NoSuchKey")
         return await _send(request, file)
-
-    async def _request_log(self, request: web.Request) -> web.Response:
-        return _json([entry.to_json() for entry in self.requests()])
-
-    def _recorder(self, origin: str) -> Middleware:
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/_sim/"):
-                entry = SimRequest(
-                    origin=origin,
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                )
-                with self._lock:
-                    self._requests.append(entry)
-            return await handler(request)
-
-        return record
 
     @web.middleware
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

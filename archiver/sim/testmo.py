@@ -32,16 +32,16 @@ import math
 import random
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
-from archiver.sim.perfecto import SimRequest
+from archiver.sim.requestlog import RequestLog, SimRequest
 
 API_PREFIX = "/api/v1"
 SESSIONS_PATH = API_PREFIX + "/projects/{project_id}/sessions"
@@ -209,15 +209,15 @@ class TestmoSimulator:
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
         self._count = 0
-        self._requests: deque[SimRequest] = deque(maxlen=config.request_log_limit)
+        self.request_log = RequestLog(config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self._recorder(), self._gate])
+        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
         api.router.add_get(SESSIONS_PATH.replace("{project_id}", r"{project_id:\d+}"), self._list)
         api.router.add_get(SESSION_PATH.replace("{session_id}", r"{session_id:\d+}"), self._get)
-        api.router.add_get("/_sim/requests", self._request_log)
+        api.router.add_get("/_sim/requests", self.request_log.serve)
         return {"api": api}
 
     def bind(self, base_urls: Mapping[str, str]) -> None:
@@ -270,12 +270,10 @@ class TestmoSimulator:
                 self._last_closed[session_id] = state.closed_at
 
     def requests(self, origin: str | None = None) -> list[SimRequest]:
-        with self._lock:
-            return [entry for entry in self._requests if origin in (None, entry.origin)]
+        return self.request_log.entries(origin)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -337,26 +335,6 @@ class TestmoSimulator:
             raise _Invalid(errors)
         record = self.record(session.id)
         return _json({"result": record, "expands": self._expands([record], names)})
-
-    async def _request_log(self, request: web.Request) -> web.Response:
-        return _json([entry.to_json() for entry in self.requests()])
-
-    def _recorder(self) -> Middleware:
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/_sim/"):
-                entry = SimRequest(
-                    origin="api",
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                )
-                with self._lock:
-                    self._requests.append(entry)
-            return await handler(request)
-
-        return record
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -46,7 +46,6 @@ import json
 import random
 import threading
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -54,9 +53,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
+from aiohttp.typedefs import Handler
 
-from archiver.sim.perfecto import SimFile, SimRequest
+from archiver.sim.perfecto import SimFile
+from archiver.sim.requestlog import RequestLog, SimRequest
 
 LIST_PATH = "/rest/v1/users/{user_id}/session/reports"
 REPORT_PREFIX = "/v2/reports/"
@@ -211,16 +211,16 @@ class TestObjectSimulator:
         self._lock = threading.Lock()
         self._running = {session.id for session in self.reports[: config.still_running]}
         self._count = 0
-        self._requests: deque[SimRequest] = deque(maxlen=config.request_log_limit)
+        self.request_log = RequestLog(config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self._recorder("api"), self._gate])
+        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
         api.router.add_get(LIST_PATH.format(user_id="{user_id}"), self._list)
         api.router.add_get(REPORT_PREFIX + "{report_id}", self._report)
-        api.router.add_get("/_sim/requests", self._request_log)
-        files = web.Application(middlewares=[self._recorder("files")])
+        api.router.add_get("/_sim/requests", self.request_log.serve)
+        files = web.Application(middlewares=[self.request_log.recorder("files")])
         files.router.add_get("/v2/{tail:.+}", self._file)
         return {"api": api, "files": files}
 
@@ -258,12 +258,10 @@ class TestObjectSimulator:
             self._running.clear()
 
     def requests(self, origin: str | None = None) -> list[SimRequest]:
-        with self._lock:
-            return [entry for entry in self._requests if origin in (None, entry.origin)]
+        return self.request_log.entries(origin)
 
     def clear_requests(self) -> None:
-        with self._lock:
-            self._requests.clear()
+        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -379,26 +377,6 @@ class TestObjectSimulator:
         if file.kind == "video" and self.is_running(report.session_id):
             return _error(404, "Not Found", "the video is not available yet")
         return await _send(request, file)
-
-    async def _request_log(self, request: web.Request) -> web.Response:
-        return _json([entry.to_json() for entry in self.requests()])
-
-    def _recorder(self, origin: str) -> Middleware:
-        @web.middleware
-        async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
-            if not request.path.startswith("/_sim/"):
-                entry = SimRequest(
-                    origin=origin,
-                    method=request.method,
-                    path=request.path,
-                    query=dict(request.query),
-                    headers={name.lower(): value for name, value in request.headers.items()},
-                )
-                with self._lock:
-                    self._requests.append(entry)
-            return await handler(request)
-
-        return record
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
