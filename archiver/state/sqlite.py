@@ -175,14 +175,7 @@ class SqliteState:
         await self._run(
             _Database.write,
             _UPSERT_SUCCESS,
-            {
-                "source": source,
-                "session_id": session_id,
-                "manifest_key": manifest_key,
-                "at": _to_micros(at),
-                "locator": locator,
-                "started_at": None if started_at is None else _to_micros(started_at),
-            },
+            _row(source, session_id, at, locator, started_at, manifest_key=manifest_key),
         )
 
     async def record_failure(
@@ -197,14 +190,7 @@ class SqliteState:
     ) -> int:
         return await self._run(
             _Database.record_failure,
-            {
-                "source": source,
-                "session_id": session_id,
-                "error": error,
-                "at": _to_micros(at),
-                "locator": locator,
-                "started_at": _optional_micros(started_at),
-            },
+            _row(source, session_id, at, locator, started_at, error=error),
         )
 
     async def record_pending(
@@ -219,13 +205,7 @@ class SqliteState:
         await self._run(
             _Database.write,
             _UPSERT_PENDING,
-            {
-                "source": source,
-                "session_id": session_id,
-                "at": _to_micros(at),
-                "locator": locator,
-                "started_at": _optional_micros(started_at),
-            },
+            _row(source, session_id, at, locator, started_at),
         )
 
     async def pending(self, source: str) -> list[SessionRecord]:
@@ -558,6 +538,25 @@ def _to_micros(moment: datetime) -> int:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"state times must be timezone-aware, got naive {moment.isoformat()}")
     return (moment - _EPOCH) // _MICROSECOND
+
+
+def _row(
+    source: str,
+    session_id: str,
+    at: datetime,
+    locator: str | None,
+    started_at: datetime | None,
+    **extra: str,
+) -> dict[str, object]:
+    """The named parameters every upsert of a session row takes."""
+    return {
+        "source": source,
+        "session_id": session_id,
+        "at": _to_micros(at),
+        "locator": locator,
+        "started_at": _optional_micros(started_at),
+        **extra,
+    }
 
 
 def _optional_micros(moment: datetime | None) -> int | None:
