@@ -25,7 +25,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from archiver.config import HttpSettings, Secret
+from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.errors import (
     BadVendorResponse,
     IncompleteDownload,
@@ -209,6 +209,26 @@ class VendorClient:
         # as long as bytes keep arriving (sock_read).
         self._download_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+        )
+
+    @classmethod
+    def for_source(
+        cls,
+        http: aiohttp.ClientSession,
+        *,
+        vendor: str,
+        source: SourceSettings,
+        auth_headers: AuthHeaders,
+        settings: HttpSettings,
+    ) -> VendorClient:
+        """The client a source's settings describe (its origin and trusted hosts)."""
+        return cls(
+            http,
+            vendor=vendor,
+            base_url=source.base_url,
+            auth_headers=auth_headers,
+            settings=settings,
+            trusted_hosts=source.trusted_hosts,
         )
 
     def __repr__(self) -> str:

@@ -43,13 +43,12 @@ class DevRevSource:
         cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
     ) -> DevRevSource:
         assert isinstance(settings, DevRevSettings)
-        client = VendorClient(
+        client = VendorClient.for_source(
             http,
             vendor="DevRev",
-            base_url=settings.base_url,
+            source=settings,
             auth_headers=_auth(settings.token, settings.scope),
             settings=http_settings,
-            trusted_hosts=settings.trusted_hosts,
         )
         return cls(client, settings)
 

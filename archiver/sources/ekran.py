@@ -45,13 +45,12 @@ class EkranSource:
         cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
     ) -> EkranSource:
         assert isinstance(settings, EkranSettings)
-        client = VendorClient(
+        client = VendorClient.for_source(
             http,
             vendor="Ekran",
-            base_url=settings.base_url,
+            source=settings,
             auth_headers=header(settings.auth_header, settings.token),
             settings=http_settings,
-            trusted_hosts=settings.trusted_hosts,
         )
         return cls(client, settings)
 

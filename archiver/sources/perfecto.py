@@ -41,13 +41,12 @@ class PerfectoSource:
         cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
     ) -> PerfectoSource:
         assert isinstance(settings, PerfectoSettings)
-        client = VendorClient(
+        client = VendorClient.for_source(
             http,
             vendor="Perfecto",
-            base_url=settings.base_url,
+            source=settings,
             auth_headers=header(settings.auth_header, settings.token),
             settings=http_settings,
-            trusted_hosts=settings.trusted_hosts,
         )
         return cls(client, settings)
 

@@ -39,13 +39,12 @@ class TestmoSource:
         cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
     ) -> TestmoSource:
         assert isinstance(settings, TestmoSettings)
-        client = VendorClient(
+        client = VendorClient.for_source(
             http,
             vendor="Testmo",
-            base_url=settings.base_url,
+            source=settings,
             auth_headers=bearer(settings.token),
             settings=http_settings,
-            trusted_hosts=settings.trusted_hosts,
         )
         return cls(client, settings)
 

@@ -47,13 +47,12 @@ class TestObjectSource:
         cls, http: aiohttp.ClientSession, settings: SourceSettings, http_settings: HttpSettings
     ) -> TestObjectSource:
         assert isinstance(settings, TestObjectSettings)
-        client = VendorClient(
+        client = VendorClient.for_source(
             http,
             vendor="TestObject",
-            base_url=settings.base_url,
+            source=settings,
             auth_headers=_basic(settings.username, settings.token),
             settings=http_settings,
-            trusted_hosts=settings.trusted_hosts,
         )
         return cls(client, settings)
 
