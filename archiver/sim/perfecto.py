@@ -51,11 +51,21 @@ Delivery = Literal["signed", "secure", "redirect"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class UniformLayout:
+    """Every execution links to the same files: for benchmarks that need exact counts."""
+
+    videos: int = 1
+    artifact_types: tuple[str, ...] = ()
+    screenshots: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PerfectoSimConfig:
     """The simulated tenant. Defaults suit a demo: a dozen executions, small files.
 
     ``stay_processing``: the first K executions (newest first) stay PROCESSING until a
-    test calls ``finish_processing``. ``secure_types`` are served from the API origin with
+    test calls ``finish_processing``. ``latency_seconds`` delays every answer, as a vendor
+    far away does. ``secure_types`` are served from the API origin with
     the token; ``redirect_types`` answer there with a 302 to the artifact origin.
     """
 
@@ -77,12 +87,19 @@ class PerfectoSimConfig:
     stay_processing: int = 0
     secure_types: frozenset[str] = frozenset({"DEVICE_LOGS"})
     redirect_types: frozenset[str] = frozenset({"VITALS"})
+    uniform: UniformLayout | None = None  # None: a varied mix, as in real tenants
+    latency_seconds: float = 0.0  # added to every request on both origins
     request_log_limit: int = 50_000  # oldest entries drop first; ~1 KiB each
 
     def __post_init__(self) -> None:
         sizes = (self.video_size, self.artifact_size, self.screenshot_size, self.pdf_size)
         if self.executions < 0 or self.page_size < 1 or min(sizes) < 0:
             raise ValueError("executions and sizes must be >= 0, page_size >= 1")
+        if self.latency_seconds < 0:
+            raise ValueError("latency_seconds must be >= 0")
+        unknown = set(self.uniform.artifact_types) - set(ARTIFACT_FILES) if self.uniform else set()
+        if unknown:
+            raise ValueError(f"unknown artifact types {sorted(unknown)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -161,13 +178,16 @@ class PerfectoSimulator:
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self.request_log.recorder("api"), self._authenticate])
+        delay = [self._delay] if self.config.latency_seconds else []
+        api = web.Application(
+            middlewares=[*delay, self.request_log.recorder("api"), self._authenticate]
+        )
         api.router.add_get(EXECUTIONS_PATH, self._list)
         api.router.add_get(PDF_PATH, self._pdf)
         api.router.add_get(EXECUTIONS_PATH + "/{execution_id}/commands", self._commands)
         api.router.add_get(ARTIFACTS_PATH + "/{execution_id}/{filename:.+}", self._api_file)
         api.router.add_get("/_sim/requests", self.request_log.serve)
-        files = web.Application(middlewares=[self.request_log.recorder("files")])
+        files = web.Application(middlewares=[*delay, self.request_log.recorder("files")])
         files.router.add_get("/files/{execution_id}/{filename:.+}", self._signed_file)
         files.router.add_get("/stream/{execution_id}/{filename:.+}", self._streamed_video)
         return {"api": api, "files": files}
@@ -336,6 +356,11 @@ class PerfectoSimulator:
         return await _send(request, file)
 
     @web.middleware
+    async def _delay(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        await asyncio.sleep(self.config.latency_seconds)
+        return await handler(request)
+
+    @web.middleware
     async def _authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith(API_PREFIX) and not self._authorized(request):
             return _error(401, "Authentication failed: missing or invalid security token")
@@ -440,7 +465,7 @@ class PerfectoSimulator:
             int(part) for part in platform["screenResolution"].replace("x", "*").split("*")
         )
         files = self._videos(execution)
-        step = (execution.end_ms - execution.start_ms) // len(files)
+        step = (execution.end_ms - execution.start_ms) // max(1, len(files))
         return [
             {
                 "startTime": execution.start_ms + n * step,
@@ -649,6 +674,7 @@ def _execution(
     start_ms: int,
 ) -> SimExecution:
     status = "FAILED" if index % 3 == 1 else "BLOCKED" if index % 11 == 10 else "PASSED"
+    videos = 2 if index % 4 == 0 else 1
     kinds = (
         ("DEVICE_LOGS", index % 4 != 3),
         ("NETWORK", index % 2 == 0),
@@ -656,6 +682,14 @@ def _execution(
         ("APP_CRASH_REPORT", status == "FAILED"),
         ("HAR_CAPTURE", index % 5 == 2),
     )
+    artifact_types = tuple(kind for kind, present in kinds if present)
+    screenshots = _screenshot_plan(rng)
+    if config.uniform is not None:
+        videos = config.uniform.videos
+        artifact_types = config.uniform.artifact_types
+        screenshots = tuple(
+            (f"screenshots/{number:03d}-0.png",) for number in range(config.uniform.screenshots)
+        ) or ((),)
     return SimExecution(
         index=index,
         id=_hex(config, "execution", index, 12),
@@ -669,9 +703,9 @@ def _execution(
         tags=tuple(rng.sample(TAGS, rng.randint(1, 3))),
         job=(JOBS[group % 2], 100 + group) if group % 3 else None,
         project=("Sample Script", f"1.{group % 4}") if index % 4 != 3 else None,
-        videos=2 if index % 4 == 0 else 1,
-        artifact_types=tuple(kind for kind, present in kinds if present),
-        screenshots=_screenshot_plan(rng),
+        videos=videos,
+        artifact_types=artifact_types,
+        screenshots=screenshots,
     )
 
 
