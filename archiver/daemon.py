@@ -36,23 +36,12 @@ class PassRunner:
         if self.engine.stopping.is_set():
             return
         self.current = asyncio.current_task()
-        started = asyncio.get_running_loop().time()
         try:
             report = await self.engine.run_once()
         finally:
             self.current = None
         if not report.ok:
             self.failed_passes += 1
-        log.info(
-            "pass_finished",
-            archived=report.archived,
-            artifacts=report.artifacts,
-            bytes=report.bytes,
-            pending=report.pending,
-            failed=len(report.failed),
-            source_errors=len(report.source_errors),
-            seconds=round(asyncio.get_running_loop().time() - started, 3),
-        )
 
     async def stop(self, grace_seconds: float) -> None:
         self.engine.stopping.set()

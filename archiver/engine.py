@@ -98,10 +98,21 @@ class Engine:
 
     async def run_once(self) -> PassReport:
         """One pass over every enabled source; sources run side by side."""
+        started = time.monotonic()
         report = PassReport()
         async with asyncio.TaskGroup() as group:
             for source in self.sources.values():
                 group.create_task(self._run_source(source, report), name=f"pass-{source.name}")
+        log.info(
+            "pass_finished",
+            archived=report.archived,
+            artifacts=report.artifacts,
+            bytes=report.bytes,
+            pending=report.pending,
+            failed=len(report.failed),
+            source_errors=len(report.source_errors),
+            seconds=round(time.monotonic() - started, 3),
+        )
         return report
 
     async def rearchive(self, source_name: str, session_ids: Iterable[str]) -> PassReport:
@@ -393,11 +404,17 @@ class Engine:
             content_type = artifact.content_type or download.content_type
             hasher = hashlib.sha256()
             size = 0
+            loop = asyncio.get_running_loop()
             async with self.store.open_writer(key, content_type=content_type) as writer:
                 async for chunk in download.chunks():
-                    hasher.update(chunk)
                     size += len(chunk)
-                    await writer.write(chunk)
+                    # hashlib lets go of the GIL: hashing in a thread, beside the write,
+                    # keeps the event loop free to receive the other downloads.
+                    hashed = loop.run_in_executor(None, hasher.update, chunk)
+                    try:
+                        await writer.write(chunk)
+                    finally:
+                        await hashed
                 digest = hasher.hexdigest()
                 await writer.commit(sha256=digest, size=size)
         return StoredArtifact(
