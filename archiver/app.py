@@ -65,6 +65,9 @@ async def open_app(config: Config) -> AsyncIterator[App]:
                 headers={"User-Agent": USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=None),
                 raise_for_status=False,
+                # A bigger read buffer hands the engine bigger pieces of a body: fewer
+                # copies and fewer hops to the writer threads per MiB.
+                read_bufsize=config.http.chunk_size,
             )
         )
         sources = open_sources(http, config.sources, config.http)
