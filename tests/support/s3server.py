@@ -35,7 +35,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a moto S3 server running in a subprocess for the whole test session."""
     log_path = tmp_path_factory.mktemp("moto") / "server.log"
     with log_path.open("ab") as log:
-        process, endpoint = _start_server(log, log_path)
+        process, endpoint = start_server(log, log_path)
         try:
             yield endpoint
         finally:
@@ -63,7 +63,7 @@ def s3_bucket(s3_client: S3Client) -> str:
     return name
 
 
-def _start_server(log: IO[bytes], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(log: IO[bytes], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
     # The free port is only free until someone else takes it: retry on an early exit.
     for _ in range(START_ATTEMPTS):
         port = _free_port()

@@ -1,0 +1,1 @@
+"""The benchmark: ``make bench`` (``python -m bench``). See ``bench/__main__.py``."""

@@ -1,0 +1,62 @@
+"""The benchmark's vendor: a Perfecto simulator served by a process of its own.
+
+``python -m bench.simserver SPEC.json`` starts the simulator the spec describes, writes every
+artifact URL (one per line, per execution in listing order) to ``spec["urls_file"]``,
+prints one JSON line with the origins' base URLs, and serves until stdin closes. Serving
+from another process keeps the simulator's work off the measured process's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, UniformLayout
+from archiver.sim.runner import running
+
+
+def simulator_for(spec: dict[str, Any]) -> PerfectoSimulator:
+    return PerfectoSimulator(
+        PerfectoSimConfig(
+            seed=spec.get("seed", 11),
+            executions=spec["executions"],
+            span=timedelta(hours=spec.get("span_hours", 12)),
+            page_size=500,
+            uniform=UniformLayout(
+                videos=spec.get("videos", 1),
+                artifact_types=tuple(spec.get("artifact_types", ())),
+                screenshots=spec.get("screenshots", 0),
+            ),
+            video_size=spec["video_size"],
+            artifact_size=spec.get("artifact_size", spec["video_size"]),
+            screenshot_size=spec.get("screenshot_size", spec["video_size"]),
+            pdf_not_ready_requests=0,
+            secure_types=frozenset(),
+            redirect_types=frozenset(),
+            latency_seconds=spec.get("latency_seconds", 0.0),
+            request_log_limit=0,
+        )
+    )
+
+
+def write_urls(simulator: PerfectoSimulator, path: Path) -> None:
+    with path.open("w") as out:
+        for execution in simulator.executions:
+            for file in simulator.files(execution.id):
+                out.write(simulator.url(file) + "\n")
+
+
+async def serve(spec: dict[str, Any]) -> None:
+    simulator = simulator_for(spec)
+    async with running(simulator):
+        write_urls(simulator, Path(spec["urls_file"]))
+        print(json.dumps({"api": simulator.api_url, "files": simulator.files_url}), flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(json.loads(Path(sys.argv[1]).read_text())))

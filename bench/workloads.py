@@ -1,0 +1,260 @@
+"""The six workloads. Each returns table rows measured in this run, never constants.
+
+Throughput is always computed over the same payload for the archiver and its baseline:
+the artifact files the simulator serves. The archiver also stores each execution's JSON
+record and commands report, a manifest and a state row, and makes the API calls that find
+the files; the parallel baseline gets the list of file URLs for free.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from bench.harness import (
+    MIB,
+    SIM_TOKEN,
+    Measured,
+    Vendor,
+    run_archiver,
+    run_baseline,
+    s3_server,
+    simulator,
+    write_config,
+)
+
+MB = 1000 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big each workload is; ``tiny`` only proves the benchmark runs."""
+
+    large_files: int = 40
+    large_size: int = 50 * MB
+    small_sessions: int = 2000
+    small_size: int = 20 * 1000
+    naive_sessions: int = 40
+    naive_latency: float = 0.05
+    memory_fs_big: int = 2 * 1024 * MIB
+    memory_s3_big: int = 1024 * MIB
+    memory_small: int = 100 * MB
+    scale_small: int = 1000
+    scale_big: int = 10_000
+    s3_files: int = 8
+    s3_size: int = 100 * MB
+    repeat: int = 2
+
+
+TINY = Sizes(
+    large_files=3,
+    large_size=MB,
+    small_sessions=6,
+    naive_sessions=3,
+    naive_latency=0.005,
+    memory_fs_big=8 * MIB,
+    memory_s3_big=8 * MIB,
+    memory_small=2 * MB,
+    scale_small=10,
+    scale_big=30,
+    s3_files=2,
+    s3_size=6 * MB,
+    repeat=1,
+)
+SMALL_LAYOUT = {"videos": 1, "artifact_types": ["NETWORK", "VITALS"], "screenshots": 2}
+CONCURRENCY = 8  # the archiver's default download_concurrency
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    workload: str
+    metric: str
+    archiver: float
+    baseline: float | None
+    ratio: float
+    target: str
+    met: bool
+
+
+class Bench:
+    def __init__(self, workdir: Path, sizes: Sizes) -> None:
+        self.workdir = workdir
+        self.sizes = sizes
+
+    @contextmanager
+    def folder(self) -> Iterator[Path]:
+        path = Path(tempfile.mkdtemp(prefix="run-", dir=self.workdir))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+            os.sync()  # dirty pages of one run must not slow the next one down
+
+    def archive(self, vendor: Vendor, *, store: dict[str, Any] | None = None) -> Measured:
+        with self.folder() as folder:
+            return run_archiver(write_config(folder, vendor, store=store))
+
+    def download(self, vendor: Vendor) -> Measured:
+        with self.folder() as folder:
+            return run_baseline(
+                "parallel", str(vendor.urls_file), str(folder), "--concurrency", str(CONCURRENCY)
+            )
+
+    def best(self, measure: Callable[[], Measured]) -> Measured:
+        return min((measure() for _ in range(self.sizes.repeat)), key=lambda m: m.seconds)
+
+    # -- 1 and 2: against a plain parallel downloader --------------------------------------
+
+    def large(self) -> list[Row]:
+        spec = {"executions": self.sizes.large_files, "video_size": self.sizes.large_size}
+        with self.folder() as folder, simulator(folder, **spec) as vendor:
+            payload = self.sizes.large_files * self.sizes.large_size
+            ours = self.best(lambda: self.archive(vendor))
+            theirs = self.best(lambda: self.download(vendor))
+        mine, base = payload / MB / ours.seconds, payload / MB / theirs.seconds
+        label = f"large: {self.sizes.large_files} x {self.sizes.large_size // MB} MB, file store"
+        return [_row(label, "MB/s", mine, base, ">= 0.85 x", mine / base >= 0.85)]
+
+    def small(self) -> list[Row]:
+        sessions, size = self.sizes.small_sessions, self.sizes.small_size
+        spec = {"executions": sessions, "video_size": size, **SMALL_LAYOUT}
+        with self.folder() as folder, simulator(folder, **spec) as vendor:
+            files = len(vendor.urls)
+            ours = self.best(lambda: self.archive(vendor))
+            theirs = self.best(lambda: self.download(vendor))
+        mine, base = files / ours.seconds, files / theirs.seconds
+        label = f"small: {sessions} sessions x {files // sessions} x {size // 1000} KB"
+        return [
+            _row(label, "artifacts/s", mine, base, ">= 0.7 x", mine / base >= 0.7),
+            _row(label, "sessions/s", sessions / ours.seconds, None, "", True),
+        ]
+
+    # -- 3: against the sequential scripts users replace --------------------------------------
+
+    def naive(self) -> list[Row]:
+        sessions, latency = self.sizes.naive_sessions, self.sizes.naive_latency
+        spec = {
+            "executions": sessions,
+            "video_size": self.sizes.small_size,
+            "latency_seconds": latency,
+            **SMALL_LAYOUT,
+        }
+        with self.folder() as folder, simulator(folder, **spec) as vendor:
+            ours = self.archive(vendor)
+            with self.folder() as out:
+                theirs = run_baseline("sequential", vendor.api_url, str(out), "--token", SIM_TOKEN)
+        mine, base = sessions / ours.seconds, sessions / theirs.seconds
+        label = f"vs sequential script: {sessions} sessions, {latency * 1000:g} ms per request"
+        return [_row(label, "sessions/s", mine, base, ">= 8 x", mine / base >= 8)]
+
+    # -- 4: memory ---------------------------------------------------------------------------
+
+    def memory(self) -> list[Row]:
+        rows = []
+        with s3_server() as endpoint:
+            stores = (("file store", self.sizes.memory_fs_big), ("S3", self.sizes.memory_s3_big))
+            for store, big in stores:
+                peaks = {}
+                for size in (self.sizes.memory_small, big):
+                    with (
+                        self.folder() as folder,
+                        simulator(folder, executions=1, video_size=size) as vendor,
+                    ):
+                        config = self._s3_store(endpoint) if store == "S3" else None
+                        peaks[size] = self.archive(vendor, store=config).peak_rss_mib
+                label = f"memory: one {_human(big)} video, {store}"
+                ratio = peaks[big] / peaks[self.sizes.memory_small]
+                rows.append(
+                    _row(
+                        label,
+                        "peak RSS MiB",
+                        peaks[big],
+                        peaks[self.sizes.memory_small],
+                        f"<= 150 MiB, <= 1.1 x the {_human(self.sizes.memory_small)} run",
+                        peaks[big] <= 150 and ratio <= 1.1,
+                    )
+                )
+        return rows
+
+    # -- 5: scale ----------------------------------------------------------------------------
+
+    def scale(self) -> list[Row]:
+        per_session = {}
+        for sessions in (self.sizes.scale_small, self.sizes.scale_big):
+            spec = {"executions": sessions, "video_size": 1000}
+            with self.folder() as folder, simulator(folder, **spec) as vendor:
+                measured = self.archive(vendor)
+            assert measured.sessions == sessions, measured
+            per_session[sessions] = measured.seconds / sessions * 1000
+        big, small = per_session[self.sizes.scale_big], per_session[self.sizes.scale_small]
+        label = f"scale: ms per session at {self.sizes.scale_big:,} vs {self.sizes.scale_small:,}"
+        return [_row(label, "ms/session", big, small, "<= 1.2 x", big / small <= 1.2)]
+
+    # -- 6: S3 ---------------------------------------------------------------------------------
+
+    def s3(self) -> list[Row]:
+        files, size = self.sizes.s3_files, self.sizes.s3_size
+        payload = files * size
+        with s3_server() as endpoint, self.folder() as folder:
+            with simulator(folder, executions=files, video_size=size) as vendor:
+                ours = self.best(lambda: self.archive(vendor, store=self._s3_store(endpoint)))
+                downloaded = folder / "files"
+                run_baseline(
+                    "parallel", str(vendor.urls_file), str(downloaded), "--concurrency", "8"
+                )
+
+            def upload() -> Measured:
+                bucket = _bucket(endpoint)
+                return run_baseline(
+                    "upload",
+                    str(downloaded),
+                    "--endpoint",
+                    endpoint,
+                    "--bucket",
+                    bucket,
+                    "--concurrency",
+                    str(CONCURRENCY),
+                )
+
+            theirs = self.best(upload)
+        mine, base = payload / MB / ours.seconds, payload / MB / theirs.seconds
+        label = f"S3: {files} x {_human(size)} to the S3 API server vs upload_file"
+        return [_row(label, "MB/s", mine, base, ">= 0.8 x", mine / base >= 0.8)]
+
+    def _s3_store(self, endpoint: str) -> dict[str, Any]:
+        return {"url": f"s3://{_bucket(endpoint)}/evidence", "endpoint_url": endpoint}
+
+
+def _bucket(endpoint: str) -> str:
+    name = f"bench-{uuid.uuid4().hex[:12]}"
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+    client.create_bucket(Bucket=name)
+    client.close()
+    return name
+
+
+def _row(
+    workload: str, metric: str, archiver: float, baseline: float | None, target: str, met: bool
+) -> Row:
+    ratio = archiver / baseline if baseline else 0.0
+    return Row(workload, metric, archiver, baseline, ratio, target, met)
+
+
+def _human(size: int) -> str:
+    if size % (1024 * MIB) == 0:
+        return f"{size // (1024 * MIB)} GiB"
+    if size % MB == 0:
+        return f"{size // MB} MB"
+    return f"{size / MIB:.1f} MiB"
+
+
+WORKLOADS = ("large", "small", "naive", "memory", "scale", "s3")
