@@ -37,7 +37,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
 import botocore.exceptions
@@ -88,18 +88,6 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
-LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
-Encryption = Literal["AES256", "aws:kms"]
-LOCK_MODES: tuple[LockMode, ...] = ("GOVERNANCE", "COMPLIANCE")
-ENCRYPTIONS: tuple[Encryption, ...] = ("AES256", "aws:kms")
-STORAGE_CLASSES = (
-    "STANDARD",
-    "STANDARD_IA",
-    "ONEZONE_IA",
-    "INTELLIGENT_TIERING",
-    "GLACIER_IR",
-    "REDUCED_REDUNDANCY",
-)
 # 412: the key exists; 409: another conditional write to the same key is in flight.
 _CONDITION_FAILED = frozenset({409, 412})
 
@@ -108,10 +96,10 @@ _CONDITION_FAILED = frozenset({409, 412})
 class S3Protection:
     """What every object written gets: retention, legal hold, encryption, storage class."""
 
-    object_lock_mode: LockMode | None = None
+    object_lock_mode: str | None = None  # GOVERNANCE | COMPLIANCE (checked by the config)
     object_lock_days: int = 0
     legal_hold: bool = False
-    sse: Encryption | None = None
+    sse: str | None = None  # AES256 | aws:kms
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
 
@@ -324,6 +312,33 @@ class S3Store:
         self._client.upload_file(
             str(spool), self._bucket, self._full(key), ExtraArgs=extra_args, Config=self._transfer
         )
+        self._lock_after_multipart(key)
+
+    def _lock_after_multipart(self, key: str) -> None:
+        """Set retention and legal hold again on the version a multipart upload made.
+
+        They were sent with CreateMultipartUpload already, which S3 honours; some
+        S3-compatible servers ignore them there, so they are set explicitly too. The date is
+        a moment later than the first one: S3 allows extending a retention, never shortening.
+        """
+        protection = self._protection.request_args(datetime.now(UTC))
+        if "ObjectLockMode" in protection:
+            self._client.put_object_retention(
+                Bucket=self._bucket,
+                Key=self._full(key),
+                Retention={
+                    "Mode": protection["ObjectLockMode"],
+                    "RetainUntilDate": protection["ObjectLockRetainUntilDate"],
+                },
+                ChecksumAlgorithm="SHA256",
+            )
+        if "ObjectLockLegalHoldStatus" in protection:
+            self._client.put_object_legal_hold(
+                Bucket=self._bucket,
+                Key=self._full(key),
+                LegalHold={"Status": "ON"},
+                ChecksumAlgorithm="SHA256",
+            )
 
     def _check_bucket(self) -> None:
         where = f"S3 bucket {self._bucket!r}"
@@ -394,6 +409,8 @@ class S3Store:
         request: PutObjectRequestTypeDef = {
             "Bucket": self._bucket,
             "Key": self._full(key),
+            # The algorithm header too: Object Lock wants it (or Content-MD5) on every PUT.
+            "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii"),
             "Metadata": {"sha256": sha256.lower()},
         }
