@@ -129,8 +129,10 @@ def render(summary: SessionSummary) -> str:
     for artifact in artifacts:
         info = summary.artifact_info.get(str(artifact.get("key")))
         note = " (NOT IN THE STORE)" if info is None else _retained_until(info)
+        size = artifact.get("size")
+        shown_size = human_bytes(size) if isinstance(size, int) else "?"
         lines.append(
-            f"    {artifact.get('kind', '?'):<18} {human_bytes(artifact.get('size', 0)):>10}  "
+            f"    {artifact.get('kind', '?'):<18} {shown_size:>10}  "
             f"{artifact.get('sha256')}  {artifact.get('key')}{note}"
         )
     for note in manifest.get("not_archived", []):
