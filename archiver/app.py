@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from archiver import __version__
-from archiver.config import Config
+from archiver.config import Config, StoreSettings
 from archiver.engine import Engine
 from archiver.log import get_logger, register_secret
 from archiver.sources import Source, open_sources
@@ -38,16 +40,7 @@ async def open_app(config: Config) -> AsyncIterator[App]:
     async with AsyncExitStack() as stack:
         state = await open_state(config.state.url)
         stack.push_async_callback(state.close)
-        store = open_store(
-            config.store.url,
-            endpoint_url=config.store.endpoint_url,
-            region=config.store.region,
-            multipart_threshold=config.store.multipart_threshold,
-            multipart_chunksize=config.store.multipart_chunksize,
-            max_concurrency=config.store.transfer_concurrency,
-            spool_dir=config.store.spool_dir,
-        )
-        stack.push_async_callback(store.close)
+        store = await stack.enter_async_context(open_checked_store(config.store))
         removed = await store.cleanup_incomplete(
             older_than=config.engine.cleanup_incomplete_after_seconds
         )
@@ -73,3 +66,35 @@ async def open_app(config: Config) -> AsyncIterator[App]:
         sources = open_sources(http, config.sources, config.http)
         engine = Engine(sources=sources, store=store, state=state, settings=config.engine)
         yield App(config=config, engine=engine, store=store, state=state, sources=sources)
+
+
+@asynccontextmanager
+async def open_checked_store(settings: StoreSettings) -> AsyncIterator[Store]:
+    """The configured store, after its start-up check (bucket, versioning, Object Lock)."""
+    s3_options: dict[str, Any] = {}
+    if urlsplit(settings.url).scheme == "s3":
+        from archiver.store.s3 import S3Protection
+
+        s3_options["protection"] = S3Protection(
+            object_lock_mode=settings.object_lock_mode,
+            object_lock_days=settings.object_lock_days,
+            legal_hold=settings.legal_hold,
+            sse=settings.sse,
+            sse_kms_key_id=settings.sse_kms_key_id,
+            storage_class=settings.storage_class,
+        )
+    store = open_store(
+        settings.url,
+        endpoint_url=settings.endpoint_url,
+        region=settings.region,
+        multipart_threshold=settings.multipart_threshold,
+        multipart_chunksize=settings.multipart_chunksize,
+        max_concurrency=settings.transfer_concurrency,
+        spool_dir=settings.spool_dir,
+        **s3_options,
+    )
+    try:
+        await store.check()
+        yield store
+    finally:
+        await store.close()

@@ -1,24 +1,30 @@
 """Command line: parse, load config, open the app, run one coroutine, map to an exit code.
 
-Exit codes: 0 everything archived, 1 a session or a source pass failed, 2 the
-configuration or start-up is wrong (bad config, state in use, store unreachable).
+Exit codes: 0 everything archived (``verify``: everything checks; ``show``: found), 1 a
+session or a source pass failed (``verify``: a problem was found; ``show``: no such session),
+2 the configuration or start-up is wrong (bad config, state in use, store unreachable).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from archiver import __version__
-from archiver.app import App, open_app
+from archiver.app import App, open_app, open_checked_store
 from archiver.config import Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
 from archiver.engine import PassReport
 from archiver.errors import ArchiverError, ConfigError
 from archiver.log import configure_logging, redact
+from archiver.progress import TerminalProgress, human_bytes
+from archiver.show import render, summarize
+from archiver.verify import Selection, Verifier, VerifyReport
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 
@@ -44,6 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", dest="ids", action="append", required=True, metavar="ID", help="session id"
     )
 
+    verify = commands.add_parser(
+        "verify",
+        help="check every manifest, every object it lists and the ledger's hash chain",
+    )
+    verify.add_argument("--source", help="only this source's sessions")
+    verify.add_argument(
+        "--id", dest="ids", action="append", default=[], metavar="ID", help="session id"
+    )
+    verify.add_argument(
+        "--since",
+        type=_date,
+        metavar="DATE",
+        help="only sessions archived since DATE (2026-11-01 or RFC 3339, UTC if no offset)",
+    )
+    verify.add_argument("--json", action="store_true", help="print a JSON report on stdout")
+    verify.add_argument(
+        "--concurrency", type=int, default=8, metavar="N", help="objects read at once (8)"
+    )
+    verify.add_argument(
+        "--anchor",
+        type=_anchor,
+        metavar="SEQ:SHA256",
+        help="a ledger head noted from an earlier run: entry SEQ must still have this SHA-256",
+    )
+
+    show = commands.add_parser("show", help="summarize one archived session")
+    show.add_argument("--source", required=True, help="source name, e.g. perfecto")
+    show.add_argument("--id", required=True, help="session id")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     demo = commands.add_parser(
         "demo", help="archive from the built-in vendor simulator into a local folder"
     )
@@ -65,6 +101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             configure_logging(level="warning")
             return asyncio.run(run_demo(args.dir, executions=args.executions))
+        if args.command in ("verify", "show"):
+            if args.command == "verify" and args.ids and not args.source:
+                build_parser().error("verify --id needs --source")
+            config = load_config(args.config, with_sources=False)
+            configure_logging(level=config.log.level, format=config.log.format)
+            command = _verify if args.command == "verify" else _show
+            return asyncio.run(command(config, args))
         config = load_config(args.config)
         configure_logging(level=config.log.level, format=config.log.format)
         if args.command == "run" and not args.once:
@@ -117,6 +160,70 @@ def _rearchive_command(source: str, ids: list[str]) -> AppCommand:
         return _exit_code(await app.engine.rearchive(source, ids))
 
     return rearchive
+
+
+async def _verify(config: Config, args: argparse.Namespace) -> int:
+    progress = TerminalProgress(sys.stderr) if sys.stderr.isatty() and not args.json else None
+    selection = Selection(
+        source=args.source, session_ids=tuple(args.ids), since=args.since, anchor=args.anchor
+    )
+    async with open_checked_store(config.store) as store:
+        try:
+            report = await Verifier(
+                store, concurrency=max(1, args.concurrency), progress=progress
+            ).run(selection)
+        finally:
+            if progress:
+                progress.close()
+    if args.json:
+        print(json.dumps({"store": store.description, **report.to_json()}, indent=2))
+    else:
+        print(_verify_summary(store.description, report))
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _verify_summary(where: str, report: VerifyReport) -> str:
+    head = report.ledger_head
+    lines = [
+        f"verified {where}: {report.sessions} sessions, {report.manifests} manifests, "
+        f"{report.objects} objects ({human_bytes(report.bytes)}) in {report.seconds:.1f} s",
+        f"ledger: {report.ledger_entries} entries"
+        + (f", head {head[0]}:{head[1]}" if head else ""),
+    ]
+    lines += [f"{problem.kind}: {problem.key}: {problem.detail}" for problem in report.problems]
+    if report.ok:
+        lines.append("OK: every manifest, every object and the ledger check")
+    else:
+        lines.append(f"FAILED: {len(report.problems)} problem(s)")
+    return "\n".join(lines)
+
+
+async def _show(config: Config, args: argparse.Namespace) -> int:
+    async with open_checked_store(config.store) as store:
+        summary = await summarize(store, args.source, args.id)
+    if summary is None:
+        print(
+            f"archiver: no archived {args.source} session {args.id!r} in {store.description}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    print(json.dumps(summary.to_json(), indent=2) if args.json else render(summary))
+    return EXIT_OK
+
+
+def _date(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date: {text!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _anchor(text: str) -> tuple[int, str]:
+    seq, _, digest = text.partition(":")
+    if not seq.isdigit() or len(digest) != 64:
+        raise argparse.ArgumentTypeError(f"expected SEQ:SHA256, got {text!r}")
+    return int(seq), digest.lower()
 
 
 def _exit_code(report: PassReport) -> int:

@@ -21,6 +21,24 @@ from archiver.errors import ConfigError
 CONFIG_ENV = "ARCHIVER_CONFIG"
 KNOWN_STORE_SCHEMES = ("file", "s3", "memory")
 KNOWN_STATE_SCHEMES = ("sqlite",)
+OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
+SSE_ALGORITHMS = ("AES256", "aws:kms")
+STORAGE_CLASSES = (
+    "STANDARD",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER_IR",
+    "REDUCED_REDUNDANCY",
+)
+S3_ONLY_KEYS = (
+    "object_lock_mode",
+    "object_lock_days",
+    "legal_hold",
+    "sse",
+    "sse_kms_key_id",
+    "storage_class",
+)
 
 T = TypeVar("T")
 
@@ -81,6 +99,13 @@ class StoreSettings:
     multipart_chunksize: int = 16 * 1024 * 1024
     transfer_concurrency: int = 8
     spool_dir: str | None = None
+    # S3 only: applied to every object written (artifacts, manifests, ledger entries).
+    object_lock_mode: str | None = None
+    object_lock_days: int = 0
+    legal_hold: bool = False
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,8 +294,12 @@ class _Table:
             raise self.error(unknown[0], "unknown key (check the spelling)")
 
 
-def load_config(path: str | os.PathLike[str] | None = None) -> Config:
-    """Read the TOML file at ``path`` (or ``$ARCHIVER_CONFIG``) into a :class:`Config`."""
+def load_config(path: str | os.PathLike[str] | None = None, *, with_sources: bool = True) -> Config:
+    """Read the TOML file at ``path`` (or ``$ARCHIVER_CONFIG``) into a :class:`Config`.
+
+    ``with_sources=False`` skips the ``[sources.*]`` tables (and so needs no vendor token):
+    for commands that only read the store, such as ``verify`` and ``show``.
+    """
     chosen = str(path) if path else os.environ.get(CONFIG_ENV)
     if not chosen:
         raise ConfigError(f"no configuration file: pass --config PATH or set {CONFIG_ENV}")
@@ -282,10 +311,16 @@ def load_config(path: str | os.PathLike[str] | None = None) -> Config:
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=chosen) from exc
-    return parse_config(data, path=chosen, environ=os.environ)
+    return parse_config(data, path=chosen, environ=os.environ, with_sources=with_sources)
 
 
-def parse_config(data: Mapping[str, Any], *, path: str, environ: Mapping[str, str]) -> Config:
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    path: str,
+    environ: Mapping[str, str],
+    with_sources: bool = True,
+) -> Config:
     root = _Table(data, name="", path=path)
     store = _store(_required_table(root, "store"))
     state = _state(_required_table(root, "state"))
@@ -293,7 +328,7 @@ def parse_config(data: Mapping[str, Any], *, path: str, environ: Mapping[str, st
     http = _http(root.table("http"))
     log = _log(root.table("log"))
     sources_table = root.table("sources")
-    sources = _sources(sources_table, environ) if sources_table else {}
+    sources = _sources(sources_table, environ) if sources_table and with_sources else {}
     root.reject_unknown()
     return Config(
         path=path, store=store, state=state, engine=engine, http=http, log=log, sources=sources
@@ -327,9 +362,35 @@ def _store(table: _Table) -> StoreSettings:
         multipart_chunksize=table.integer("multipart_chunksize_mib", 16, minimum=5) * mib,
         transfer_concurrency=table.integer("transfer_concurrency", 8, minimum=1),
         spool_dir=table.string("spool_dir"),
+        **_s3_protection(table),
     )
+    if scheme != "s3":
+        for key in S3_ONLY_KEYS:
+            if table.has(key):
+                raise table.error(key, "applies to s3:// stores only")
     table.reject_unknown()
     return settings
+
+
+def _s3_protection(table: _Table) -> dict[str, Any]:
+    mode = _optional_choice(table, "object_lock_mode", OBJECT_LOCK_MODES)
+    days = table.integer("object_lock_days", 0, minimum=1 if table.has("object_lock_days") else 0)
+    if mode is not None and days == 0:
+        raise table.error("object_lock_days", "is required with object_lock_mode (days, >= 1)")
+    if mode is None and days:
+        raise table.error("object_lock_days", "needs object_lock_mode (GOVERNANCE or COMPLIANCE)")
+    sse = _optional_choice(table, "sse", SSE_ALGORITHMS)
+    kms_key_id = table.string("sse_kms_key_id")
+    if kms_key_id is not None and sse != "aws:kms":
+        raise table.error("sse_kms_key_id", 'needs sse = "aws:kms"')
+    return {
+        "object_lock_mode": mode,
+        "object_lock_days": days,
+        "legal_hold": table.boolean("legal_hold", False),
+        "sse": sse,
+        "sse_kms_key_id": kms_key_id,
+        "storage_class": _optional_choice(table, "storage_class", STORAGE_CLASSES),
+    }
 
 
 def _state(table: _Table) -> StateSettings:

@@ -11,10 +11,12 @@ One pass over a source:
    processing.
 
 Archiving one session is all-or-nothing and ordered: every artifact is streamed through a
-SHA-256 hasher into the store, then ``manifest.json`` is written, then the state row. A
-crash anywhere leaves a session that is simply done again; a manifest never lists an object
-that is not stored. Re-archiving never overwrites earlier evidence: the new files go under
-``rearchived/<time>/`` and the previous manifest is copied to ``history/`` first.
+SHA-256 hasher into the store, then ``manifest.json`` is written, then its entry is appended
+to the ledger (:mod:`archiver.ledger`), then the state row. A crash anywhere leaves a session
+that is simply done again (a manifest already stored is given its ledger entry if it has
+none); a manifest never lists an object that is not stored. Re-archiving never overwrites
+earlier evidence: the new files go under ``rearchived/<time>/`` and the previous manifest is
+copied to ``history/`` first.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from archiver import __version__
 from archiver.config import EngineSettings
 from archiver.errors import ArchiverError, NotReady
 from archiver.keys import safe_key
+from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
 from archiver.model import Artifact, Manifest, Session, StoredArtifact, strip_query
 from archiver.retry import retrying
@@ -87,12 +90,14 @@ class Engine:
         state: State,
         settings: EngineSettings,
         clock: Clock = utc_now,
+        ledger: Ledger | None = None,
     ) -> None:
         self.sources = sources
         self.store = store
         self.state = state
         self.settings = settings
         self.clock = clock
+        self.ledger = ledger or Ledger(store, clock=clock)
         self.stopping = asyncio.Event()
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
 
@@ -284,10 +289,16 @@ class Engine:
         prefix = safe_key(source.name, session.session_id)
         manifest_key = f"{prefix}/manifest.json"
         already_stored = await self.store.exists(manifest_key)
-        previous = (
-            await self.store.read_bytes(manifest_key) if already_stored and rearchive else None
-        )
-        if already_stored and not rearchive:
+        previous = await self.store.read_bytes(manifest_key) if already_stored else None
+        if previous is not None:
+            # Stored by an earlier run that may have died before its ledger entry.
+            await self.ledger.ensure_recorded(
+                source=source.name,
+                session_id=session.session_id,
+                manifest_key=manifest_key,
+                manifest=previous,
+            )
+        if previous is not None and not rearchive:
             # Stored by an earlier run that died before its state row: nothing to redo.
             await self.state.record_success(
                 source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
@@ -320,8 +331,14 @@ class Engine:
             not_archived=tuple(not_archived),
             previous_manifest=history_key,
         )
-        await self.store.put_bytes(
-            manifest_key, manifest.to_bytes(), content_type="application/json"
+        manifest_bytes = manifest.to_bytes()
+        await self.store.put_bytes(manifest_key, manifest_bytes, content_type="application/json")
+        entry = await self.ledger.append(
+            source=source.name,
+            session_id=session.session_id,
+            manifest_key=manifest_key,
+            manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+            previous_manifest_key=history_key,
         )
         await self.state.record_success(
             source.name,
@@ -343,6 +360,7 @@ class Engine:
             bytes=total,
             seconds=round(time.monotonic() - started, 3),
             rearchive=rearchive,
+            ledger_seq=entry.seq,
         )
 
     async def _store_artifacts(

@@ -11,6 +11,17 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   way in; stores whose backend can verify a digest (S3 checksums) hand it over, so the
   backend refuses bytes that do not match.
 * ``put_bytes`` is the same for small in-memory payloads (manifests).
+* ``put_bytes_if_absent`` creates the object only if nothing is at ``key`` yet, atomically:
+  of several writers racing for one key exactly one gets ``True``, the others ``False``, and
+  the object holds the winner's bytes, whole. The ledger builds its hash chain on this.
+* ``iter_bytes`` streams an object in chunks (memory does not grow with its size);
+  ``list_keys`` yields every key under a prefix in sorted order.
+* ``object_info`` returns what the backend reports about a stored object beyond its bytes
+  (S3: retention mode and date, legal hold, encryption, storage class, version), as
+  printable strings; stores with nothing to report return an empty mapping.
+* ``check`` is the start-up check: the store is there and can do what it was configured to
+  do (an S3 bucket exists, with versioning and Object Lock when retention is asked for); it
+  raises :class:`~archiver.errors.StoreError` naming what is missing otherwise.
 * Keys are ``/``-separated, relative, already sanitized by :mod:`archiver.keys`; a store
   still refuses a key that would leave its root.
 * ``cleanup_incomplete`` removes leftovers of writes that never committed (temp files,
@@ -19,7 +30,7 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -46,6 +57,10 @@ class Store(Protocol):
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> None: ...
 
+    async def put_bytes_if_absent(
+        self, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool: ...
+
     async def read_bytes(self, key: str) -> bytes: ...
 
     def iter_bytes(self, key: str) -> AsyncIterator[bytes]: ...
@@ -55,6 +70,10 @@ class Store(Protocol):
     async def size(self, key: str) -> int | None: ...
 
     def list_keys(self, prefix: str = "") -> AsyncIterator[str]: ...
+
+    async def object_info(self, key: str) -> Mapping[str, str]: ...
+
+    async def check(self) -> None: ...
 
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int: ...
 

@@ -4,6 +4,10 @@ A write goes to a private temp file under ``<root>/.incoming/`` (same filesystem
 ``os.replace`` is atomic), is fsynced, renamed into place and the directory fsynced: after
 ``commit`` returns the object survives a crash, and readers never see half of it. Objects
 are created ``0o600`` and folders ``0o750``. This store does not check the SHA-256 it is given.
+
+``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then ``os.link``s it to
+the key: the link fails if anything is there already, so the object appears whole or not at
+all and never replaces another (hard links are needed: every local Linux filesystem has them).
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import contextlib
 import errno
 import os
 import stat
+import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -76,6 +81,15 @@ class FilesystemStore:
             await writer.write(data)
             await writer.commit(sha256="", size=len(data))
 
+    async def put_bytes_if_absent(
+        self, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        target = await asyncio.to_thread(self._path, key)
+        try:
+            return await asyncio.to_thread(self._link_new, data, target)
+        except OSError as exc:
+            raise self._failure("create", key, exc) from exc
+
     async def read_bytes(self, key: str) -> bytes:
         path = await asyncio.to_thread(self._path, key)
         try:
@@ -112,6 +126,16 @@ class FilesystemStore:
         for key in keys:
             yield key
 
+    async def object_info(self, key: str) -> Mapping[str, str]:
+        if await self.size(key) is None:
+            raise StoreError(f"cannot inspect {key!r} in {self.description}: no such object")
+        return {}
+
+    async def check(self) -> None:
+        # The root was made usable in __init__; a folder removed since shows up here.
+        if not await asyncio.to_thread(self._incoming.is_dir):
+            raise StoreError(f"cannot use {self.description} as a store: its folder is gone")
+
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int:
         try:
             return await asyncio.to_thread(self._remove_stale_temps, time.time() - older_than)
@@ -130,6 +154,25 @@ class FilesystemStore:
         if not path.resolve().is_relative_to(self._root):
             raise StoreError(f"store key {key!r} resolves outside {self.description}")
         return path
+
+    def _link_new(self, data: bytes, target: Path) -> bool:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self._incoming)
+        temp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            created = _make_folders(target.parent)
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                return False
+            for folder in {target.parent, *(path.parent for path in created)}:
+                _fsync_folder(folder)
+            return True
+        finally:
+            temp.unlink(missing_ok=True)
 
     def _keys_under(self, prefix: str) -> list[str]:
         folder = self._root.joinpath(*prefix.rpartition("/")[0].split("/"))

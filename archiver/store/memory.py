@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
 from archiver.errors import StoreError
@@ -46,6 +46,15 @@ class MemoryStore:
         check_key(key)
         self._install(key, bytes(data), content_type)
 
+    async def put_bytes_if_absent(
+        self, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        check_key(key)
+        if key in self.objects:
+            return False
+        self._install(key, bytes(data), content_type)
+        return True
+
     async def read_bytes(self, key: str) -> bytes:
         check_key(key)
         try:
@@ -72,6 +81,15 @@ class MemoryStore:
         for key in sorted(self.objects):
             if key.startswith(prefix):
                 yield key
+
+    async def object_info(self, key: str) -> Mapping[str, str]:
+        check_key(key)
+        if key not in self.objects:
+            raise StoreError(f"memory store: no object at {key!r}")
+        return {}
+
+    async def check(self) -> None:
+        return None
 
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int:
         cutoff = time.time() - older_than

@@ -7,6 +7,17 @@ that do not match it), above it with boto3's managed multipart transfer and per-
 checksums. Either way the object gets ``Metadata={"sha256": <hex>}``. S3 only shows an object
 once its upload completes, which gives the all-or-nothing rule of the contract.
 
+:class:`S3Protection` adds to every object written (artifacts, manifests, ledger entries) an
+Object Lock retention (mode and retain-until date, counted from the write), a legal hold,
+server-side encryption and a storage class, on the single ``PutObject`` and on the multipart
+upload alike. ``check`` (run at start-up) makes sure the bucket exists and, when retention or
+a legal hold is asked for, that versioning and Object Lock are enabled on it. In a versioned
+bucket a write to an existing key adds a version and never touches the locked ones.
+
+``put_bytes_if_absent`` is a conditional ``PutObject`` (``If-None-Match: *``): S3 answers
+412 when the key exists, or 409 when another conditional write to it is under way; both
+mean "someone else got there" and return False.
+
 boto3 is synchronous: every call runs in a worker thread. Credentials come from boto3's
 default chain and are never kept on this object, printed, or put in an error message.
 botocore's ``standard`` retry mode already retries throttling, 5xx and connection errors a
@@ -21,11 +32,12 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
 import botocore.exceptions
@@ -36,7 +48,7 @@ from botocore.config import Config
 
 from archiver.errors import StoreError, TransientStoreError
 from archiver.keys import check_key, check_prefix
-from archiver.model import strip_query
+from archiver.model import rfc3339, strip_query
 from archiver.store import ObjectWriter
 from archiver.store.localfile import LocalFileWriter, open_temp_file
 
@@ -76,6 +88,42 @@ _TRANSIENT_CODES = frozenset(
 )
 
 
+# 412: the key exists; 409: another conditional write to the same key is in flight.
+_CONDITION_FAILED = frozenset({409, 412})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class S3Protection:
+    """What every object written gets: retention, legal hold, encryption, storage class."""
+
+    object_lock_mode: str | None = None  # GOVERNANCE | COMPLIANCE (checked by the config)
+    object_lock_days: int = 0
+    legal_hold: bool = False
+    sse: str | None = None  # AES256 | aws:kms
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+
+    @property
+    def needs_object_lock(self) -> bool:
+        return self.object_lock_mode is not None or self.legal_hold
+
+    def request_args(self, now: datetime) -> dict[str, Any]:
+        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``."""
+        args: dict[str, Any] = {}
+        if self.object_lock_mode is not None:
+            args["ObjectLockMode"] = self.object_lock_mode
+            args["ObjectLockRetainUntilDate"] = now + timedelta(days=self.object_lock_days)
+        if self.legal_hold:
+            args["ObjectLockLegalHoldStatus"] = "ON"
+        if self.sse is not None:
+            args["ServerSideEncryption"] = self.sse
+            if self.sse == "aws:kms" and self.sse_kms_key_id:
+                args["SSEKMSKeyId"] = self.sse_kms_key_id
+        if self.storage_class is not None:
+            args["StorageClass"] = self.storage_class
+        return args
+
+
 class S3Store:
     def __init__(
         self,
@@ -89,8 +137,10 @@ class S3Store:
         max_concurrency: int = 8,
         spool_dir: str | os.PathLike[str] | None = None,
         chunk_size: int = CHUNK_SIZE,
+        protection: S3Protection | None = None,
     ) -> None:
         self._bucket = bucket
+        self._protection = protection or S3Protection()
         self._prefix = prefix.strip("/")
         check_prefix(self._prefix)
         self._key_prefix = f"{self._prefix}/" if self._prefix else ""
@@ -143,6 +193,21 @@ class S3Store:
         request["Body"] = data
         await self._call("PutObject", key, self._client.put_object, **request)
 
+    async def put_bytes_if_absent(
+        self, key: str, data: bytes, *, content_type: str | None = None
+    ) -> bool:
+        check_key(key)
+        request = self._put_request(key, hashlib.sha256(data).hexdigest(), content_type)
+        request["Body"] = data
+        request["IfNoneMatch"] = "*"
+        try:
+            await self._call("PutObject", key, self._client.put_object, **request)
+        except StoreError as error:
+            if _status(error.__cause__) in _CONDITION_FAILED:
+                return False
+            raise
+        return True
+
     async def read_bytes(self, key: str) -> bytes:
         return b"".join([chunk async for chunk in self.iter_bytes(key)])
 
@@ -183,6 +248,30 @@ class S3Store:
         for key in keys:
             yield key
 
+    async def object_info(self, key: str) -> Mapping[str, str]:
+        check_key(key)
+        head = await self._call(
+            "HeadObject", key, self._client.head_object, Bucket=self._bucket, Key=self._full(key)
+        )
+        info = {
+            "version_id": head.get("VersionId"),
+            "object_lock_mode": head.get("ObjectLockMode"),
+            "object_lock_retain_until": (
+                rfc3339(head["ObjectLockRetainUntilDate"])
+                if "ObjectLockRetainUntilDate" in head
+                else None
+            ),
+            "legal_hold": head.get("ObjectLockLegalHoldStatus"),
+            "server_side_encryption": head.get("ServerSideEncryption"),
+            "sse_kms_key_id": head.get("SSEKMSKeyId"),
+            # S3 leaves the header out for STANDARD.
+            "storage_class": head.get("StorageClass", "STANDARD"),
+        }
+        return {name: str(value) for name, value in info.items() if value not in (None, "null")}
+
+    async def check(self) -> None:
+        await self._call("HeadBucket", "", self._check_bucket)
+
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int:
         cutoff = time.time() - older_than
         uploads = await self._call("AbortMultipartUpload", "", self._abort_stale_uploads, cutoff)
@@ -216,12 +305,65 @@ class S3Store:
         extra_args: dict[str, Any] = {
             "ChecksumAlgorithm": "SHA256",
             "Metadata": request["Metadata"],
+            **self._protection.request_args(datetime.now(UTC)),
         }
         if content_type:
             extra_args["ContentType"] = content_type
         self._client.upload_file(
             str(spool), self._bucket, self._full(key), ExtraArgs=extra_args, Config=self._transfer
         )
+        self._lock_after_multipart(key)
+
+    def _lock_after_multipart(self, key: str) -> None:
+        """Set retention and legal hold again on the version a multipart upload made.
+
+        They were sent with CreateMultipartUpload already, which S3 honours; some
+        S3-compatible servers ignore them there, so they are set explicitly too. The date is
+        a moment later than the first one: S3 allows extending a retention, never shortening.
+        """
+        protection = self._protection.request_args(datetime.now(UTC))
+        if "ObjectLockMode" in protection:
+            self._client.put_object_retention(
+                Bucket=self._bucket,
+                Key=self._full(key),
+                Retention={
+                    "Mode": protection["ObjectLockMode"],
+                    "RetainUntilDate": protection["ObjectLockRetainUntilDate"],
+                },
+                ChecksumAlgorithm="SHA256",
+            )
+        if "ObjectLockLegalHoldStatus" in protection:
+            self._client.put_object_legal_hold(
+                Bucket=self._bucket,
+                Key=self._full(key),
+                LegalHold={"Status": "ON"},
+                ChecksumAlgorithm="SHA256",
+            )
+
+    def _check_bucket(self) -> None:
+        where = f"S3 bucket {self._bucket!r}"
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except botocore.exceptions.ClientError as exc:
+            if _status(exc) == 404:
+                raise StoreError(f"{where} does not exist") from exc
+            raise
+        if not self._protection.needs_object_lock:
+            return
+        wanted = "[store] object_lock_mode/legal_hold ask for Object Lock"
+        versioning = self._client.get_bucket_versioning(Bucket=self._bucket)
+        if versioning.get("Status") != "Enabled":
+            raise StoreError(f"{where} does not have versioning enabled, but {wanted}")
+        try:
+            lock = self._client.get_object_lock_configuration(Bucket=self._bucket)
+            enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+        except botocore.exceptions.ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code != "ObjectLockConfigurationNotFoundError":
+                raise
+            enabled = None
+        if enabled != "Enabled":
+            raise StoreError(f"{where} does not have Object Lock enabled, but {wanted}")
 
     def _list_keys(self, full_prefix: str) -> list[str]:
         keys: list[str] = []
@@ -267,11 +409,15 @@ class S3Store:
         request: PutObjectRequestTypeDef = {
             "Bucket": self._bucket,
             "Key": self._full(key),
+            # The algorithm header too: Object Lock wants it (or Content-MD5) on every PUT.
+            "ChecksumAlgorithm": "SHA256",
             "ChecksumSHA256": base64.b64encode(bytes.fromhex(sha256)).decode("ascii"),
             "Metadata": {"sha256": sha256.lower()},
         }
         if content_type:
             request["ContentType"] = content_type
+        protection = self._protection.request_args(datetime.now(UTC))
+        request.update(cast("PutObjectRequestTypeDef", protection))
         return request
 
     async def _call(

@@ -6,6 +6,7 @@ After the shared suite come the checks only one implementation can answer.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -190,6 +191,47 @@ async def test_exists_size_and_list_keys(store: Store) -> None:
 async def test_reading_a_missing_object_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError, match="nothing/here"):
         await store.read_bytes("nothing/here")
+    with pytest.raises(StoreError, match="nothing/here"):
+        await store.object_info("nothing/here")
+
+
+async def test_put_bytes_if_absent_never_replaces(store: Store, tmp_path: Path) -> None:
+    assert await store.put_bytes_if_absent("ledger/000000000000.json", b"first") is True
+    assert await store.put_bytes_if_absent("ledger/000000000000.json", b"second") is False
+    assert await store.read_bytes("ledger/000000000000.json") == b"first"
+    assert await store.put_bytes_if_absent("ledger/000000000001.json", b"") is True
+    assert await store.size("ledger/000000000001.json") == 0
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_put_bytes_if_absent_has_one_winner_among_racing_writers(
+    store: Store, tmp_path: Path
+) -> None:
+    payloads = [f"writer {number} ".encode() * 200 for number in range(8)]
+
+    results = await asyncio.gather(
+        *(store.put_bytes_if_absent("race/key", payload) for payload in payloads)
+    )
+
+    assert results.count(True) == 1
+    assert await store.read_bytes("race/key") == payloads[results.index(True)]
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_iter_bytes_streams_in_chunks(store: Store) -> None:
+    data = os.urandom(3 * MIB + 17)
+    await write_object(store, "big/object.bin", data, chunk=MIB)
+    chunks = [chunk async for chunk in store.iter_bytes("big/object.bin")]
+    assert len(chunks) > 1
+    assert max(len(chunk) for chunk in chunks) <= MIB
+    assert b"".join(chunks) == data
+
+
+async def test_check_passes_and_object_info_is_printable(store: Store) -> None:
+    await store.check()
+    await store.put_bytes("a/b", b"x")
+    info = await store.object_info("a/b")
+    assert all(isinstance(value, str) for value in info.values())
 
 
 BAD_KEYS = [

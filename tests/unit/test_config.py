@@ -245,3 +245,74 @@ def test_example_config_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     config = load_config(example)
     assert set(config.sources) == {"perfecto"}
     assert config.store.url.startswith("file:///")
+
+
+S3_STORE = """
+[store]
+url = "s3://evidence-bucket/archiver"
+{extra}
+[state]
+url = "sqlite:////var/lib/archiver/state.db"
+"""
+
+
+def test_s3_retention_and_encryption_keys(tmp_path: Path) -> None:
+    extra = """object_lock_mode = "COMPLIANCE"
+object_lock_days = 2555
+legal_hold = true
+sse = "aws:kms"
+sse_kms_key_id = "arn:aws:kms:eu-west-1:111122223333:key/abc"
+storage_class = "STANDARD_IA"
+"""
+    store = load_config(write(tmp_path, S3_STORE.format(extra=extra))).store
+    assert (store.object_lock_mode, store.object_lock_days, store.legal_hold) == (
+        "COMPLIANCE",
+        2555,
+        True,
+    )
+    assert (store.sse, store.sse_kms_key_id, store.storage_class) == (
+        "aws:kms",
+        "arn:aws:kms:eu-west-1:111122223333:key/abc",
+        "STANDARD_IA",
+    )
+    plain = load_config(write(tmp_path, S3_STORE.format(extra=""))).store
+    assert plain.object_lock_mode is None and not plain.legal_hold and plain.sse is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "message"),
+    [
+        ('object_lock_mode = "STRICT"', "store.object_lock_mode", "GOVERNANCE, COMPLIANCE"),
+        ('object_lock_mode = "GOVERNANCE"', "store.object_lock_days", "is required"),
+        ("object_lock_days = 30", "store.object_lock_days", "needs object_lock_mode"),
+        (
+            'object_lock_mode = "GOVERNANCE"\nobject_lock_days = 0',
+            "store.object_lock_days",
+            ">= 1|at least 1",
+        ),
+        ('sse = "DES"', "store.sse", "AES256, aws:kms"),
+        ('sse = "AES256"\nsse_kms_key_id = "k"', "store.sse_kms_key_id", "aws:kms"),
+        ('storage_class = "GLACIER"', "store.storage_class", "STANDARD"),
+    ],
+)
+def test_s3_retention_mistakes(tmp_path: Path, extra: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_config(write(tmp_path, S3_STORE.format(extra=extra)))
+    assert caught.value.key == key
+
+
+def test_s3_keys_refused_for_a_file_store(tmp_path: Path) -> None:
+    text = MINIMAL.replace("[state]", "legal_hold = true\n[state]")
+    with pytest.raises(ConfigError, match="s3:// stores only") as caught:
+        load_config(write(tmp_path, text))
+    assert caught.value.key == "store.legal_hold"
+
+
+def test_store_only_commands_need_no_vendor_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PERFECTO_TOKEN", raising=False)
+    config = load_config(write(tmp_path, MINIMAL), with_sources=False)
+    assert config.sources == {}
+    with pytest.raises(ConfigError, match="PERFECTO_TOKEN"):
+        load_config(write(tmp_path, MINIMAL))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
 from archiver.engine import Engine
 from archiver.errors import VendorError
 from archiver.http import VendorClient, header
+from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
 from archiver.model import Artifact, Session
 from archiver.state import State, open_state
 from archiver.store.memory import MemoryStore
@@ -197,7 +199,8 @@ async def test_archives_with_hashes_and_manifest_last(rig: Rig) -> None:
     for entry in entries.values():
         stored = await rig.store.read_bytes(entry["key"])
         assert hashlib.sha256(stored).hexdigest() == entry["sha256"]
-    assert rig.store.write_order[-1] == "fake/s1/manifest.json"
+    # The manifest is the session's last object; its ledger entry follows it.
+    assert rig.store.write_order[-2:] == ["fake/s1/manifest.json", "ledger/000000000000.json"]
     record = await rig.state.get("fake", "s1")
     assert record is not None and record.status == "archived"
 
@@ -314,3 +317,79 @@ async def test_manifest_already_stored_but_state_lost(rig: Rig) -> None:
     assert report.archived == 0 and len(rig.files.requests) == requests
     record = await rig.state.get("fake", "s1")
     assert record is not None and record.status == "archived"
+
+
+async def ledger_entries(store: MemoryStore) -> list[LedgerEntry]:
+    keys = [key async for key in store.list_keys("ledger/")]
+    return [LedgerEntry.from_bytes(await store.read_bytes(key)) for key in keys]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_ledger_chains_every_manifest_and_every_rearchive(rig: Rig) -> None:
+    rig.source.add("s1")
+    rig.source.add("s2")
+    await rig.engine.run_once()
+    first = await rig.store.read_bytes("fake/s1/manifest.json")
+    rig.clock[0] = NOW + timedelta(days=1)
+    assert (await rig.engine.rearchive("fake", ["s1"])).ok
+
+    entries = await ledger_entries(rig.store)
+    assert [entry.seq for entry in entries] == [0, 1, 2]
+    assert entries[0].previous_entry_sha256 == GENESIS_SHA256
+    for before, after in itertools.pairwise(entries):
+        assert after.previous_entry_sha256 == sha(await rig.store.read_bytes(entry_key(before.seq)))
+    s1_entries = [entry for entry in entries if entry.session_id == "s1"]
+    assert [entry.manifest_sha256 for entry in s1_entries] == [
+        sha(first),
+        sha(await rig.store.read_bytes("fake/s1/manifest.json")),
+    ]
+    history_key = s1_entries[1].previous_manifest_key
+    assert history_key is not None and history_key.startswith("fake/s1/history/")
+    assert sha(await rig.store.read_bytes(history_key)) == s1_entries[0].manifest_sha256
+    assert s1_entries[0].previous_manifest_key is None
+
+
+async def test_crash_between_manifest_and_ledger_entry_is_recorded_on_the_next_pass(
+    rig: Rig,
+) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    # As if the process died right after writing the manifest: no entry, no state row.
+    del rig.store.objects[entry_key(0)]
+    await rig.state.forget("fake", "s1")
+    rig.engine.ledger = type(rig.engine.ledger)(rig.store, clock=lambda: rig.clock[0])
+
+    await rig.engine.run_once()
+    await rig.engine.run_once()
+
+    entries = await ledger_entries(rig.store)
+    assert len(entries) == 1
+    assert entries[0].manifest_sha256 == sha(await rig.store.read_bytes("fake/s1/manifest.json"))
+
+
+async def test_recovery_does_not_record_a_manifest_twice(rig: Rig) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    await rig.state.forget("fake", "s1")  # died after the ledger entry, before the state row
+    await rig.engine.run_once()
+    assert len(await ledger_entries(rig.store)) == 1
+
+
+async def test_rearchive_records_an_unrecorded_manifest_before_replacing_it(rig: Rig) -> None:
+    rig.source.add("s1")
+    await rig.engine.run_once()
+    first = await rig.store.read_bytes("fake/s1/manifest.json")
+    del rig.store.objects[entry_key(0)]
+    rig.engine.ledger = type(rig.engine.ledger)(rig.store, clock=lambda: rig.clock[0])
+    rig.clock[0] = NOW + timedelta(hours=1)
+
+    assert (await rig.engine.rearchive("fake", ["s1"])).ok
+
+    entries = await ledger_entries(rig.store)
+    assert [entry.manifest_sha256 for entry in entries] == [
+        sha(first),
+        sha(await rig.store.read_bytes("fake/s1/manifest.json")),
+    ]

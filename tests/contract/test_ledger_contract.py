@@ -1,0 +1,165 @@
+"""The ledger over every store: appends chain, concurrent appenders never fork the chain."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from archiver.ledger import GENESIS_SHA256, Ledger, LedgerEntry, entry_key, sha256_hex
+from archiver.store import Store, open_store
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+def clock() -> datetime:
+    return NOW
+
+
+@pytest.fixture(params=["filesystem", "s3", "memory"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    kind: str = request.param
+    if kind == "filesystem":
+        opened = open_store(f"file://{tmp_path}/root")
+    elif kind == "memory":
+        opened = open_store("memory://")
+    else:
+        endpoint: str = request.getfixturevalue("s3_endpoint")
+        bucket: str = request.getfixturevalue("s3_bucket")
+        opened = open_store(f"s3://{bucket}/evidence", endpoint_url=endpoint, spool_dir=tmp_path)
+    yield opened
+    await opened.close()
+
+
+async def append(ledger: Ledger, name: str) -> LedgerEntry:
+    return await ledger.append(
+        source="src",
+        session_id=name,
+        manifest_key=f"src/{name}/manifest.json",
+        manifest_sha256=sha256_hex(name.encode()),
+        previous_manifest_key=None,
+    )
+
+
+async def assert_one_unbroken_chain(store: Store, expected: int) -> list[LedgerEntry]:
+    keys = [key async for key in store.list_keys("ledger/")]
+    assert keys == [entry_key(seq) for seq in range(expected)]
+    entries, previous = [], GENESIS_SHA256
+    for seq, key in enumerate(keys):
+        data = await store.read_bytes(key)
+        entry = LedgerEntry.from_bytes(data)
+        assert entry.seq == seq
+        assert entry.previous_entry_sha256 == previous, f"chain forks at {key}"
+        previous = sha256_hex(data)
+        entries.append(entry)
+    return entries
+
+
+async def test_appends_form_a_hash_chain(store: Store) -> None:
+    ledger = Ledger(store, clock=clock)
+    written = [await append(ledger, f"s{number}") for number in range(5)]
+    entries = await assert_one_unbroken_chain(store, 5)
+    assert entries == written
+    assert entries[3].manifest_key == "src/s3/manifest.json"
+    assert entries[3].recorded_at == "2026-11-20T12:00:00.000Z"
+
+
+async def test_concurrent_appenders_never_fork_the_chain(store: Store) -> None:
+    # Separate Ledger objects stand for separate processes: none knows what the others wrote.
+    ledgers = [Ledger(store, clock=clock) for _ in range(4)]
+
+    async def writer(number: int, ledger: Ledger) -> None:
+        for item in range(6):
+            await append(ledger, f"w{number}-{item}")
+
+    async with asyncio.TaskGroup() as group:
+        for number, ledger in enumerate(ledgers):
+            group.create_task(writer(number, ledger))
+
+    entries = await assert_one_unbroken_chain(store, 24)
+    assert len({entry.session_id for entry in entries}) == 24
+
+
+async def test_a_fresh_process_finds_the_end_of_the_chain(store: Store) -> None:
+    assert await Ledger(store, clock=clock).next_seq() == 0
+    first = Ledger(store, clock=clock)
+    for number in range(37):
+        await append(first, f"s{number}")
+    second = Ledger(store, clock=clock)
+    assert await second.next_seq() == 37
+    assert (await append(second, "late")).seq == 37
+    await assert_one_unbroken_chain(store, 38)
+
+
+async def test_find_latest_and_ensure_recorded(store: Store) -> None:
+    ledger = Ledger(store, clock=clock)
+    for number in range(3):
+        await append(ledger, f"s{number}")
+    found = await ledger.find_latest("src/s1/manifest.json", not_before=NOW)
+    assert found is not None and found.seq == 1
+    assert await ledger.find_latest("src/zz/manifest.json", not_before=NOW) is None
+
+    manifest = b'{"archived_at": "2026-11-20T12:00:00.000Z", "previous_manifest": "p/h.json"}'
+    recorded = await ledger.ensure_recorded(
+        source="src", session_id="new", manifest_key="src/new/manifest.json", manifest=manifest
+    )
+    assert recorded.seq == 3 and recorded.previous_manifest_key == "p/h.json"
+    again = await Ledger(store, clock=clock).ensure_recorded(
+        source="src", session_id="new", manifest_key="src/new/manifest.json", manifest=manifest
+    )
+    assert again == recorded
+    await assert_one_unbroken_chain(store, 4)
+
+
+async def test_backwards_search_stops_before_the_manifest_was_archived(store: Store) -> None:
+    times = [NOW - timedelta(days=10), NOW]
+    ledger = Ledger(store, clock=lambda: times[0])
+    await append(ledger, "old")
+    await append(ledger, "filler")
+    times[0] = NOW
+    await append(ledger, "recent")
+    # "filler" was recorded long before NOW: the search ends there, before reaching "old".
+    assert await ledger.find_latest("src/old/manifest.json", not_before=NOW) is None
+    found = await ledger.find_latest("src/old/manifest.json", not_before=NOW - timedelta(days=11))
+    assert found is not None and found.seq == 0
+
+
+APPENDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from datetime import UTC, datetime
+    from archiver.ledger import Ledger
+    from archiver.store import open_store
+
+    async def main(root, name, count):
+        store = open_store(f"file://{root}")
+        ledger = Ledger(store, clock=lambda: datetime.now(UTC))
+        for item in range(count):
+            await ledger.append(
+                source="src", session_id=f"{name}-{item}",
+                manifest_key=f"src/{name}-{item}/manifest.json",
+                manifest_sha256="0" * 64, previous_manifest_key=None,
+            )
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+
+async def test_separate_processes_share_one_chain_on_the_filesystem(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    processes = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(root), f"p{number}", "15"])
+        for number in range(3)
+    ]
+    for process in processes:
+        assert await asyncio.to_thread(process.wait, 120) == 0
+    store = open_store(f"file://{root}")
+    entries = await assert_one_unbroken_chain(store, 45)
+    assert len({entry.session_id for entry in entries}) == 45
