@@ -119,7 +119,7 @@ class SourceSettings:
 
     base_url: str
     token: Secret = field(repr=False)
-    session_concurrency: int = 4
+    session_concurrency: int = 8
     backfill_days: float = 30.0
     overlap_minutes: float = 120.0
     pending_max_hours: float = 48.0

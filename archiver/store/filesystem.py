@@ -24,12 +24,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiofiles
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 
 from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
 from archiver.store import ObjectWriter
-from archiver.store.localfile import LocalFileWriter, open_temp_file
+from archiver.store.localfile import LocalFileWriter
 
 INCOMING = ".incoming"
 TEMP_PREFIX = "write-"
@@ -65,28 +64,23 @@ class FilesystemStore:
     async def open_writer(
         self, key: str, *, content_type: str | None = None
     ) -> AsyncIterator[ObjectWriter]:
-        target = await asyncio.to_thread(self._path, key)
-        try:
-            temp, handle = await open_temp_file(self._incoming, TEMP_PREFIX)
-        except OSError as exc:
-            raise self._failure("start writing", key, exc) from exc
-        writer = _FileWriter(self, key, target, temp, handle)
+        self._check(key)
+        writer = _FileWriter(self, key)
         try:
             yield writer
         finally:
             await writer.abort()
 
     async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
-        async with self.open_writer(key, content_type=content_type) as writer:
-            await writer.write(data)
-            await writer.commit(sha256="", size=len(data))
+        self._check(key)
+        await _FileWriter(self, key).write_all(data)
 
     async def put_bytes_if_absent(
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> bool:
-        target = await asyncio.to_thread(self._path, key)
+        self._check(key)
         try:
-            return await asyncio.to_thread(self._link_new, data, target)
+            return await asyncio.to_thread(self._link_new, data, key)
         except OSError as exc:
             raise self._failure("create", key, exc) from exc
 
@@ -111,9 +105,9 @@ class FilesystemStore:
         return await self.size(key) is not None
 
     async def size(self, key: str) -> int | None:
-        path = await asyncio.to_thread(self._path, key)
+        self._check(key)
         try:
-            return await asyncio.to_thread(_file_size, path)
+            return await asyncio.to_thread(self._size, key)
         except OSError as exc:
             raise self._failure("inspect", key, exc) from exc
 
@@ -145,17 +139,35 @@ class FilesystemStore:
     async def close(self) -> None:
         return None
 
-    def _path(self, key: str) -> Path:
+    def _check(self, key: str) -> None:
         check_key(key)
         if key.split("/", 1)[0] == INCOMING:
             raise ValueError(f"store key {key!r} is inside the store's {INCOMING} folder")
-        path = self._root.joinpath(*key.split("/"))
-        # A symlink planted inside the root must not lead a write outside it.
-        if not path.resolve().is_relative_to(self._root):
-            raise StoreError(f"store key {key!r} resolves outside {self.description}")
-        return path
 
-    def _link_new(self, data: bytes, target: Path) -> bool:
+    def _path(self, key: str) -> Path:
+        """The path of ``key``; blocking (a worker thread's job)."""
+        self._check(key)
+        parts = key.split("/")
+        # A symlink planted inside the root must not lead a read or write outside it.
+        # The root itself is resolved once; below it, a link anywhere on the way is refused.
+        on_the_way = self._root
+        for part in parts:
+            on_the_way = on_the_way / part
+            try:
+                if stat.S_ISLNK(on_the_way.lstat().st_mode):
+                    raise StoreError(
+                        f"store key {key!r} leads through a symbolic link, maybe outside "
+                        f"{self.description}"
+                    )
+            except (FileNotFoundError, NotADirectoryError):
+                break  # the rest is created as real folders on commit
+        return self._root.joinpath(*parts)
+
+    def _size(self, key: str) -> int | None:
+        return _file_size(self._path(key))
+
+    def _link_new(self, data: bytes, key: str) -> bool:
+        target = self._path(key)
         fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self._incoming)
         temp = Path(name)
         try:
@@ -202,25 +214,36 @@ class FilesystemStore:
 
 
 class _FileWriter(LocalFileWriter):
-    def __init__(
-        self,
-        store: FilesystemStore,
-        key: str,
-        target: Path,
-        temp: Path,
-        handle: AsyncBufferedIOBase,
-    ) -> None:
-        super().__init__(key=key, temp=temp, handle=handle)
+    def __init__(self, store: FilesystemStore, key: str) -> None:
+        super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX)
         self._store = store
-        self._target = target
 
     async def finish(self, *, sha256: str, size: int) -> None:
-        await asyncio.to_thread(os.fsync, self.handle.fileno())
-        await self.handle.close()
-        await asyncio.to_thread(_move_into_place, self.temp, self._target)
+        await self.in_thread(self._finish_sync)
+
+    async def write_all(self, data: bytes) -> None:
+        """The whole object at once, in one hop to a thread: for small ones (manifests)."""
+        self._require_open()
+        try:
+            try:
+                await self.in_thread(self._write_all_sync, data)
+            except OSError as exc:
+                raise self.error("write", exc) from exc
+        except BaseException:
+            await self.abort()
+            raise
+        self._finished = True
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
+
+    def _write_all_sync(self, data: bytes) -> None:
+        self._write_sync(data)
+        self._finish_sync()
+
+    def _finish_sync(self) -> None:
+        temp = self.seal_sync(fsync=True)
+        _move_into_place(temp, self._store._path(self.key))
 
 
 def _prepare_root(root: Path) -> Path:

@@ -2,7 +2,13 @@
 
 The filesystem store renames the finished file into place; the S3 store uploads it and
 deletes it. Either way, nothing is visible at the key until ``commit`` succeeds, and
-``abort`` (or an exception) removes the temp file.
+``abort`` (or an exception, or a cancelled task) removes the temp file.
+
+File work runs in worker threads, and as little as possible is a hop of its own: the temp
+file (owner-only, ``O_EXCL``) is created by the first write, and a commit seals, syncs
+and moves it in one hop, so a small object costs two hops, or one through ``write_all``.
+A hop in flight is remembered; ``abort`` waits for it before it cleans up, so a task
+cancelled mid-hop cannot leave a temp file behind that the thread created afterwards.
 """
 
 from __future__ import annotations
@@ -12,38 +18,30 @@ import contextlib
 import os
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-
-import aiofiles
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
+from typing import Any, BinaryIO, TypeVar
 
 from archiver.errors import StoreError
 
-
-async def open_temp_file(folder: Path, prefix: str) -> tuple[Path, AsyncBufferedIOBase]:
-    """A new owner-only (0o600, O_EXCL) temp file in ``folder``, opened for writing."""
-    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=prefix, dir=folder)
-    path = Path(name)
-    try:
-        return path, await aiofiles.open(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        await asyncio.to_thread(path.unlink, missing_ok=True)
-        raise
+_T = TypeVar("_T")
 
 
 class LocalFileWriter(ABC):
-    def __init__(self, *, key: str, temp: Path, handle: AsyncBufferedIOBase) -> None:
+    def __init__(self, *, key: str, folder: Path, prefix: str) -> None:
         self.key = key
-        self.temp = temp
-        self.handle = handle
+        self.temp: Path | None = None
+        self._folder = folder
+        self._prefix = prefix
+        self._file: BinaryIO | None = None
         self._written = 0
         self._finished = False
+        self._in_flight: asyncio.Future[Any] | None = None
 
     async def write(self, chunk: bytes) -> None:
         self._require_open()
         try:
-            await self.handle.write(chunk)
+            await self.in_thread(self._write_sync, chunk)
         except OSError as exc:
             raise self.error("write", exc) from exc
         self._written += len(chunk)
@@ -56,7 +54,6 @@ class LocalFileWriter(ABC):
                     f"cannot commit {self.key!r}: {self._written} bytes written, {size} expected"
                 )
             try:
-                await self.handle.flush()
                 await self.finish(sha256=sha256, size=size)
             except OSError as exc:
                 raise self.error("commit", exc) from exc
@@ -64,24 +61,67 @@ class LocalFileWriter(ABC):
             await self.abort()
             raise
         self._finished = True
-        with contextlib.suppress(OSError):
-            await self.handle.close()
 
     async def abort(self) -> None:
         if self._finished:
             return
         self._finished = True
-        with contextlib.suppress(OSError):
-            await self.handle.close()
-        await asyncio.to_thread(self.temp.unlink, missing_ok=True)
+        in_flight = self._in_flight
+
+        async def discard() -> None:
+            if in_flight is not None:
+                with contextlib.suppress(BaseException):  # its outcome no longer matters
+                    await in_flight
+            await asyncio.to_thread(self._discard_sync)
+
+        # Shielded: a second cancellation must not stop the clean-up half-way.
+        await asyncio.shield(asyncio.ensure_future(discard()))
 
     @abstractmethod
     async def finish(self, *, sha256: str, size: int) -> None:
-        """Make the flushed temp file's bytes visible at the key (and clean up after)."""
+        """Make the written bytes visible at the key (``seal_sync`` first), and clean up."""
 
     @abstractmethod
     def error(self, operation: str, exc: OSError) -> StoreError:
         """A StoreError for a local file operation that failed."""
+
+    async def in_thread(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run ``function`` in a worker thread; remembered so ``abort`` can wait for it."""
+        self._in_flight = asyncio.get_running_loop().run_in_executor(None, function, *args)
+        return await asyncio.shield(self._in_flight)
+
+    def seal_sync(self, *, fsync: bool) -> Path:
+        """Flush (and fsync) the temp file and close it; an object never written is empty."""
+        handle = self._file or self._open_sync()
+        handle.flush()
+        if fsync:
+            os.fsync(handle.fileno())
+        handle.close()
+        self._file = None
+        assert self.temp is not None
+        return self.temp
+
+    def _write_sync(self, chunk: bytes) -> None:
+        (self._file or self._open_sync()).write(chunk)
+
+    def _open_sync(self) -> BinaryIO:
+        fd, name = tempfile.mkstemp(prefix=self._prefix, dir=self._folder)
+        self.temp = Path(name)
+        try:
+            self._file = open(fd, "wb")  # noqa: SIM115 (closed by seal_sync or abort)
+        except BaseException:
+            os.close(fd)
+            self.temp.unlink(missing_ok=True)
+            raise
+        return self._file
+
+    def _discard_sync(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):  # e.g. ENOSPC again, flushing the buffer
+                self._file.close()
+            self._file = None
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
 
     def _require_open(self) -> None:
         if self._finished:

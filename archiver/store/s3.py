@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import os
 import tempfile
@@ -41,7 +42,6 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
 import botocore.exceptions
-from aiofiles.threadpool.binary import AsyncBufferedIOBase
 from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
@@ -50,7 +50,7 @@ from archiver.errors import StoreError, TransientStoreError
 from archiver.keys import check_key, check_prefix
 from archiver.model import rfc3339, strip_query
 from archiver.store import ObjectWriter
-from archiver.store.localfile import LocalFileWriter, open_temp_file
+from archiver.store.localfile import LocalFileWriter
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -173,14 +173,7 @@ class S3Store:
         self, key: str, *, content_type: str | None = None
     ) -> AsyncIterator[ObjectWriter]:
         check_key(key)
-        try:
-            spool, handle = await self._open_spool()
-        except OSError as exc:
-            raise StoreError(
-                f"S3 store: cannot create a spool file in {self._spool_dir} for {key!r}: "
-                f"{exc.strerror or type(exc).__name__}"
-            ) from exc
-        writer = _SpoolWriter(self, key, content_type, spool, handle)
+        writer = _SpoolWriter(self, key, content_type)
         try:
             yield writer
         finally:
@@ -400,9 +393,6 @@ class S3Store:
 
     # -- helpers --------------------------------------------------------------------------
 
-    async def _open_spool(self) -> tuple[Path, AsyncBufferedIOBase]:
-        return await open_temp_file(self._spool_dir, SPOOL_PREFIX)
-
     def _put_request(
         self, key: str, sha256: str, content_type: str | None
     ) -> PutObjectRequestTypeDef:
@@ -439,39 +429,32 @@ class S3Store:
 
 
 class _SpoolWriter(LocalFileWriter):
-    def __init__(
-        self,
-        store: S3Store,
-        key: str,
-        content_type: str | None,
-        spool: Path,
-        handle: AsyncBufferedIOBase,
-    ) -> None:
-        super().__init__(key=key, temp=spool, handle=handle)
+    def __init__(self, store: S3Store, key: str, content_type: str | None) -> None:
+        super().__init__(key=key, folder=store._spool_dir, prefix=SPOOL_PREFIX)
         self._store = store
         self._content_type = content_type
 
     async def finish(self, *, sha256: str, size: int) -> None:
-        await self.handle.close()
+        spool = await self.in_thread(functools.partial(self.seal_sync, fsync=False))
         operation = "PutObject" if size < self._store._multipart_threshold else "multipart upload"
         try:
             await self._store._call(
                 operation,
                 self.key,
                 self._store._upload_spool,
-                self.temp,
+                spool,
                 self.key,
                 sha256,
                 size,
                 self._content_type,
             )
         finally:
-            await asyncio.to_thread(self.temp.unlink, missing_ok=True)
+            await asyncio.to_thread(spool.unlink, missing_ok=True)
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return StoreError(
             f"S3 store: cannot {operation} the spool file for {self.key!r} in "
-            f"{self.temp.parent}: {exc.strerror or type(exc).__name__}"
+            f"{self._store._spool_dir}: {exc.strerror or type(exc).__name__}"
         )
 
 
