@@ -140,25 +140,25 @@ class PerfectoSource:
         )
 
     async def _page(
-        self, params: Mapping[str, str], page: int
+        self, params: Mapping[str, str], page: int | None = None
     ) -> tuple[list[JSON], Mapping[str, Any]]:
         """One listing page. An empty page that still says ``truncated`` is asked again.
 
-        Taking it at its word would end the window early, and the watermark would then move
-        past executions never seen; so after a few tries the listing fails instead (the
-        watermark stays, the next pass lists the window again).
+        Taking it at its word would end a window early (and the watermark would then move
+        past executions never seen) or make a lookup miss; so after a few tries the call
+        fails instead, and a later pass asks again.
         """
+        query = {**params, "_page": str(page)} if page is not None else dict(params)
         for attempt in range(EMPTY_PAGE_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(self.client.retry_policy.backoff_initial * 2**attempt)
-            body = await self.client.get_json(EXECUTIONS, params={**params, "_page": str(page)})
-            resources, metadata = _page_parts(body)
+            resources, metadata = _page_parts(await self.client.get_json(EXECUTIONS, params=query))
             if resources or metadata.get("truncated") is not True:
                 return resources, metadata
+        where = " ".join(f"{name}={value}" for name, value in query.items())
         raise BadVendorResponse(
-            f"Perfecto: page {page} of the listing from {params['startExecutionTime[0]']} to "
-            f"{params['endExecutionTime[0]']} (epoch ms) was empty {EMPTY_PAGE_ATTEMPTS} times "
-            "although metadata.truncated said more pages follow; the next pass lists it again"
+            f"Perfecto: the executions listing ({where}) was empty {EMPTY_PAGE_ATTEMPTS} times "
+            "although metadata.truncated said more pages follow; a later pass asks again"
         )
 
     async def _check_alone(self, resource: JSON) -> Session:
@@ -182,10 +182,7 @@ class PerfectoSource:
     async def _by_external_id(
         self, external_id: str, **extra_params: str
     ) -> tuple[list[JSON], bool]:
-        body = await self.client.get_json(
-            EXECUTIONS, params={"externalId[0]": external_id, **extra_params}
-        )
-        resources, metadata = _page_parts(body)
+        resources, metadata = await self._page({"externalId[0]": external_id, **extra_params})
         return resources, metadata.get("processingStatus") == COMPLETE
 
 

@@ -115,6 +115,8 @@ async def test_lasting_empty_truncated_page_fails_the_listing(
     source = source_for(http, sim.api_url)
     until = datetime.now(UTC)
 
-    with pytest.raises(BadVendorResponse, match=r"page 1 .* was empty 3 times"):
+    with pytest.raises(
+        BadVendorResponse, match=r"listing \(startExecutionTime.* _page=1\) was empty 3 times"
+    ):
         [session async for session in source.sessions(until - timedelta(days=1), until)]
     assert faults.counts()["empty_page"] == 3
