@@ -22,7 +22,13 @@ from archiver.errors import StoreError
 
 async def open_temp_file(folder: Path, prefix: str) -> tuple[Path, AsyncBufferedIOBase]:
     """A new owner-only (0o600, O_EXCL) temp file in ``folder``, opened for writing."""
-    fd, name = await asyncio.to_thread(tempfile.mkstemp, prefix=prefix, dir=folder)
+    creating = asyncio.ensure_future(asyncio.to_thread(tempfile.mkstemp, prefix=prefix, dir=folder))
+    try:
+        fd, name = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        # The worker thread may create the file all the same: remove it once it has.
+        creating.add_done_callback(_discard_created)
+        raise
     path = Path(name)
     try:
         return path, await aiofiles.open(fd, "wb")
@@ -30,6 +36,15 @@ async def open_temp_file(folder: Path, prefix: str) -> tuple[Path, AsyncBuffered
         os.close(fd)
         await asyncio.to_thread(path.unlink, missing_ok=True)
         raise
+
+
+def _discard_created(creating: asyncio.Future[tuple[int, str]]) -> None:
+    if creating.cancelled() or creating.exception() is not None:
+        return
+    fd, name = creating.result()
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(name)  # noqa: PTH108 (a loop callback: no await possible)
 
 
 class LocalFileWriter(ABC):
@@ -71,9 +86,13 @@ class LocalFileWriter(ABC):
         if self._finished:
             return
         self._finished = True
-        with contextlib.suppress(OSError):
-            await self.handle.close()
-        await asyncio.to_thread(self.temp.unlink, missing_ok=True)
+        try:
+            with contextlib.suppress(OSError):  # e.g. ENOSPC again, flushing the buffer
+                await self.handle.close()
+        finally:
+            # Also when the task is cancelled (a sibling artifact failed): the temp file
+            # must not outlive its writer. The shield covers a second cancellation.
+            await asyncio.shield(asyncio.to_thread(self.temp.unlink, missing_ok=True))
 
     @abstractmethod
     async def finish(self, *, sha256: str, size: int) -> None:
