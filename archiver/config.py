@@ -8,13 +8,14 @@ there into a :class:`Secret`, which never shows its value in a ``repr`` or a log
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from archiver.errors import ConfigError
 
@@ -250,6 +251,8 @@ class _Table:
         value = self._get(key, (int, float), "a number")
         if value is None:
             return default
+        if not math.isfinite(value):
+            raise self.error(key, f"must be a finite number, got {value}")
         if value < minimum:
             raise self.error(key, f"must be at least {minimum}, got {value}")
         return float(value)
@@ -275,6 +278,15 @@ class _Table:
         if not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
             raise self.error(key, "expected a list of integers")
         return tuple(items)
+
+    def url(self, key: str, value: str) -> SplitResult:
+        """``value`` split into its parts; a URL urllib cannot parse is this key's error."""
+        try:
+            parts = urlsplit(value)
+            _ = parts.port  # a port out of range is only noticed here
+        except ValueError as exc:
+            raise self.error(key, f"not a valid URL ({exc}): {value!r}") from exc
+        return parts
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
         value = self.string(key, default) or default
@@ -344,14 +356,15 @@ def _required_table(root: _Table, key: str) -> _Table:
 
 def _store(table: _Table) -> StoreSettings:
     url = table.required_string("url")
-    scheme = urlsplit(url).scheme
+    parts = table.url("url", url)
+    scheme = parts.scheme
     if scheme not in KNOWN_STORE_SCHEMES:
         raise table.error(
             "url", f"unknown store scheme {scheme!r} (use file:///path or s3://bucket/prefix)"
         )
-    if scheme == "file" and not urlsplit(url).path.startswith("/"):
+    if scheme == "file" and not parts.path.startswith("/"):
         raise table.error("url", "file URLs need an absolute path: file:///var/lib/...")
-    if scheme == "s3" and not urlsplit(url).netloc:
+    if scheme == "s3" and not parts.netloc:
         raise table.error("url", "s3 URLs need a bucket: s3://bucket/optional/prefix")
     mib = 1024 * 1024
     settings = StoreSettings(
@@ -395,7 +408,7 @@ def _s3_protection(table: _Table) -> dict[str, Any]:
 
 def _state(table: _Table) -> StateSettings:
     url = table.required_string("url")
-    scheme = urlsplit(url).scheme
+    scheme = table.url("url", url).scheme
     if scheme not in KNOWN_STATE_SCHEMES:
         raise table.error("url", f"unknown state scheme {scheme!r} (use sqlite:////path/state.db)")
     table.reject_unknown()
@@ -503,7 +516,7 @@ def _token(table: _Table, environ: Mapping[str, str], default_env: str) -> Secre
 def _http_url(table: _Table, key: str, value: str | None) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
+    parts = table.url(key, value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise table.error(key, f"expected an http(s) URL, got {value!r}")
     return value
@@ -522,7 +535,7 @@ def _perfecto(table: _Table, environ: Mapping[str, str]) -> PerfectoSettings:
 
 def _header_name(table: _Table, key: str, default: str) -> str:
     header = table.string(key, default) or default
-    if not header.replace("-", "").replace("_", "").isalnum():
+    if not (header.isascii() and header.replace("-", "").replace("_", "").isalnum()):
         raise table.error(key, f"not a valid header name: {header!r}")
     return header
 

@@ -8,7 +8,8 @@ whether retrying can help::
     ├── ConfigError            bad configuration; names the key and the file (exit code 2)
     ├── TransientError         retrying later may help; carries ``retry_after`` seconds
     │   ├── VendorUnavailable  429, 5xx, timeouts, connection resets from a vendor origin
-    │   └── IncompleteDownload body shorter/longer than its Content-Length
+    │   ├── IncompleteDownload body shorter/longer than its Content-Length
+    │   └── UnreadableVendorResponse  not JSON where JSON was asked for (also a BadVendorResponse)
     ├── VendorError            a vendor answered with an error retrying will not fix (4xx)
     ├── BadVendorResponse      the vendor answered, but not with what its API documents
     ├── NotReady               the session is not complete yet (e.g. PDF still rendering)
@@ -80,6 +81,16 @@ class VendorError(ArchiverError):
 
 class BadVendorResponse(ArchiverError):
     """A vendor response that does not follow its documented format (HTML, bad JSON...)."""
+
+
+class UnreadableVendorResponse(BadVendorResponse, TransientError):
+    """A body that should be JSON and is not: an HTML page from a proxy, a document cut off.
+
+    Seen in the wild as passing trouble between archiver and the vendor, so it is retried.
+    """
+
+    def __init__(self, message: str) -> None:
+        TransientError.__init__(self, message)
 
 
 class NotReady(ArchiverError):

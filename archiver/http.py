@@ -9,7 +9,9 @@ Status mapping (one place, so every source behaves alike):
 * 2xx: success; 204 on a download means "not ready yet" (:class:`NotReady`);
 * 429 and 5xx, timeouts, resets, truncated bodies: :class:`VendorUnavailable` (retried);
 * other 4xx: :class:`VendorError` (not retried);
-* a body that is not the JSON the API documents: :class:`BadVendorResponse` (retried).
+* a body that is not JSON at all (an HTML proxy page, a cut-off document):
+  :class:`UnreadableVendorResponse` (retried);
+* JSON that does not have the documented shape: the source raises :class:`BadVendorResponse`.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import aiohttp
 
 from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.errors import (
-    BadVendorResponse,
     IncompleteDownload,
     NotReady,
+    UnreadableVendorResponse,
     UnsafeArtifactUrl,
     VendorError,
     VendorUnavailable,
@@ -297,7 +299,7 @@ class VendorClient:
             return json.loads(raw), raw
         except ValueError as exc:
             kind = response.headers.get("Content-Type", "no content type")
-            raise BadVendorResponse(
+            raise UnreadableVendorResponse(
                 f"{self.vendor}: {method} {strip_query(url)} answered HTTP {response.status} "
                 f"with a body that is not JSON ({kind})"
             ) from exc

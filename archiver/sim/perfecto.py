@@ -35,6 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from archiver.sim import content
+from archiver.sim.faults import FAULT_PLAN
 from archiver.sim.requestlog import RequestLog, SimRequest
 
 API_PREFIX = "/export/api/v1"
@@ -312,6 +313,10 @@ class PerfectoSimulator:
         resources = [
             self._resource(ex, busy) for ex, busy in zip(selection, processing, strict=True)
         ]
+        plan = request.app.get(FAULT_PLAN)
+        if plan is not None and plan.claim(request, "empty_page"):
+            # A fault seen in the wild: nothing on the page, yet more pages promised.
+            resources, metadata["truncated"] = [], True
         return _json({"resources": resources, "metadata": metadata})
 
     async def _commands(self, request: web.Request) -> web.Response:

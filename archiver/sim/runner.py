@@ -5,6 +5,9 @@ origin and a separate artifact origin, as signed object-store URLs are in real l
 Each origin gets its own ephemeral port on 127.0.0.1; the simulator learns its base URLs
 through :meth:`Simulator.bind` before the first request can arrive.
 
+Either runner can put a :class:`~archiver.sim.faults.FaultPlan` on every origin: the same
+seeded faults (5xx, 429, cut bodies, stalls, HTML and broken JSON) for every vendor.
+
 The thread variant exists for synchronous tests that run the installed ``archiver``
 command in a subprocess: the servers need an event loop that keeps running while the
 test thread blocks.
@@ -20,6 +23,8 @@ from types import TracebackType
 from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
+
+from archiver.sim.faults import FaultPlan
 
 LOOPBACK = "127.0.0.1"
 # In-flight downloads are cut after this when a simulator stops; tests should not wait
@@ -57,12 +62,21 @@ async def serve(app: web.Application, *, host: str = LOOPBACK) -> AsyncIterator[
 
 
 @asynccontextmanager
-async def running(simulator: SimulatorT) -> AsyncIterator[SimulatorT]:
-    """Start every origin of ``simulator`` in the current loop; yields it, bound."""
+async def running(
+    simulator: SimulatorT, *, faults: FaultPlan | None = None
+) -> AsyncIterator[SimulatorT]:
+    """Start every origin of ``simulator`` in the current loop; yields it, bound.
+
+    With ``faults``, every origin answers some requests with the plan's faults.
+    """
     async with AsyncExitStack() as stack:
+        applications = simulator.applications()
+        if faults is not None:
+            for origin, app in applications.items():
+                faults.install(origin, app)
         urls = {
             origin: await stack.enter_async_context(serve(app))
-            for origin, app in simulator.applications().items()
+            for origin, app in applications.items()
         }
         simulator.bind(urls)
         yield simulator
@@ -75,8 +89,15 @@ class SimulatorThread(Generic[SimulatorT]):
     thread calls them directly.
     """
 
-    def __init__(self, simulator: SimulatorT, *, startup_seconds: float = STARTUP_SECONDS):
+    def __init__(
+        self,
+        simulator: SimulatorT,
+        *,
+        faults: FaultPlan | None = None,
+        startup_seconds: float = STARTUP_SECONDS,
+    ):
         self.simulator = simulator
+        self.faults = faults
         self._startup_seconds = startup_seconds
         self._ready = threading.Event()
         self._error: BaseException | None = None
@@ -112,7 +133,7 @@ class SimulatorThread(Generic[SimulatorT]):
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         try:
-            async with running(self.simulator):
+            async with running(self.simulator, faults=self.faults):
                 self._ready.set()
                 await self._stop.wait()
         except Exception as exc:  # reported to the thread that waits in __enter__

@@ -12,9 +12,11 @@ complete.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -27,6 +29,7 @@ from archiver.sources.records import json_artifact, time_windows, url_basename
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
 COMPLETE = "PROCESSING_COMPLETE"
+EMPTY_PAGE_ATTEMPTS = 3
 
 
 class PerfectoSource:
@@ -83,7 +86,7 @@ class PerfectoSource:
     async def artifacts(self, session: Session) -> list[Artifact]:
         record = session.record
         commands, commands_raw = await self.client.get_document(
-            f"{EXECUTIONS}/{session.session_id}/commands"
+            f"{EXECUTIONS}/{quote(session.session_id, safe='')}/commands"
         )
         found = [
             json_artifact("execution.json", "execution_record", record),
@@ -102,7 +105,9 @@ class PerfectoSource:
                 Artifact(
                     name="report.pdf",
                     kind="pdf_report",
-                    url=self.client.url(f"{EXECUTIONS}/pdf?testExecutionId={session.session_id}"),
+                    url=self.client.url(
+                        f"{EXECUTIONS}/pdf?{urlencode({'testExecutionId': session.session_id})}"
+                    ),
                     content_type="application/pdf",
                 )
             )
@@ -122,8 +127,7 @@ class PerfectoSource:
             "endExecutionTime[0]": str(_epoch_ms(end)),
         }
         for page in range(1, self.settings.page_cap + 1):
-            body = await self.client.get_json(EXECUTIONS, params={**params, "_page": str(page)})
-            resources, metadata = _page_parts(body)
+            resources, metadata = await self._page(params, page)
             page_complete = metadata.get("processingStatus") == COMPLETE
             for resource in resources:
                 yield resource, page_complete
@@ -133,6 +137,28 @@ class PerfectoSource:
             f"Perfecto: more than {self.settings.page_cap} pages in the window "
             f"{start.isoformat()}..{end.isoformat()} (raise sources.perfecto.page_cap or "
             "lower window_hours)"
+        )
+
+    async def _page(
+        self, params: Mapping[str, str], page: int | None = None
+    ) -> tuple[list[JSON], Mapping[str, Any]]:
+        """One listing page. An empty page that still says ``truncated`` is asked again.
+
+        Taking it at its word would end a window early (and the watermark would then move
+        past executions never seen) or make a lookup miss; so after a few tries the call
+        fails instead, and a later pass asks again.
+        """
+        query = {**params, "_page": str(page)} if page is not None else dict(params)
+        for attempt in range(EMPTY_PAGE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(self.client.retry_policy.backoff_initial * 2**attempt)
+            resources, metadata = _page_parts(await self.client.get_json(EXECUTIONS, params=query))
+            if resources or metadata.get("truncated") is not True:
+                return resources, metadata
+        where = " ".join(f"{name}={value}" for name, value in query.items())
+        raise BadVendorResponse(
+            f"Perfecto: the executions listing ({where}) was empty {EMPTY_PAGE_ATTEMPTS} times "
+            "although metadata.truncated said more pages follow; a later pass asks again"
         )
 
     async def _check_alone(self, resource: JSON) -> Session:
@@ -156,10 +182,7 @@ class PerfectoSource:
     async def _by_external_id(
         self, external_id: str, **extra_params: str
     ) -> tuple[list[JSON], bool]:
-        body = await self.client.get_json(
-            EXECUTIONS, params={"externalId[0]": external_id, **extra_params}
-        )
-        resources, metadata = _page_parts(body)
+        resources, metadata = await self._page({"externalId[0]": external_id, **extra_params})
         return resources, metadata.get("processingStatus") == COMPLETE
 
 

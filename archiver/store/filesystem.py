@@ -36,8 +36,9 @@ CHUNK_SIZE = 1024 * 1024
 FOLDER_MODE = 0o750
 
 _REASONS = {
-    errno.ENOSPC: "no space left on device",
-    errno.EDQUOT: "disk quota exceeded",
+    errno.ENOSPC: "no space left on device (the store is full)",
+    errno.EDQUOT: "disk quota exceeded (the store is full)",
+    errno.EFBIG: "file too large for the file system or the process's file size limit",
     errno.EACCES: "permission denied",
     errno.EPERM: "operation not permitted",
     errno.EROFS: "read-only file system",

@@ -81,6 +81,7 @@ def write_config(
     perfecto_url: str | None,
     store: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
+    http: dict[str, Any] | None = None,
     perfecto: dict[str, Any] | None = None,
     devrev_url: str | None = None,
     devrev: dict[str, Any] | None = None,
@@ -96,7 +97,7 @@ def write_config(
             "engine",
             {"not_ready_delay_seconds": 0.05, "shutdown_grace_seconds": 5, **(engine or {})},
         ),
-        toml_table("http", {"backoff_initial": 0.05, "backoff_max": 0.2}),
+        toml_table("http", {"backoff_initial": 0.05, "backoff_max": 0.2, **(http or {})}),
     ]
     if perfecto_url:
         tables.append(

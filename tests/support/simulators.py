@@ -1,4 +1,7 @@
-"""Fixtures: the built-in vendor simulators on loopback."""
+"""Fixtures: the built-in vendor simulators on loopback.
+
+Every factory's ``start`` also takes ``faults=FaultPlan(...)`` (see :mod:`archiver.sim.faults`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import pytest_asyncio
 
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.ekran import EkranSimConfig, EkranSimulator
+from archiver.sim.faults import FaultPlan
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 from archiver.sim.runner import SimulatorThread, running
 from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
@@ -42,9 +46,13 @@ def perfecto_sim_factory() -> Iterator[PerfectoFactory]:
     """
     with ExitStack() as stack:
 
-        def start(config: PerfectoSimConfig | None = None, **overrides: Any) -> PerfectoSimulator:
+        def start(
+            config: PerfectoSimConfig | None = None,
+            faults: FaultPlan | None = None,
+            **overrides: Any,
+        ) -> PerfectoSimulator:
             simulator = PerfectoSimulator(_config(config, overrides))
-            return stack.enter_context(SimulatorThread(simulator))
+            return stack.enter_context(SimulatorThread(simulator, faults=faults))
 
         yield start
 
@@ -61,10 +69,12 @@ async def perfecto_sim_async_factory() -> AsyncIterator[AsyncPerfectoFactory]:
     async with AsyncExitStack() as stack:
 
         async def start(
-            config: PerfectoSimConfig | None = None, **overrides: Any
+            config: PerfectoSimConfig | None = None,
+            faults: FaultPlan | None = None,
+            **overrides: Any,
         ) -> PerfectoSimulator:
             simulator = PerfectoSimulator(_config(config, overrides))
-            return await stack.enter_async_context(running(simulator))
+            return await stack.enter_async_context(running(simulator, faults=faults))
 
         yield start
 
@@ -86,9 +96,11 @@ def devrev_sim_factory() -> Iterator[DevRevFactory]:
     """``start(config=None, **overrides)``: a DevRev simulator running in its own thread."""
     with ExitStack() as stack:
 
-        def start(config: DevRevSimConfig | None = None, **overrides: Any) -> DevRevSimulator:
+        def start(
+            config: DevRevSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> DevRevSimulator:
             simulator = DevRevSimulator(_devrev_config(config, overrides))
-            return stack.enter_context(SimulatorThread(simulator))
+            return stack.enter_context(SimulatorThread(simulator, faults=faults))
 
         yield start
 
@@ -104,9 +116,11 @@ async def devrev_sim_async_factory() -> AsyncIterator[AsyncDevRevFactory]:
     """``await start(config=None, **overrides)``: a DevRev simulator in the test's loop."""
     async with AsyncExitStack() as stack:
 
-        async def start(config: DevRevSimConfig | None = None, **overrides: Any) -> DevRevSimulator:
+        async def start(
+            config: DevRevSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> DevRevSimulator:
             simulator = DevRevSimulator(_devrev_config(config, overrides))
-            return await stack.enter_async_context(running(simulator))
+            return await stack.enter_async_context(running(simulator, faults=faults))
 
         yield start
 
@@ -126,9 +140,11 @@ def testmo_sim_factory() -> Iterator[TestmoFactory]:
     """``start(config=None, **overrides)``: a Testmo simulator running in its own thread."""
     with ExitStack() as stack:
 
-        def start(config: TestmoSimConfig | None = None, **overrides: Any) -> TestmoSimulator:
+        def start(
+            config: TestmoSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> TestmoSimulator:
             simulator = TestmoSimulator(_testmo_config(config, overrides))
-            return stack.enter_context(SimulatorThread(simulator))
+            return stack.enter_context(SimulatorThread(simulator, faults=faults))
 
         yield start
 
@@ -144,9 +160,11 @@ async def testmo_sim_async_factory() -> AsyncIterator[AsyncTestmoFactory]:
     """``await start(config=None, **overrides)``: a Testmo simulator in the test's loop."""
     async with AsyncExitStack() as stack:
 
-        async def start(config: TestmoSimConfig | None = None, **overrides: Any) -> TestmoSimulator:
+        async def start(
+            config: TestmoSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> TestmoSimulator:
             simulator = TestmoSimulator(_testmo_config(config, overrides))
-            return await stack.enter_async_context(running(simulator))
+            return await stack.enter_async_context(running(simulator, faults=faults))
 
         yield start
 
@@ -166,9 +184,11 @@ def ekran_sim_factory() -> Iterator[EkranFactory]:
     """``start(config=None, **overrides)``: an Ekran simulator running in its own thread."""
     with ExitStack() as stack:
 
-        def start(config: EkranSimConfig | None = None, **overrides: Any) -> EkranSimulator:
+        def start(
+            config: EkranSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> EkranSimulator:
             simulator = EkranSimulator(_ekran_config(config, overrides))
-            return stack.enter_context(SimulatorThread(simulator))
+            return stack.enter_context(SimulatorThread(simulator, faults=faults))
 
         yield start
 
@@ -184,9 +204,11 @@ async def ekran_sim_async_factory() -> AsyncIterator[AsyncEkranFactory]:
     """``await start(config=None, **overrides)``: an Ekran simulator in the test's loop."""
     async with AsyncExitStack() as stack:
 
-        async def start(config: EkranSimConfig | None = None, **overrides: Any) -> EkranSimulator:
+        async def start(
+            config: EkranSimConfig | None = None, faults: FaultPlan | None = None, **overrides: Any
+        ) -> EkranSimulator:
             simulator = EkranSimulator(_ekran_config(config, overrides))
-            return await stack.enter_async_context(running(simulator))
+            return await stack.enter_async_context(running(simulator, faults=faults))
 
         yield start
 
@@ -209,10 +231,12 @@ def testobject_sim_factory() -> Iterator[TestObjectFactory]:
     with ExitStack() as stack:
 
         def start(
-            config: TestObjectSimConfig | None = None, **overrides: Any
+            config: TestObjectSimConfig | None = None,
+            faults: FaultPlan | None = None,
+            **overrides: Any,
         ) -> TestObjectSimulator:
             simulator = TestObjectSimulator(_testobject_config(config, overrides))
-            return stack.enter_context(SimulatorThread(simulator))
+            return stack.enter_context(SimulatorThread(simulator, faults=faults))
 
         yield start
 
@@ -229,10 +253,12 @@ async def testobject_sim_async_factory() -> AsyncIterator[AsyncTestObjectFactory
     async with AsyncExitStack() as stack:
 
         async def start(
-            config: TestObjectSimConfig | None = None, **overrides: Any
+            config: TestObjectSimConfig | None = None,
+            faults: FaultPlan | None = None,
+            **overrides: Any,
         ) -> TestObjectSimulator:
             simulator = TestObjectSimulator(_testobject_config(config, overrides))
-            return await stack.enter_async_context(running(simulator))
+            return await stack.enter_async_context(running(simulator, faults=faults))
 
         yield start
 

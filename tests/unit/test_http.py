@@ -16,6 +16,7 @@ from archiver.errors import (
     BadVendorResponse,
     IncompleteDownload,
     NotReady,
+    UnreadableVendorResponse,
     UnsafeArtifactUrl,
     VendorError,
     VendorUnavailable,
@@ -32,6 +33,7 @@ class Origins:
     other: TestServer
     seen: list[tuple[str, str, str | None]] = field(default_factory=list)
     flaky_left: int = 2
+    garbled_left: int = 2
 
 
 @pytest.fixture
@@ -63,6 +65,14 @@ async def origins() -> AsyncIterator[Origins]:
     async def html(request: web.Request) -> web.Response:
         return web.Response(text="<html>maintenance</html>", content_type="text/html")
 
+    async def garbled(request: web.Request) -> web.Response:
+        if state.garbled_left > 0:
+            state.garbled_left -= 1
+            if state.garbled_left % 2:
+                return web.Response(text="<html>Proxy error</html>", content_type="text/html")
+            return web.Response(body=b'{"ok": tr', content_type="application/json")
+        return web.json_response({"ok": "parsed"})
+
     async def not_ready(request: web.Request) -> web.Response:
         return web.Response(status=204)
 
@@ -84,6 +94,7 @@ async def origins() -> AsyncIterator[Origins]:
     api.router.add_get("/flaky", flaky)
     api.router.add_get("/missing", not_found)
     api.router.add_get("/html", html)
+    api.router.add_get("/garbled", garbled)
     api.router.add_get("/pdf", not_ready)
     api.router.add_get("/file.bin", file)
     api.router.add_get("/short", short_body)
@@ -149,6 +160,17 @@ async def test_404_is_a_vendor_error_with_status_and_message(client: VendorClien
 
 async def test_html_instead_of_json(client: VendorClient) -> None:
     with pytest.raises(BadVendorResponse, match="not JSON"):
+        await client.get_json("/html")
+
+
+async def test_html_page_or_cut_json_is_retried(client: VendorClient, origins: Origins) -> None:
+    # A proxy's HTML page or a document cut short is passing trouble: asked again, it heals.
+    assert await client.get_json("/garbled") == {"ok": "parsed"}
+    assert origins.garbled_left == 0
+
+
+async def test_lasting_html_is_transient_but_gives_up(client: VendorClient) -> None:
+    with pytest.raises(UnreadableVendorResponse, match=r"HTTP 200 with a body that is not JSON"):
         await client.get_json("/html")
 
 

@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 
 from archiver.config import HttpSettings, PerfectoSettings, Secret
+from archiver.errors import BadVendorResponse
+from archiver.sim.faults import FaultPlan
 from archiver.sources.perfecto import PerfectoSource
 from tests.support.simulators import AsyncPerfectoFactory
 
@@ -87,3 +89,34 @@ async def test_get_session_by_locator_and_artifacts(
     urls = {artifact.url for artifact in artifacts if artifact.url}
     assert {sim.url(file) for file in sim.files(execution.id)} <= urls
     assert len(names) == len(set(names))
+
+
+async def test_empty_page_that_says_truncated_is_asked_again(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    faults = FaultPlan(seed=3, rate=1.0, kinds={"empty_page"}, max_in_a_row=2)
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=9, page_size=4, faults=faults)
+    source = source_for(http, sim.api_url)
+    until = datetime.now(UTC)
+
+    found = [session async for session in source.sessions(until - timedelta(days=1), until)]
+
+    assert sorted(s.session_id for s in found) == sorted(e.id for e in sim.executions)
+    assert faults.counts()["empty_page"] >= 6  # every page twice, the check-alone calls too
+
+
+async def test_lasting_empty_truncated_page_fails_the_listing(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    # More empty answers in a row than the source asks: it must neither loop nor end quietly
+    # (ending would let the watermark pass executions never listed).
+    faults = FaultPlan(seed=3, rate=1.0, kinds={"empty_page"}, max_in_a_row=50)
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=9, page_size=4, faults=faults)
+    source = source_for(http, sim.api_url)
+    until = datetime.now(UTC)
+
+    with pytest.raises(
+        BadVendorResponse, match=r"listing \(startExecutionTime.* _page=1\) was empty 3 times"
+    ):
+        [session async for session in source.sessions(until - timedelta(days=1), until)]
+    assert faults.counts()["empty_page"] == 3
