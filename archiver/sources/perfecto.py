@@ -68,13 +68,13 @@ class PerfectoSource:
 
     async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
         lookup = locator or session_id
-        resources, complete = await self._by_external_id(lookup)
-        for resource in resources:
+        found = await self._by_external_id(lookup)
+        for resource, complete in found:
             if _execution_id(resource) == session_id:
                 return _session(resource, complete=complete)
-        if locator is None and len(resources) == 1:
+        if locator is None and len(found) == 1:
             # The operator gave the driver execution id (externalId) of a one-test driver.
-            return _session(resources[0], complete=complete)
+            return _session(found[0][0], complete=found[0][1])
         raise VendorError(
             f"Perfecto: no test execution {session_id!r} found (looked up by externalId "
             f"{lookup!r}); pass the execution id of an execution archived before, or the "
@@ -173,17 +173,24 @@ class PerfectoSource:
             if isinstance(start, int) and not isinstance(start, bool)
             else {}
         )
-        resources, complete = await self._by_external_id(external_id, **pinned)
-        for fresh in resources:
+        for fresh, complete in await self._by_external_id(external_id, **pinned):
             if _execution_id(fresh) == _execution_id(resource):
                 return _session(fresh, complete=complete)
         return _session(resource, complete=False)
 
     async def _by_external_id(
         self, external_id: str, **extra_params: str
-    ) -> tuple[list[JSON], bool]:
-        resources, metadata = await self._page({"externalId[0]": external_id, **extra_params})
-        return resources, metadata.get("processingStatus") == COMPLETE
+    ) -> list[tuple[JSON, bool]]:
+        """Every execution of one driver session (all pages), each with its page's status."""
+        params = {"externalId[0]": external_id, **extra_params}
+        found: list[tuple[JSON, bool]] = []
+        for page in range(1, self.settings.page_cap + 1):
+            resources, metadata = await self._page(params, page)
+            complete = metadata.get("processingStatus") == COMPLETE
+            found += [(resource, complete) for resource in resources]
+            if not resources or metadata.get("truncated") is not True:
+                break
+        return found
 
 
 def _page_parts(body: Any) -> tuple[list[JSON], Mapping[str, Any]]:
