@@ -688,6 +688,9 @@ def _execution(
         ("HAR_CAPTURE", index % 5 == 2),
     )
     artifact_types = tuple(kind for kind, present in kinds if present)
+    # Drawn in this order (end, tags, screenshots) so a seed keeps giving the same dataset.
+    end_ms = start_ms + rng.randint(5_000, 300_000)
+    tags = tuple(rng.sample(TAGS, rng.randint(1, 3)))
     screenshots = _screenshot_plan(rng)
     if config.uniform is not None:
         videos = config.uniform.videos
@@ -702,10 +705,10 @@ def _execution(
         name=NAMES[index % len(NAMES)],
         owner=OWNERS[group % len(OWNERS)],
         start_ms=start_ms,
-        end_ms=start_ms + rng.randint(5_000, 300_000),
+        end_ms=end_ms,
         status=status,
         platform=index % len(PLATFORMS),
-        tags=tuple(rng.sample(TAGS, rng.randint(1, 3))),
+        tags=tags,
         job=(JOBS[group % 2], 100 + group) if group % 3 else None,
         project=("Sample Script", f"1.{group % 4}") if index % 4 != 3 else None,
         videos=videos,
