@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck check clean
+.PHONY: demo test bench lint typecheck check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest
 
+bench: $(BIN)/python
+	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m bench
+
 lint: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[dev]"
-	$(BIN)/ruff check archiver tests
-	$(BIN)/ruff format --check archiver tests
+	$(BIN)/ruff check archiver tests bench
+	$(BIN)/ruff format --check archiver tests bench
 
 typecheck: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[dev]"
