@@ -3,8 +3,11 @@
 A writer spools its chunks to a private temp file, so memory stays flat whatever the size.
 On commit the spool is hashed and compared with the caller's SHA-256, then uploaded: below
 ``multipart_threshold`` with one ``PutObject`` carrying ``ChecksumSHA256`` (S3 refuses bytes
-that do not match it), above it with boto3's managed multipart transfer and per-part SHA-256
-checksums. Either way the object gets ``Metadata={"sha256": <hex>}``. S3 only shows an object
+that do not match it), above it with boto3's managed multipart transfer and a CRC32 checksum
+on every part (S3 refuses a part damaged on the way; the whole object's SHA-256 was checked
+against the spool just before, and ``archiver verify`` checks it again from S3 itself).
+SHA-256 per part would hash every byte a third time for no stronger guarantee. Either way
+the object gets ``Metadata={"sha256": <hex>}``. S3 only shows an object
 once its upload completes, which gives the all-or-nothing rule of the contract.
 
 :class:`S3Protection` adds to every object written (artifacts, manifests, ledger entries) an
@@ -296,7 +299,7 @@ class S3Store:
                 self._client.put_object(**request)
             return
         extra_args: dict[str, Any] = {
-            "ChecksumAlgorithm": "SHA256",
+            "ChecksumAlgorithm": "CRC32",
             "Metadata": request["Metadata"],
             **self._protection.request_args(datetime.now(UTC)),
         }
