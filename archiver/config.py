@@ -82,7 +82,7 @@ class HttpSettings:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EngineSettings:
-    download_concurrency: int = 8
+    download_concurrency: int = 16
     max_attempts: int = 5
     interval_seconds: float = 300.0
     shutdown_grace_seconds: float = 30.0

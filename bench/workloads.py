@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 
+from archiver.config import EngineSettings
 from bench.harness import (
     MIB,
     SIM_TOKEN,
@@ -71,7 +72,7 @@ TINY = Sizes(
     repeat=1,
 )
 SMALL_LAYOUT = {"videos": 1, "artifact_types": ["NETWORK", "VITALS"], "screenshots": 2}
-CONCURRENCY = 8  # the archiver's default download_concurrency
+CONCURRENCY = EngineSettings().download_concurrency  # the baselines use the same
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +210,11 @@ class Bench:
                 ours = self.best(lambda: self.archive(vendor, store=self._s3_store(endpoint)))
                 downloaded = folder / "files"
                 run_baseline(
-                    "parallel", str(vendor.urls_file), str(downloaded), "--concurrency", "8"
+                    "parallel",
+                    str(vendor.urls_file),
+                    str(downloaded),
+                    "--concurrency",
+                    str(CONCURRENCY),
                 )
 
             def upload() -> Measured:

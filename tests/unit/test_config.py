@@ -30,7 +30,7 @@ def test_minimal_config_with_defaults(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
     config = load_config(write(tmp_path, MINIMAL))
     assert config.store.url == "file:///var/lib/archiver/evidence"
-    assert config.engine.download_concurrency == 8
+    assert config.engine.download_concurrency == 16
     perfecto = config.sources["perfecto"]
     assert isinstance(perfecto, PerfectoSettings)
     assert perfecto.token == Secret("tok-123456")
