@@ -4,9 +4,10 @@ The filesystem store renames the finished file into place; the S3 store uploads 
 deletes it. Either way, nothing is visible at the key until ``commit`` succeeds, and
 ``abort`` (or an exception, or a cancelled task) removes the temp file.
 
-File work runs in worker threads, and as little as possible is a hop of its own: the temp
-file (owner-only, ``O_EXCL``) is created by the first write, and a commit seals, syncs
-and moves it in one hop, so a small object costs two hops, or one through ``write_all``.
+File work runs in worker threads, and as little as possible is a hop of its own: a first
+chunk of up to ``HOLD_BYTES`` waits in memory, the temp file (owner-only, ``O_EXCL``) is
+created by the first write that needs it, and a commit writes, seals, syncs and moves in
+one hop, so an object of one chunk costs one hop.
 A hop in flight is remembered; ``abort`` waits for it before it cleans up, so a task
 cancelled mid-hop cannot leave a temp file behind that the thread created afterwards.
 """
@@ -25,6 +26,8 @@ from typing import Any, BinaryIO, TypeVar
 from archiver.errors import StoreError
 
 _T = TypeVar("_T")
+# A first chunk up to this size waits in memory for the commit: one hop for small objects.
+HOLD_BYTES = 1024 * 1024
 
 
 class LocalFileWriter(ABC):
@@ -34,12 +37,18 @@ class LocalFileWriter(ABC):
         self._folder = folder
         self._prefix = prefix
         self._file: BinaryIO | None = None
+        self._held: bytes | None = None
         self._written = 0
         self._finished = False
         self._in_flight: asyncio.Future[Any] | None = None
 
     async def write(self, chunk: bytes) -> None:
         self._require_open()
+        if self._file is None and self._held is None and len(chunk) <= HOLD_BYTES:
+            # Most objects are one chunk: keep it until commit, which writes it in its hop.
+            self._held = chunk
+            self._written += len(chunk)
+            return
         try:
             await self.in_thread(self._write_sync, chunk)
         except OSError as exc:
@@ -105,6 +114,7 @@ class LocalFileWriter(ABC):
         (self._file or self._open_sync()).write(chunk)
 
     def _open_sync(self) -> BinaryIO:
+        """Create the temp file and write the chunk held back so far, if any."""
         fd, name = tempfile.mkstemp(prefix=self._prefix, dir=self._folder)
         self.temp = Path(name)
         try:
@@ -113,6 +123,9 @@ class LocalFileWriter(ABC):
             os.close(fd)
             self.temp.unlink(missing_ok=True)
             raise
+        if self._held is not None:
+            self._file.write(self._held)
+            self._held = None
         return self._file
 
     def _discard_sync(self) -> None:

@@ -277,7 +277,8 @@ async def test_cleanup_incomplete_removes_leftovers(store: Store, tmp_path: Path
     # A writer that is never closed stands for a process that died mid-write.
     orphan = store.open_writer("a/orphan.bin")
     writer = await orphan.__aenter__()
-    await writer.write(b"partial")
+    await writer.write(b"part")
+    await writer.write(b"ial")  # a second chunk: on disk now, not only held in memory
 
     assert await store.cleanup_incomplete(older_than=3600) == 0
     assert await store.cleanup_incomplete(older_than=0) == 1
@@ -351,7 +352,9 @@ async def test_filesystem_keeps_an_existing_root_mode(tmp_path: Path) -> None:
 async def test_filesystem_temp_files_stay_hidden(tmp_path: Path) -> None:
     store = FilesystemStore(tmp_path)
     async with store.open_writer("a/file") as writer:
-        await writer.write(b"pending")
+        await writer.write(b"pen")
+        assert list((tmp_path / INCOMING).iterdir()) == []  # one chunk waits in memory
+        await writer.write(b"ding")
         assert len(list((tmp_path / INCOMING).iterdir())) == 1
         assert await all_keys(store) == []
         await writer.commit(sha256=sha256(b"pending"), size=7)
