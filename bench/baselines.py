@@ -1,8 +1,9 @@
 """What the archiver is measured against, each run in a process of its own.
 
-``python -m bench.baselines parallel URLS OUT --concurrency N``
+``python -m bench.baselines parallel URLS OUT --concurrency N [--fsync]``
     a plain parallel streaming downloader: aiohttp, N downloads at a time, each body
-    written to a file as it arrives; no hashing, no fsync, no manifest, no state.
+    written to a file as it arrives; no hashing, no manifest, no state, and no fsync
+    unless asked (then each file is made durable, as the archiver does).
 ``python -m bench.baselines sequential API_URL OUT --token T``
     what the vendor's sample scripts do: list the executions, then for each one ask for
     its commands report and download every file, one request at a time (urllib).
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import time
 import urllib.parse
@@ -37,7 +39,9 @@ from archiver.config import StoreSettings
 CHUNK = 1024 * 1024
 
 
-async def parallel(urls: list[str], out: Path, concurrency: int) -> tuple[int, int]:
+async def parallel(
+    urls: list[str], out: Path, concurrency: int, *, fsync: bool = False
+) -> tuple[int, int]:
     slots = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=60)
@@ -50,6 +54,9 @@ async def parallel(urls: list[str], out: Path, concurrency: int) -> tuple[int, i
                 async for chunk in response.content.iter_chunked(CHUNK):
                     await target.write(chunk)
                     size += len(chunk)
+                if fsync:
+                    await target.flush()
+                    await asyncio.to_thread(os.fsync, target.fileno())
             return size
 
     session = aiohttp.ClientSession(connector=connector, timeout=timeout)
@@ -132,6 +139,7 @@ def main() -> None:
     one.add_argument("urls", type=Path)
     one.add_argument("out", type=Path)
     one.add_argument("--concurrency", type=int, default=8)
+    one.add_argument("--fsync", action="store_true", help="fsync every file, as the archiver")
     two = modes.add_parser("sequential")
     two.add_argument("api_url")
     two.add_argument("out", type=Path)
@@ -147,7 +155,7 @@ def main() -> None:
         urls = args.urls.read_text().split()
         args.out.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        files, size = asyncio.run(parallel(urls, args.out, args.concurrency))
+        files, size = asyncio.run(parallel(urls, args.out, args.concurrency, fsync=args.fsync))
     elif args.mode == "sequential":
         args.out.mkdir(parents=True, exist_ok=True)
         files, size = sequential(args.api_url, args.out, args.token)

@@ -50,7 +50,10 @@ def simulator(workdir: Path, **spec: Any) -> Iterator[Vendor]:
     """A Perfecto simulator process serving ``spec`` (see :mod:`bench.simserver`)."""
     urls_file = workdir / "urls.txt"
     spec_file = workdir / "sim.json"
-    spec_file.write_text(json.dumps({**spec, "urls_file": str(urls_file)}))
+    bodies = workdir / "bodies"
+    bodies.mkdir(exist_ok=True)
+    spec = {**spec, "urls_file": str(urls_file), "body_dir": str(bodies)}
+    spec_file.write_text(json.dumps(spec))
     process = subprocess.Popen(
         [sys.executable, "-m", "bench.simserver", str(spec_file)],
         stdin=subprocess.PIPE,
@@ -59,9 +62,10 @@ def simulator(workdir: Path, **spec: Any) -> Iterator[Vendor]:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
+        line = process.stdout.readline()  # written once every body is on disk
         if not line:
             raise RuntimeError("the simulator process did not start")
+        os.sync()  # the bodies just written must not be flushed during a measured run
         yield Vendor(api_url=json.loads(line)["api"], urls_file=urls_file)
     finally:
         if process.stdin:

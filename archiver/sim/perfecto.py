@@ -28,6 +28,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
@@ -66,8 +67,10 @@ class PerfectoSimConfig:
 
     ``stay_processing``: the first K executions (newest first) stay PROCESSING until a
     test calls ``finish_processing``. ``latency_seconds`` delays every answer, as a vendor
-    far away does. ``secure_types`` are served from the API origin with
-    the token; ``redirect_types`` answer there with a 302 to the artifact origin.
+    far away does. With ``body_dir`` the bodies are written to files once and sent with
+    ``sendfile``: a vendor whose work costs the client's machine nothing, for benchmarks.
+    ``secure_types`` are served from the API origin with the token; ``redirect_types``
+    answer there with a 302 to the artifact origin.
     """
 
     seed: int = 7
@@ -90,6 +93,7 @@ class PerfectoSimConfig:
     redirect_types: frozenset[str] = frozenset({"VITALS"})
     uniform: UniformLayout | None = None  # None: a varied mix, as in real tenants
     latency_seconds: float = 0.0  # added to every request on both origins
+    body_dir: str | None = None  # serve bodies from files written there (see materialize)
     request_log_limit: int = 50_000  # oldest entries drop first; ~1 KiB each
 
     def __post_init__(self) -> None:
@@ -288,6 +292,19 @@ class PerfectoSimulator:
     def pdf_url(self, execution_id: str) -> str:
         return f"{self.api_url}{PDF_PATH}?testExecutionId={quote(execution_id)}"
 
+    def materialize(self, file: SimFile) -> Path:
+        """The file under ``body_dir`` holding ``file``'s body, written first if need be."""
+        assert self.config.body_dir is not None
+        name = hashlib.sha256(f"{file.body}:{file.size}".encode()).hexdigest()[:40]
+        path = Path(self.config.body_dir) / name
+        if not path.exists():
+            temp = path.with_suffix(f".{threading.get_ident()}.part")
+            with temp.open("wb") as out:
+                for chunk in file.chunks():
+                    out.write(chunk)
+            temp.replace(path)
+        return path
+
     def expected_digest(self, url: str) -> tuple[int, str]:
         """``(size, sha256 hex)`` of what ``url`` serves (after redirects), without a download."""
         file = self._file_at(url)
@@ -335,7 +352,7 @@ class PerfectoSimulator:
             busy = self._processing_locked(execution)
         if busy or earlier < self.config.pdf_not_ready_requests:
             return web.Response(status=204)
-        return await _send(request, self._pdf_file(execution))
+        return await self._send(request, self._pdf_file(execution))
 
     async def _api_file(self, request: web.Request) -> web.StreamResponse:
         file = self._file(request.match_info["execution_id"], request.match_info["filename"])
@@ -343,7 +360,7 @@ class PerfectoSimulator:
             return _error(404, "Artifact was not found")
         if file.delivery == "redirect":
             raise web.HTTPFound(self.signed_url(file))
-        return await _send(request, file)
+        return await self._send(request, file)
 
     async def _signed_file(self, request: web.Request) -> web.StreamResponse:
         file = self._file(request.match_info["execution_id"], request.match_info["filename"])
@@ -352,13 +369,19 @@ class PerfectoSimulator:
         signature = request.query.get("X-Amz-Signature", "")
         if not hmac.compare_digest(signature, self._signature(file)):
             return _s3_error(403, "SignatureDoesNotMatch")
-        return await _send(request, file)
+        return await self._send(request, file)
 
     async def _streamed_video(self, request: web.Request) -> web.StreamResponse:
         file = self._file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None or file.content_type != "video/mp4":
             return _s3_error(404, "NoSuchKey")
-        return await _send(request, file)
+        return await self._send(request, file)
+
+    async def _send(self, request: web.Request, file: SimFile) -> web.StreamResponse:
+        if self.config.body_dir is None:
+            return await _send(request, file)
+        path = await asyncio.to_thread(self.materialize, file)
+        return web.FileResponse(path, headers={"Content-Type": file.content_type})
 
     @web.middleware
     async def _delay(self, request: web.Request, handler: Handler) -> web.StreamResponse:
