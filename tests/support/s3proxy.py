@@ -9,7 +9,9 @@ Seeded like the vendor simulators' fault mode: PutObject, CreateMultipartUpload,
 and CompleteMultipartUpload requests get, at ``rate``, a 500 ``InternalError``, a 503
 ``SlowDown``, a connection closed before the request reaches S3 (``drop_before``), or one
 closed after S3 did the work but before the answer got back (``drop_after``). No request
-(method, path, part number) fails more than ``max_in_a_row`` times in a row.
+(method, path, part number) fails more than ``max_in_a_row`` times in a row. With
+``cover_all`` every kind is injected on every operation before chance takes over, so a short
+run is sure to have seen each one.
 """
 
 from __future__ import annotations
@@ -67,7 +69,13 @@ class S3FaultProxy:
     """``with S3FaultProxy(upstream, seed=...) as proxy:`` serves on ``proxy.url``."""
 
     def __init__(
-        self, upstream: str, *, seed: int, rate: float = 0.3, max_in_a_row: int = 2
+        self,
+        upstream: str,
+        *,
+        seed: int,
+        rate: float = 0.3,
+        max_in_a_row: int = 2,
+        cover_all: bool = False,
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -80,6 +88,10 @@ class S3FaultProxy:
         self._lock = threading.Lock()
         self._seen: Counter[str] = Counter()
         self._streaks: Counter[str] = Counter()
+        plan = random.Random(seed)
+        self._pending = {
+            op: plan.sample(KINDS, len(KINDS)) if cover_all else [] for op in OPERATIONS
+        }
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None
@@ -109,7 +121,7 @@ class S3FaultProxy:
     def _run(self) -> None:
         try:
             asyncio.run(self._serve())
-        except BaseException as exc:  # noqa: BLE001 - reported by __enter__
+        except BaseException as exc:  # reported by __enter__
             self._failure = exc
             self._ready.set()
 
@@ -138,10 +150,13 @@ class S3FaultProxy:
                 self._streaks[key] = 0
                 return None
             rng = random.Random(f"{self.seed}:{key}:{number}")
-            if rng.random() >= self.rate:
+            if self._pending[op]:
+                kind = self._pending[op].pop()
+            elif rng.random() >= self.rate:
                 self._streaks[key] = 0
                 return None
-            kind = rng.choice(KINDS)
+            else:
+                kind = rng.choice(KINDS)
             self._streaks[key] += 1
             self.injected[(op, kind)] += 1
             return kind
@@ -203,10 +218,8 @@ class S3FaultProxy:
         """One upstream connection per request: send it verbatim, read the whole answer."""
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         try:
-            up_writer.write(
-                request.head_bytes(drop=frozenset({"expect", "connection"}), add="Connection: close")
-                + body
-            )
+            drop = frozenset({"expect", "connection"})
+            up_writer.write(request.head_bytes(drop=drop, add="Connection: close") + body)
             await up_writer.drain()
             response = await _read_head(up_reader)
             if response is None:
