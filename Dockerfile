@@ -13,8 +13,10 @@ RUN groupadd --system archiver \
 COPY --from=build /wheels /wheels
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels
 COPY config/archiver.example.toml /etc/archiver/archiver.example.toml
+# MALLOC_ARENA_MAX: as in systemd/archiver.service, memory stays flat with upload threads.
 ENV ARCHIVER_CONFIG=/etc/archiver/archiver.toml \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2
 USER archiver
 WORKDIR /var/lib/archiver
 # /etc/archiver holds archiver.toml (mount it read-only); /var/lib/archiver holds the

@@ -97,7 +97,7 @@ class StoreSettings:
     endpoint_url: str | None = None
     region: str | None = None
     multipart_threshold: int = 64 * 1024 * 1024
-    multipart_chunksize: int = 16 * 1024 * 1024
+    multipart_chunksize: int = 8 * 1024 * 1024
     transfer_concurrency: int = 8
     spool_dir: str | None = None
     # S3 only: applied to every object written (artifacts, manifests, ledger entries).
@@ -367,13 +367,22 @@ def _store(table: _Table) -> StoreSettings:
     if scheme == "s3" and not parts.netloc:
         raise table.error("url", "s3 URLs need a bucket: s3://bucket/optional/prefix")
     mib = 1024 * 1024
+    defaults = StoreSettings(url=url)
     settings = StoreSettings(
         url=url,
         endpoint_url=_http_url(table, "endpoint_url", table.string("endpoint_url")),
         region=table.string("region"),
-        multipart_threshold=table.integer("multipart_threshold_mib", 64, minimum=5) * mib,
-        multipart_chunksize=table.integer("multipart_chunksize_mib", 16, minimum=5) * mib,
-        transfer_concurrency=table.integer("transfer_concurrency", 8, minimum=1),
+        multipart_threshold=table.integer(
+            "multipart_threshold_mib", defaults.multipart_threshold // mib, minimum=5
+        )
+        * mib,
+        multipart_chunksize=table.integer(
+            "multipart_chunksize_mib", defaults.multipart_chunksize // mib, minimum=5
+        )
+        * mib,
+        transfer_concurrency=table.integer(
+            "transfer_concurrency", defaults.transfer_concurrency, minimum=1
+        ),
         spool_dir=table.string("spool_dir"),
         **_s3_protection(table),
     )

@@ -20,6 +20,7 @@ from typing import Any
 from bench.simserver import simulator_for
 
 ARCHIVER = Path(sys.executable).with_name("archiver")
+UNIT_FILE = Path(__file__).resolve().parents[1] / "systemd" / "archiver.service"
 SIM_TOKEN = simulator_for({"executions": 0, "video_size": 0}).config.token
 MIB = 1024 * 1024
 
@@ -109,9 +110,24 @@ def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[str,
     return stdout, stderr, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
 
 
-def run_archiver(config: Path) -> Measured:
-    """One ``archiver run --once``; timing from its own ``pass_finished`` event."""
+def service_environment() -> dict[str, str]:
+    """The tuning variables the systemd unit (and the Docker image) give the daemon."""
+    found = {}
+    for line in UNIT_FILE.read_text().splitlines():
+        name, _, value = line.removeprefix("Environment=").partition("=")
+        if line.startswith("Environment=") and name != "ARCHIVER_CONFIG":
+            found[name] = value
+    return found
+
+
+def run_archiver(config: Path, *, as_deployed: bool = True) -> Measured:
+    """One ``archiver run --once``; timing from its own ``pass_finished`` event.
+
+    ``as_deployed``: with the environment the systemd unit sets (see ``service_environment``).
+    """
     env = {**os.environ, "PERFECTO_TOKEN": SIM_TOKEN, "AWS_ACCESS_KEY_ID": "bench-key"}
+    if as_deployed:
+        env.update(service_environment())
     env.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     _, stderr, peak = measure(

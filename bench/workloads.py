@@ -100,9 +100,12 @@ class Bench:
             shutil.rmtree(path, ignore_errors=True)
             os.sync()  # dirty pages of one run must not slow the next one down
 
-    def archive(self, vendor: Vendor, *, store: dict[str, Any] | None = None) -> Measured:
+    def archive(
+        self, vendor: Vendor, *, store: dict[str, Any] | None = None, as_deployed: bool = True
+    ) -> Measured:
         with self.folder() as folder:
-            return run_archiver(write_config(folder, vendor, store=store))
+            config = write_config(folder, vendor, store=store)
+            return run_archiver(config, as_deployed=as_deployed)
 
     def download(self, vendor: Vendor, *, fsync: bool = False) -> Measured:
         with self.folder() as folder:
@@ -168,29 +171,26 @@ class Bench:
 
     def memory(self) -> list[Row]:
         rows = []
+        small = self.sizes.memory_small
+        runs = (
+            ("file store", self.sizes.memory_fs_big, True),
+            ("S3", self.sizes.memory_s3_big, True),
+            ("S3, glibc's default malloc arenas", self.sizes.memory_s3_big, False),
+        )
         with s3_server() as endpoint:
-            stores = (("file store", self.sizes.memory_fs_big), ("S3", self.sizes.memory_s3_big))
-            for store, big in stores:
+            for store, big, as_deployed in runs:
                 peaks = {}
-                for size in (self.sizes.memory_small, big):
-                    with (
-                        self.folder() as folder,
-                        simulator(folder, executions=1, video_size=size) as vendor,
-                    ):
-                        config = self._s3_store(endpoint) if store == "S3" else None
-                        peaks[size] = self.archive(vendor, store=config).peak_rss_mib
+                for size in (small, big):
+                    spec = {"executions": 1, "video_size": size}
+                    with self.folder() as folder, simulator(folder, **spec) as vendor:
+                        config = self._s3_store(endpoint) if store.startswith("S3") else None
+                        measured = self.archive(vendor, store=config, as_deployed=as_deployed)
+                    peaks[size] = measured.peak_rss_mib
                 label = f"memory: one {_human(big)} video, {store}"
-                ratio = peaks[big] / peaks[self.sizes.memory_small]
-                rows.append(
-                    _row(
-                        label,
-                        "peak RSS MiB",
-                        peaks[big],
-                        peaks[self.sizes.memory_small],
-                        f"<= 150 MiB, <= 1.1 x the {_human(self.sizes.memory_small)} run",
-                        peaks[big] <= 150 and ratio <= 1.1,
-                    )
-                )
+                ratio = peaks[big] / peaks[small]
+                target = f"<= 150 MiB, <= 1.1 x the {_human(small)} run" if as_deployed else ""
+                met = peaks[big] <= 150 and ratio <= 1.1
+                rows.append(_row(label, "peak RSS MiB", peaks[big], peaks[small], target, met))
         return rows
 
     # -- 5: scale ----------------------------------------------------------------------------

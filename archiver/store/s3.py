@@ -136,7 +136,7 @@ class S3Store:
         endpoint_url: str | None = None,
         region: str | None = None,
         multipart_threshold: int = 64 * MIB,
-        multipart_chunksize: int = 16 * MIB,
+        multipart_chunksize: int = 8 * MIB,
         max_concurrency: int = 8,
         spool_dir: str | os.PathLike[str] | None = None,
         chunk_size: int = CHUNK_SIZE,

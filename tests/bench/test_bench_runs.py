@@ -30,7 +30,7 @@ def test_every_workload_runs_and_prints_a_row(tmp_path: Path) -> None:
     for workload in ("large:", "small:", "vs sequential script:", "memory:", "scale:", "S3:"):
         assert f"| {workload}" in table, table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 10  # header + rows
+    assert len(rows) == 1 + 11  # header + rows
     for row in rows[1:]:
         archiver_figure = row.split("|")[3].strip().replace(",", "")
         assert float(archiver_figure) > 0, row
