@@ -4,6 +4,10 @@ A write goes to a private temp file under ``<root>/.incoming/`` (same filesystem
 ``os.replace`` is atomic), is fsynced, renamed into place and the directory fsynced: after
 ``commit`` returns the object survives a crash, and readers never see half of it. Objects
 are created ``0o600`` and folders ``0o750``. This store does not check the SHA-256 it is given.
+While a big object is written, every 8 MiB are handed to the disk at once (``posix_fadvise``
+``DONTNEED`` starts the writeback without waiting), so the fsync at commit does not find a
+whole video still to write, and evidence nobody reads back does not push other files out of
+the page cache.
 
 ``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then ``os.link``s it to
 the key: the link fails if anything is there already, so the object appears whole or not at
@@ -216,7 +220,9 @@ class FilesystemStore:
 
 class _FileWriter(LocalFileWriter):
     def __init__(self, store: FilesystemStore, key: str) -> None:
-        super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX)
+        super().__init__(
+            key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True
+        )
         self._store = store
 
     async def finish(self, *, sha256: str, size: int) -> None:

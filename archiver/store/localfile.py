@@ -28,11 +28,16 @@ from archiver.errors import StoreError
 _T = TypeVar("_T")
 # A first chunk up to this size waits in memory for the commit: one hop for small objects.
 HOLD_BYTES = 1024 * 1024
+WRITEBACK_BYTES = 8 * 1024 * 1024
 
 
 class LocalFileWriter(ABC):
-    def __init__(self, *, key: str, folder: Path, prefix: str) -> None:
+    def __init__(
+        self, *, key: str, folder: Path, prefix: str, start_writeback: bool = False
+    ) -> None:
         self.key = key
+        self._start_writeback = start_writeback
+        self._unsynced = 0
         self.temp: Path | None = None
         self._folder = folder
         self._prefix = prefix
@@ -111,7 +116,15 @@ class LocalFileWriter(ABC):
         return self.temp
 
     def _write_sync(self, chunk: bytes) -> None:
-        (self._file or self._open_sync()).write(chunk)
+        handle = self._file or self._open_sync()
+        handle.write(chunk)
+        self._unsynced += len(chunk)
+        if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
+            # Hand the bytes so far to the disk now, without waiting: the fsync at commit
+            # then finds little left to write, and evidence does not crowd the page cache.
+            handle.flush()
+            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            self._unsynced = 0
 
     def _open_sync(self) -> BinaryIO:
         """Create the temp file and write the chunk held back so far, if any."""
