@@ -220,9 +220,7 @@ class FilesystemStore:
 
 class _FileWriter(LocalFileWriter):
     def __init__(self, store: FilesystemStore, key: str) -> None:
-        super().__init__(
-            key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True
-        )
+        super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True)
         self._store = store
 
     async def finish(self, *, sha256: str, size: int) -> None:
