@@ -21,7 +21,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from archiver.errors import StoreError
 
@@ -41,7 +41,7 @@ class LocalFileWriter(ABC):
         self.temp: Path | None = None
         self._folder = folder
         self._prefix = prefix
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
         self._held: bytes | None = None
         self._written = 0
         self._finished = False
@@ -49,7 +49,7 @@ class LocalFileWriter(ABC):
 
     async def write(self, chunk: bytes) -> None:
         self._require_open()
-        if self._file is None and self._held is None and len(chunk) <= HOLD_BYTES:
+        if self._fd is None and self._held is None and len(chunk) <= HOLD_BYTES:
             # Most objects are one chunk: keep it until commit, which writes it in its hop.
             self._held = chunk
             self._written += len(chunk)
@@ -105,50 +105,50 @@ class LocalFileWriter(ABC):
         return await asyncio.shield(self._in_flight)
 
     def seal_sync(self, *, fsync: bool) -> Path:
-        """Flush (and fsync) the temp file and close it; an object never written is empty."""
-        handle = self._file or self._open_sync()
-        handle.flush()
+        """Fsync (if asked) and close the temp file; an object never written is empty."""
+        fd = self._fd if self._fd is not None else self._open_sync()
         if fsync:
-            os.fsync(handle.fileno())
-        handle.close()
-        self._file = None
+            os.fsync(fd)
+        self._fd = None
+        os.close(fd)
         assert self.temp is not None
         return self.temp
 
     def _write_sync(self, chunk: bytes) -> None:
-        handle = self._file or self._open_sync()
-        handle.write(chunk)
+        fd = self._fd if self._fd is not None else self._open_sync()
+        _write_all(fd, chunk)
         self._unsynced += len(chunk)
         if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
             # Hand the bytes so far to the disk now, without waiting: the fsync at commit
             # then finds little left to write, and evidence does not crowd the page cache.
-            handle.flush()
-            os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             self._unsynced = 0
 
-    def _open_sync(self) -> BinaryIO:
+    def _open_sync(self) -> int:
         """Create the temp file and write the chunk held back so far, if any."""
+        # A bare descriptor: every write is one system call, with no buffer to flush.
         fd, name = tempfile.mkstemp(prefix=self._prefix, dir=self._folder)
         self.temp = Path(name)
-        try:
-            self._file = open(fd, "wb")  # noqa: SIM115 (closed by seal_sync or abort)
-        except BaseException:
-            os.close(fd)
-            self.temp.unlink(missing_ok=True)
-            raise
+        self._fd = fd
         if self._held is not None:
-            self._file.write(self._held)
+            _write_all(fd, self._held)
             self._held = None
-        return self._file
+        return fd
 
     def _discard_sync(self) -> None:
-        if self._file is not None:
-            with contextlib.suppress(OSError):  # e.g. ENOSPC again, flushing the buffer
-                self._file.close()
-            self._file = None
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
         if self.temp is not None:
             self.temp.unlink(missing_ok=True)
 
     def _require_open(self) -> None:
         if self._finished:
             raise StoreError(f"the writer for {self.key!r} is already closed")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
