@@ -81,17 +81,13 @@ def simulator(workdir: Path, **spec: Any) -> Iterator[Vendor]:
 @contextmanager
 def s3_server() -> Iterator[str]:
     """The S3 API server the tests use (moto standalone), in a subprocess."""
-    from tests.support.s3server import start_server
+    from tests.support.s3server import running_server
 
-    with tempfile.TemporaryDirectory(prefix="archiver-bench-moto-") as folder:
-        log_path = Path(folder) / "server.log"
-        with log_path.open("ab") as log:
-            process, endpoint = start_server(log, log_path)
-            try:
-                yield endpoint
-            finally:
-                process.terminate()
-                process.wait(timeout=10)
+    with (
+        tempfile.TemporaryDirectory(prefix="archiver-bench-moto-") as folder,
+        running_server(Path(folder) / "server.log") as endpoint,
+    ):
+        yield endpoint
 
 
 def measure(command: list[str], env: dict[str, str] | None = None) -> tuple[str, str, float]:

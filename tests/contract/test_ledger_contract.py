@@ -6,11 +6,8 @@ import asyncio
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from archiver.ledger import GENESIS_SHA256, Ledger, LedgerEntry, entry_key, sha256_hex
 from archiver.store import Store, open_store
@@ -20,21 +17,6 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
 def clock() -> datetime:
     return NOW
-
-
-@pytest.fixture(params=["filesystem", "s3", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    kind: str = request.param
-    if kind == "filesystem":
-        opened = open_store(f"file://{tmp_path}/root")
-    elif kind == "memory":
-        opened = open_store("memory://")
-    else:
-        endpoint: str = request.getfixturevalue("s3_endpoint")
-        bucket: str = request.getfixturevalue("s3_bucket")
-        opened = open_store(f"s3://{bucket}/evidence", endpoint_url=endpoint, spool_dir=tmp_path)
-    yield opened
-    await opened.close()
 
 
 async def append(ledger: Ledger, name: str) -> LedgerEntry:

@@ -23,12 +23,12 @@ from archiver.errors import StoreError
 from archiver.store import Store, open_store
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store, s3_error
+from tests.contract.conftest import S3_PREFIX
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
 
 MIB = 1024 * 1024
-S3_PREFIX = "evidence/run"
 
 
 def sha256(data: bytes) -> str:
@@ -44,24 +44,6 @@ async def write_object(store: Store, key: str, data: bytes, *, chunk: int = 64 *
 
 async def all_keys(store: Store, prefix: str = "") -> list[str]:
     return [key async for key in store.list_keys(prefix)]
-
-
-@pytest.fixture(params=["filesystem", "s3", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    kind: str = request.param
-    if kind == "filesystem":
-        opened = open_store(f"file://{tmp_path}/root")
-    elif kind == "memory":
-        opened = open_store("memory://")
-    else:
-        endpoint: str = request.getfixturevalue("s3_endpoint")
-        bucket: str = request.getfixturevalue("s3_bucket")
-        (tmp_path / "spool").mkdir()
-        opened = open_store(
-            f"s3://{bucket}/{S3_PREFIX}", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool")
-        )
-    yield opened
-    await opened.close()
 
 
 async def assert_no_leftovers(store: Store, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -33,18 +34,8 @@ START_ATTEMPTS = 3
 @pytest.fixture(scope="session")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """URL of a moto S3 server running in a subprocess for the whole test session."""
-    log_path = tmp_path_factory.mktemp("moto") / "server.log"
-    with log_path.open("ab") as log:
-        process, endpoint = start_server(log, log_path)
-        try:
-            yield endpoint
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    with running_server(tmp_path_factory.mktemp("moto") / "server.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +52,22 @@ def s3_bucket(s3_client: S3Client) -> str:
     name = f"test-{uuid.uuid4().hex}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@contextmanager
+def running_server(log_path: Path) -> Iterator[str]:
+    """A moto S3 server in a subprocess while the block runs; yields its endpoint URL."""
+    with log_path.open("ab") as log:
+        process, endpoint = start_server(log, log_path)
+        try:
+            yield endpoint
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def start_server(log: IO[bytes], log_path: Path) -> tuple[subprocess.Popen[bytes], str]:
