@@ -35,6 +35,7 @@ from archiver.config import (
 )
 from archiver.engine import PassReport
 from archiver.errors import ConfigError
+from archiver.ledger import LEDGER_PREFIX
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
@@ -189,15 +190,16 @@ def _print_summary(root: Path, simulators: _Simulators, passes: list[_Pass]) -> 
         print(f"  pass {number}: {_describe(run)}")
     rate = total_artifacts / total_seconds if total_seconds else 0.0
     per_source = ", ".join(
-        f"{source.name} {len(list(source.glob('*/manifest.json')))}"
-        for source in sorted(evidence.iterdir())
-        if source.is_dir() and not source.name.startswith(".")
+        f"{name} {len(list((evidence / name).glob('*/manifest.json')))}"
+        for name, _, _ in sorted(simulators.origins())
     )
     print(
         f"  total: {len(manifests)} sessions ({per_source}), {total_artifacts} artifacts, "
         f"{_mib(total_bytes)} in {total_seconds:.2f} s ({rate:.0f} artifacts/s)"
     )
     print(f"  evidence: {evidence}")
+    ledger = len(list((evidence / LEDGER_PREFIX).glob("*.json")))
+    print(f"  ledger:   {ledger} entries, one per manifest, hash-chained (archiver verify)")
     if manifests:
         print(f"  e.g.      {manifests[0]}")
     print(f"  state:    {root / 'state.db'}")

@@ -374,6 +374,10 @@ def test_demo_command(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "perfecto 6" in result.stdout
     assert "nothing new" in result.stdout
+    total = next(line for line in result.stdout.splitlines() if "total:" in line)
+    assert "ledger" not in total  # the ledger folder is not a source
+    sessions = int(total.split("total:")[1].split()[0])
+    assert f"ledger:   {sessions} entries" in result.stdout
     deployment = Deployment(root=tmp_path / "demo", config=tmp_path / "unused")
     manifests = deployment.manifests()
     assert len(manifests) == 6
