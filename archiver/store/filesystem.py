@@ -21,7 +21,6 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -84,10 +83,7 @@ class FilesystemStore:
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> bool:
         self._check(key)
-        try:
-            return await asyncio.to_thread(self._link_new, data, key)
-        except OSError as exc:
-            raise self._failure("create", key, exc) from exc
+        return await _FileWriter(self, key).write_all(data, replace=False)
 
     async def read_bytes(self, key: str) -> bytes:
         path = await asyncio.to_thread(self._path, key)
@@ -171,26 +167,6 @@ class FilesystemStore:
     def _size(self, key: str) -> int | None:
         return _file_size(self._path(key))
 
-    def _link_new(self, data: bytes, key: str) -> bool:
-        target = self._path(key)
-        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=self._incoming)
-        temp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            created = _make_folders(target.parent)
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                return False
-            for folder in {target.parent, *(path.parent for path in created)}:
-                _fsync_folder(folder)
-            return True
-        finally:
-            temp.unlink(missing_ok=True)
-
     def _keys_under(self, prefix: str) -> list[str]:
         folder = self._root.joinpath(*prefix.rpartition("/")[0].split("/"))
         if not folder.is_dir() or not folder.resolve().is_relative_to(self._root):
@@ -226,29 +202,36 @@ class _FileWriter(LocalFileWriter):
     async def finish(self, *, sha256: str, size: int) -> None:
         await self.in_thread(self._finish_sync)
 
-    async def write_all(self, data: bytes) -> None:
-        """The whole object at once, in one hop to a thread: for small ones (manifests)."""
+    async def write_all(self, data: bytes, *, replace: bool = True) -> bool:
+        """The whole object at once, in one hop to a thread: for small ones (manifests).
+
+        With ``replace=False`` an object already at the key stays, and False comes back.
+        """
         self._require_open()
         try:
             try:
-                await self.in_thread(self._write_all_sync, data)
+                placed = await self.in_thread(self._write_all_sync, data, replace)
             except OSError as exc:
-                raise self.error("write", exc) from exc
+                raise self.error("write" if replace else "create", exc) from exc
         except BaseException:
             await self.abort()
             raise
         self._finished = True
+        return placed
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
 
-    def _write_all_sync(self, data: bytes) -> None:
+    def _write_all_sync(self, data: bytes, replace: bool) -> bool:
         self._write_sync(data)
-        self._finish_sync()
+        return self._finish_sync(replace=replace)
 
-    def _finish_sync(self) -> None:
+    def _finish_sync(self, *, replace: bool = True) -> bool:
         temp = self.seal_sync(fsync=True)
-        _move_into_place(temp, self._store._path(self.key))
+        placed = _put_into_place(temp, self._store._path(self.key), replace=replace)
+        if not replace:
+            temp.unlink()  # a link, made or refused, leaves the temp file's own name
+        return placed
 
 
 def _prepare_root(root: Path) -> Path:
@@ -260,11 +243,22 @@ def _prepare_root(root: Path) -> Path:
     return root.resolve()
 
 
-def _move_into_place(temp: Path, target: Path) -> None:
+def _put_into_place(temp: Path, target: Path, *, replace: bool) -> bool:
+    """Rename ``temp`` to ``target``, or hard-link it there only if nothing is there yet.
+
+    Returns whether it was placed; the folders it changed are fsynced.
+    """
     created = _make_folders(target.parent)
-    temp.replace(target)
+    if replace:
+        temp.replace(target)
+    else:
+        try:
+            os.link(temp, target)
+        except FileExistsError:
+            return False
     for folder in {target.parent, *(path.parent for path in created)}:
         _fsync_folder(folder)
+    return True
 
 
 def _make_folders(folder: Path) -> list[Path]:
