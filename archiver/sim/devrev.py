@@ -40,7 +40,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from archiver.sim.perfecto import SimFile
-from archiver.sim.requestlog import RequestLog, SimRequest
+from archiver.sim.requestlog import RequestLog, RequestLogged
 
 LIST_PATH = "/observability.sessions.list"
 DATA_PATH = "/observability.sessions.data.get"
@@ -119,7 +119,7 @@ class _BadRequest(Exception):
     """A request the API answers with 400 ``bad_request`` and this message."""
 
 
-class DevRevSimulator:
+class DevRevSimulator(RequestLogged):
     """The dataset, its recording state and both origins' applications (thread-safe)."""
 
     def __init__(self, config: DevRevSimConfig | None = None) -> None:
@@ -186,12 +186,6 @@ class DevRevSimulator:
     def finish_all_recording(self) -> None:
         with self._lock:
             self._recording.clear()
-
-    def requests(self, origin: str | None = None) -> list[SimRequest]:
-        return self.request_log.entries(origin)
-
-    def clear_requests(self) -> None:
-        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 

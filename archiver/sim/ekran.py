@@ -80,7 +80,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.requestlog import RequestLog, SimRequest
+from archiver.sim.requestlog import RequestLog, RequestLogged
 
 SESSIONS_PATH = "/ekranapi/sessions"
 DEFAULT_SESSION_COUNT = 1000
@@ -158,7 +158,7 @@ class _BadRequest(Exception):
         self.field = field
 
 
-class EkranSimulator:
+class EkranSimulator(RequestLogged):
     """The dataset, its live sessions and the API origin's application (thread-safe)."""
 
     def __init__(self, config: EkranSimConfig | None = None) -> None:
@@ -218,12 +218,6 @@ class EkranSimulator:
             if self._live:
                 self._live.clear()
                 self._generation += 1
-
-    def requests(self, origin: str | None = None) -> list[SimRequest]:
-        return self.request_log.entries(origin)
-
-    def clear_requests(self) -> None:
-        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 

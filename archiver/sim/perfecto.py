@@ -37,7 +37,7 @@ from aiohttp.typedefs import Handler
 
 from archiver.sim import content
 from archiver.sim.faults import FAULT_PLAN
-from archiver.sim.requestlog import RequestLog, SimRequest
+from archiver.sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/export/api/v1"
 EXECUTIONS_PATH = f"{API_PREFIX}/test-executions"
@@ -154,7 +154,7 @@ class _Refused(Exception):
     """A listing request the real API answers with 400 and this ``userMessage``."""
 
 
-class PerfectoSimulator:
+class PerfectoSimulator(RequestLogged):
     """The dataset, its processing state and both origins' applications.
 
     Start it with :func:`archiver.sim.runner.running` (or ``SimulatorThread``); the
@@ -238,12 +238,6 @@ class PerfectoSimulator:
     def pdf_requests(self, execution_id: str) -> int:
         with self._lock:
             return self._pdf_requests.get(execution_id, 0)
-
-    def requests(self, origin: str | None = None) -> list[SimRequest]:
-        return self.request_log.entries(origin)
-
-    def clear_requests(self) -> None:
-        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 

@@ -94,3 +94,15 @@ async def _json_body(request: web.Request) -> Any:
         return json.loads(await request.read())
     except ValueError:
         return None
+
+
+class RequestLogged:
+    """What every simulator offers its tests about the requests it received."""
+
+    request_log: RequestLog
+
+    def requests(self, origin: str | None = None) -> list[SimRequest]:
+        return self.request_log.entries(origin)
+
+    def clear_requests(self) -> None:
+        self.request_log.clear()

@@ -41,7 +41,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.requestlog import RequestLog, SimRequest
+from archiver.sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/api/v1"
 SESSIONS_PATH = API_PREFIX + "/projects/{project_id}/sessions"
@@ -186,7 +186,7 @@ class _Invalid(Exception):
         self.errors = dict(errors)
 
 
-class TestmoSimulator:
+class TestmoSimulator(RequestLogged):
     """The dataset, its open/closed state and the API application (thread-safe)."""
 
     __test__ = False  # not a pytest test class
@@ -268,12 +268,6 @@ class TestmoSimulator:
             if state.closed_at is not None:
                 self._set_locked(session_id, _State(None, None, max(now, state.closed_at), by))
                 self._last_closed[session_id] = state.closed_at
-
-    def requests(self, origin: str | None = None) -> list[SimRequest]:
-        return self.request_log.entries(origin)
-
-    def clear_requests(self) -> None:
-        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 

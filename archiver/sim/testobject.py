@@ -56,7 +56,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from archiver.sim.perfecto import SimFile
-from archiver.sim.requestlog import RequestLog, SimRequest
+from archiver.sim.requestlog import RequestLog, RequestLogged
 
 LIST_PATH = "/rest/v1/users/{user_id}/session/reports"
 REPORT_PREFIX = "/v2/reports/"
@@ -188,7 +188,7 @@ class _BadRequest(Exception):
     """A request the API answers with 400 and this message."""
 
 
-class TestObjectSimulator:
+class TestObjectSimulator(RequestLogged):
     """The dataset, the running sessions and both origins' applications (thread-safe)."""
 
     __test__ = False  # not a pytest test class, whatever its name says
@@ -256,12 +256,6 @@ class TestObjectSimulator:
     def finish_all(self) -> None:
         with self._lock:
             self._running.clear()
-
-    def requests(self, origin: str | None = None) -> list[SimRequest]:
-        return self.request_log.entries(origin)
-
-    def clear_requests(self) -> None:
-        self.request_log.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
