@@ -109,9 +109,7 @@ class Bench:
 
     def download(self, vendor: Vendor, *, fsync: bool = False) -> Measured:
         with self.folder() as folder:
-            args = ["parallel", str(vendor.urls_file), str(folder)]
-            args += ["--concurrency", str(CONCURRENCY), *(["--fsync"] if fsync else [])]
-            return run_baseline(*args)
+            return _download(vendor, folder, fsync=fsync)
 
     def best(self, measure: Callable[[], Measured]) -> Measured:
         return min((measure() for _ in range(self.sizes.repeat)), key=lambda m: m.seconds)
@@ -216,13 +214,7 @@ class Bench:
             with simulator(folder, executions=files, video_size=size) as vendor:
                 ours = self.best(lambda: self.archive(vendor, store=self._s3_store(endpoint)))
                 downloaded = folder / "files"
-                run_baseline(
-                    "parallel",
-                    str(vendor.urls_file),
-                    str(downloaded),
-                    "--concurrency",
-                    str(CONCURRENCY),
-                )
+                _download(vendor, downloaded)  # the files upload_file is given
 
             def upload() -> Measured:
                 bucket = _bucket(endpoint)
@@ -244,6 +236,12 @@ class Bench:
 
     def _s3_store(self, endpoint: str) -> dict[str, Any]:
         return {"url": f"s3://{_bucket(endpoint)}/evidence", "endpoint_url": endpoint}
+
+
+def _download(vendor: Vendor, folder: Path, *, fsync: bool = False) -> Measured:
+    """The plain parallel downloader fetches every file the vendor serves into ``folder``."""
+    args = ["parallel", str(vendor.urls_file), str(folder), "--concurrency", str(CONCURRENCY)]
+    return run_baseline(*args, *(["--fsync"] if fsync else []))
 
 
 def _bucket(endpoint: str) -> str:
