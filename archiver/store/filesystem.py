@@ -1,17 +1,23 @@
-"""Filesystem store (``file:///abs/path``): temp file, fsync, rename.
+"""Filesystem store (``file:///abs/path``): unnamed temp file, fsync, link into place.
 
-A write goes to a private temp file under ``<root>/.incoming/`` (same filesystem, so the final
-``os.replace`` is atomic), is fsynced, renamed into place and the directory fsynced: after
-``commit`` returns the object survives a crash, and readers never see half of it. Objects
-are created ``0o600`` and folders ``0o750``. This store does not check the SHA-256 it is given.
+A write goes to an unnamed file (``O_TMPFILE``) in the folder of its key, is fsynced, then
+linked to its name and the folder fsynced: after ``commit`` returns the object survives a
+crash, readers never see half of it, and a process that dies mid-write leaves nothing behind
+(the kernel frees an unnamed file). Each writer works in its own folder, so concurrent
+sessions do not contend for one temp folder or for the file system's cross-folder rename
+lock. Folders are opened one level at a time with ``O_NOFOLLOW``, so a symlink planted below
+the root is refused. Where the file system (or a missing ``/proc``) does not allow unnamed
+files, writes go to private named temp files under ``<root>/.incoming/`` instead and are
+renamed into place. Objects are created ``0o600`` and folders ``0o750``. This store does not
+check the SHA-256 it is given.
 While a big object is written, every 8 MiB are handed to the disk at once (``posix_fadvise``
 ``DONTNEED`` starts the writeback without waiting), so the fsync at commit does not find a
 whole video still to write, and evidence nobody reads back does not push other files out of
 the page cache.
 
-``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then ``os.link``s it to
-the key: the link fails if anything is there already, so the object appears whole or not at
-all and never replaces another (hard links are needed: every local Linux filesystem has them).
+``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then links it to the
+key: a link fails if anything is there already, so the object appears whole or not at all
+and never replaces another (hard links are needed: every local Linux filesystem has them).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import secrets
 import stat
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -37,6 +44,8 @@ INCOMING = ".incoming"
 TEMP_PREFIX = "write-"
 CHUNK_SIZE = 1024 * 1024
 FOLDER_MODE = 0o750
+FILE_MODE = 0o600
+_FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _REASONS = {
     errno.ENOSPC: "no space left on device (the store is full)",
@@ -52,13 +61,23 @@ _REASONS = {
 
 
 class FilesystemStore:
-    def __init__(self, root: str | os.PathLike[str], *, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        unnamed_temps: bool | None = None,
+    ) -> None:
+        """``unnamed_temps``: None finds out whether the file system allows them."""
         self.description = f"file://{os.fspath(root)}"
         try:
             self._root = _prepare_root(Path(root))
+            self._incoming = self._root / INCOMING
+            if unnamed_temps is None:
+                unnamed_temps = _unnamed_temps_work(self._incoming)
         except OSError as exc:
             raise StoreError(f"cannot use {self.description} as a store: {_reason(exc)}") from exc
-        self._incoming = self._root / INCOMING
+        self.unnamed_temps = unnamed_temps
         self._chunk_size = chunk_size
 
     def __repr__(self) -> str:
@@ -156,13 +175,41 @@ class FilesystemStore:
             on_the_way = on_the_way / part
             try:
                 if stat.S_ISLNK(on_the_way.lstat().st_mode):
-                    raise StoreError(
-                        f"store key {key!r} leads through a symbolic link, maybe outside "
-                        f"{self.description}"
-                    )
+                    raise self._through_a_link(key)
             except (FileNotFoundError, NotADirectoryError):
                 break  # the rest is created as real folders on commit
         return self._root.joinpath(*parts)
+
+    def _open_folder(self, key: str) -> int:
+        """The folder ``key`` goes in, opened; missing folders are created and made durable.
+
+        Opened one level at a time with ``O_NOFOLLOW``: a symlink anywhere below the root is
+        refused, and cannot be swapped in between a check and the write.
+        """
+        fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in key.split("/")[:-1]:
+                try:
+                    child = _open_subfolder(part, fd)
+                except FileNotFoundError:
+                    with contextlib.suppress(FileExistsError):  # a concurrent writer made it
+                        os.mkdir(part, FOLDER_MODE, dir_fd=fd)
+                    os.fsync(fd)  # the new folder's name must survive a crash too
+                    child = _open_subfolder(part, fd)
+                os.close(fd)
+                fd = child
+        except _ThroughALink as exc:
+            os.close(fd)
+            raise self._through_a_link(key) from exc
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _through_a_link(self, key: str) -> StoreError:
+        return StoreError(
+            f"store key {key!r} leads through a symbolic link, maybe outside {self.description}"
+        )
 
     def _size(self, key: str) -> int | None:
         return _file_size(self._path(key))
@@ -198,6 +245,25 @@ class _FileWriter(LocalFileWriter):
     def __init__(self, store: FilesystemStore, key: str) -> None:
         super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True)
         self._store = store
+        self._folder_fd: int | None = None  # the key's folder, holding an unnamed temp file
+
+    def create_temp_sync(self) -> int:
+        if not self._store.unnamed_temps:
+            return super().create_temp_sync()
+        folder = self._store._open_folder(self.key)
+        try:
+            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, FILE_MODE, dir_fd=folder)
+        except BaseException:
+            os.close(folder)
+            raise
+        self._folder_fd = folder
+        return fd
+
+    def discard_more_sync(self) -> None:
+        if self._folder_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._folder_fd)
+            self._folder_fd = None
 
     async def finish(self, *, sha256: str, size: int) -> None:
         await self.in_thread(self._finish_sync)
@@ -227,11 +293,19 @@ class _FileWriter(LocalFileWriter):
         return self._finish_sync(replace=replace)
 
     def _finish_sync(self, *, replace: bool = True) -> bool:
-        temp = self.seal_sync(fsync=True)
-        placed = _put_into_place(temp, self._store._path(self.key), replace=replace)
-        if not replace:
-            temp.unlink()  # a link, made or refused, leaves the temp file's own name
-        return placed
+        fd = self.opened_sync()  # first: creating the temp file decides which kind it is
+        if self._folder_fd is None:
+            temp = self.seal_sync(fsync=True)
+            placed = _put_into_place(temp, self._store._path(self.key), replace=replace)
+            if not replace:
+                temp.unlink()  # a link, made or refused, leaves the temp file's own name
+            return placed
+        try:
+            os.fsync(fd)
+            name = self.key.rpartition("/")[2]
+            return _link_into_place(fd, self._folder_fd, name, replace=replace)
+        finally:
+            self._discard_sync()  # the unnamed file is linked or given up: close both
 
 
 def _prepare_root(root: Path) -> Path:
@@ -241,6 +315,67 @@ def _prepare_root(root: Path) -> Path:
         root.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     (root / INCOMING).mkdir(mode=0o700, exist_ok=True)
     return root.resolve()
+
+
+class _ThroughALink(Exception):
+    pass
+
+
+def _open_subfolder(name: str, parent: int) -> int:
+    try:
+        return os.open(name, _FOLDER_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        # O_NOFOLLOW with O_DIRECTORY refuses a symlink as ENOTDIR or ELOOP.
+        if exc.errno in (errno.ENOTDIR, errno.ELOOP) and stat.S_ISLNK(
+            os.lstat(name, dir_fd=parent).st_mode
+        ):
+            raise _ThroughALink(name) from exc
+        raise
+
+
+def _unnamed_temps_work(folder: Path) -> bool:
+    """Whether unnamed files can be made in ``folder`` and reached through ``/proc`` to link."""
+    try:
+        fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, FILE_MODE)
+    except OSError:
+        return False
+    try:
+        Path(f"/proc/self/fd/{fd}").stat()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return True
+
+
+def _link_unnamed(fd: int, folder: int, name: str) -> None:
+    # linkat(AT_FDCWD, "/proc/self/fd/N", folder, name, AT_SYMLINK_FOLLOW); Python calls
+    # linkat, which follows the magic link to the open file, only when a dir_fd is given.
+    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
+
+
+def _link_into_place(fd: int, folder: int, name: str, *, replace: bool) -> bool:
+    """Give the unnamed file ``fd`` the name ``name`` in ``folder``, durably.
+
+    A link never replaces anything: without ``replace`` an object already there stays and
+    False comes back; with it, the file is linked under a spare name and renamed over the
+    object (atomic; a crash between the two leaves the spare ``.archiver-*`` name behind).
+    """
+    try:
+        _link_unnamed(fd, folder, name)
+    except FileExistsError:
+        if not replace:
+            return False
+        spare = f".archiver-{secrets.token_hex(8)}"
+        _link_unnamed(fd, folder, spare)
+        try:
+            os.replace(spare, name, src_dir_fd=folder, dst_dir_fd=folder)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(spare, dir_fd=folder)
+            raise
+    os.fsync(folder)
+    return True
 
 
 def _put_into_place(temp: Path, target: Path, *, replace: bool) -> bool:

@@ -106,7 +106,7 @@ class LocalFileWriter(ABC):
 
     def seal_sync(self, *, fsync: bool) -> Path:
         """Fsync (if asked) and close the temp file; an object never written is empty."""
-        fd = self._fd if self._fd is not None else self._open_sync()
+        fd = self.opened_sync()
         if fsync:
             os.fsync(fd)
         self._fd = None
@@ -114,8 +114,12 @@ class LocalFileWriter(ABC):
         assert self.temp is not None
         return self.temp
 
+    def opened_sync(self) -> int:
+        """The temp file's descriptor, created now (with the held chunk) if need be."""
+        return self._fd if self._fd is not None else self._open_sync()
+
     def _write_sync(self, chunk: bytes) -> None:
-        fd = self._fd if self._fd is not None else self._open_sync()
+        fd = self.opened_sync()
         _write_all(fd, chunk)
         self._unsynced += len(chunk)
         if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
@@ -124,11 +128,16 @@ class LocalFileWriter(ABC):
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
             self._unsynced = 0
 
+    def create_temp_sync(self) -> int:
+        """Create the temp file: a named one in the writer's folder, unless overridden."""
+        fd, name = tempfile.mkstemp(prefix=self._prefix, dir=self._folder)
+        self.temp = Path(name)
+        return fd
+
     def _open_sync(self) -> int:
         """Create the temp file and write the chunk held back so far, if any."""
         # A bare descriptor: every write is one system call, with no buffer to flush.
-        fd, name = tempfile.mkstemp(prefix=self._prefix, dir=self._folder)
-        self.temp = Path(name)
+        fd = self.create_temp_sync()
         self._fd = fd
         if self._held is not None:
             _write_all(fd, self._held)
@@ -142,6 +151,10 @@ class LocalFileWriter(ABC):
             self._fd = None
         if self.temp is not None:
             self.temp.unlink(missing_ok=True)
+        self.discard_more_sync()
+
+    def discard_more_sync(self) -> None:  # noqa: B027 (optional for subclasses)
+        """Close whatever else a subclass holds open for an unfinished write."""
 
     def _require_open(self) -> None:
         if self._finished:

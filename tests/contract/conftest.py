@@ -8,16 +8,24 @@ from pathlib import Path
 import pytest
 
 from archiver.store import Store, open_store
+from archiver.store.filesystem import FilesystemStore
 
 S3_PREFIX = "evidence/run"
 
 
-@pytest.fixture(params=["filesystem", "s3", "memory"])
+@pytest.fixture(params=["filesystem", "filesystem-named-temps", "s3", "memory"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A new, empty store of each kind; S3 spools under ``tmp_path / "spool"``."""
+    """A new, empty store of each kind; S3 spools under ``tmp_path / "spool"``.
+
+    ``filesystem-named-temps`` is the folder store as it works where the file system has no
+    unnamed temp files (``O_TMPFILE``).
+    """
     kind: str = request.param
     if kind == "filesystem":
         opened = open_store(f"file://{tmp_path}/root")
+        assert isinstance(opened, FilesystemStore) and opened.unnamed_temps
+    elif kind == "filesystem-named-temps":
+        opened = FilesystemStore(tmp_path / "root", unnamed_temps=False)
     elif kind == "memory":
         opened = open_store("memory://")
     else:

@@ -24,6 +24,7 @@ from archiver.store import Store, open_store
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store, s3_error
 from tests.contract.conftest import S3_PREFIX
+from tests.support.openfiles import open_files_under
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -51,6 +52,8 @@ async def assert_no_leftovers(store: Store, tmp_path: Path) -> None:
     for folder in (tmp_path / "root" / INCOMING, tmp_path / "spool"):
         if folder.exists():
             assert list(folder.iterdir()) == []
+    assert [path for path in tmp_path.rglob(".archiver-*")] == []  # spare names of a replace
+    assert open_files_under(tmp_path) == []
 
 
 # -- the shared contract ----------------------------------------------------------------------
@@ -261,6 +264,12 @@ async def test_cleanup_incomplete_removes_leftovers(store: Store, tmp_path: Path
     writer = await orphan.__aenter__()
     await writer.write(b"part")
     await writer.write(b"ial")  # a second chunk: on disk now, not only held in memory
+    if isinstance(store, FilesystemStore) and store.unnamed_temps:
+        # An unnamed file has nothing to clean up: the kernel frees it when its process dies.
+        assert await store.cleanup_incomplete(older_than=0) == 0
+        await orphan.__aexit__(None, None, None)
+        await assert_no_leftovers(store, tmp_path)
+        return
 
     assert await store.cleanup_incomplete(older_than=3600) == 0
     assert await store.cleanup_incomplete(older_than=0) == 1
@@ -331,13 +340,17 @@ async def test_filesystem_keeps_an_existing_root_mode(tmp_path: Path) -> None:
     assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o755
 
 
-async def test_filesystem_temp_files_stay_hidden(tmp_path: Path) -> None:
-    store = FilesystemStore(tmp_path)
+@pytest.mark.parametrize("unnamed", [True, False])
+async def test_filesystem_temp_files_stay_hidden(tmp_path: Path, unnamed: bool) -> None:
+    store = FilesystemStore(tmp_path, unnamed_temps=unnamed)
     async with store.open_writer("a/file") as writer:
         await writer.write(b"pen")
         assert list((tmp_path / INCOMING).iterdir()) == []  # one chunk waits in memory
         await writer.write(b"ding")
-        assert len(list((tmp_path / INCOMING).iterdir())) == 1
+        temps = list((tmp_path / INCOMING).iterdir())
+        assert len(temps) == (0 if unnamed else 1)
+        assert len(open_files_under(tmp_path)) == (1 if unnamed else 0)
+        assert [path for path in tmp_path.rglob("*") if path.is_file()] == temps
         assert await all_keys(store) == []
         await writer.commit(sha256=sha256(b"pending"), size=7)
     assert await all_keys(store) == ["a/file"]
@@ -396,22 +409,25 @@ def _failing(code: int) -> object:
 
 
 @pytest.mark.parametrize(
-    ("target", "code", "reason"),
+    ("unnamed", "target", "code", "reason"),
     [
-        ((os, "fsync"), errno.ENOSPC, "no space left on device"),
-        ((os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
-        ((tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+        (True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (False, (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (True, (os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
+        (True, (os, "link"), errno.EACCES, "permission denied"),
+        (False, (tempfile, "mkstemp"), errno.EACCES, "permission denied"),
     ],
 )
 async def test_filesystem_os_errors_become_store_errors(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    unnamed: bool,
     target: tuple[object, str],
     code: int,
     reason: str,
 ) -> None:
     # Injected, so the mapping is tested as root too (and without filling a disk).
-    store = FilesystemStore(tmp_path)
+    store = FilesystemStore(tmp_path, unnamed_temps=unnamed)
     monkeypatch.setattr(*target, _failing(code))
     with pytest.raises(StoreError, match=f"'src/video.mp4'.*{reason}") as caught:
         await store.put_bytes("src/video.mp4", b"x" * 1000)
