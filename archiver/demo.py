@@ -35,7 +35,7 @@ from archiver.config import (
 )
 from archiver.engine import PassReport
 from archiver.errors import ConfigError
-from archiver.ledger import LEDGER_PREFIX
+from archiver.ledger import LEDGER_PREFIX, LedgerEntry
 from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
@@ -198,8 +198,15 @@ def _print_summary(root: Path, simulators: _Simulators, passes: list[_Pass]) -> 
         f"{_mib(total_bytes)} in {total_seconds:.2f} s ({rate:.0f} artifacts/s)"
     )
     print(f"  evidence: {evidence}")
-    ledger = len(list((evidence / LEDGER_PREFIX).glob("*.json")))
-    print(f"  ledger:   {ledger} entries, one per manifest, hash-chained (archiver verify)")
+    entries = [
+        LedgerEntry.from_bytes(path.read_bytes())
+        for path in sorted((evidence / LEDGER_PREFIX).glob("*.json"))
+    ]
+    recorded = sum(len(entry.records) for entry in entries)
+    print(
+        f"  ledger:   {recorded} manifests recorded in {len(entries)} hash-chained entries "
+        "(archiver verify checks them)"
+    )
     if manifests:
         print(f"  e.g.      {manifests[0]}")
     print(f"  state:    {root / 'state.db'}")

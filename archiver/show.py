@@ -18,7 +18,7 @@ from typing import Any
 
 from archiver.errors import StoreError
 from archiver.keys import safe_key
-from archiver.ledger import Ledger, LedgerEntry, parse_rfc3339, sha256_hex
+from archiver.ledger import Ledger, LedgerRecord, parse_rfc3339, sha256_hex
 from archiver.progress import human_bytes
 from archiver.store import Store
 
@@ -30,7 +30,7 @@ class SessionSummary:
     manifest_key: str
     manifest_sha256: str
     manifest: Mapping[str, Any]
-    ledger_entry: LedgerEntry | None
+    ledger_entry: LedgerRecord | None
     manifest_info: Mapping[str, str]
     artifact_info: Mapping[str, Mapping[str, str] | None]  # None: the store has no such object
 

@@ -40,6 +40,7 @@ from archiver.ledger import (
     GENESIS_SHA256,
     LEDGER_PREFIX,
     LedgerEntry,
+    LedgerRecord,
     entry_key,
     entry_seq,
     parse_rfc3339,
@@ -171,7 +172,7 @@ class Verifier:
 
     async def _check_ledger(
         self, report: VerifyReport, anchor: tuple[int, str] | None
-    ) -> dict[str, list[LedgerEntry]]:
+    ) -> dict[str, list[LedgerRecord]]:
         stored: dict[int, bytes] = {}
 
         async def read(seq: int, key: str) -> None:
@@ -189,7 +190,7 @@ class Verifier:
                     continue
                 group.create_task(read(seq, key), name=f"verify-ledger-{seq}")
 
-        by_manifest: dict[str, list[LedgerEntry]] = defaultdict(list)
+        by_manifest: dict[str, list[LedgerRecord]] = defaultdict(list)
         last = max(stored, default=-1)
         previous_sha: str | None = GENESIS_SHA256
         for seq in range(last + 1):
@@ -216,7 +217,8 @@ class Verifier:
                     f"entry {seq - 1} was changed or entry {seq} rewritten",
                 )
             previous_sha = digest
-            by_manifest[entry.manifest_key].append(entry)
+            for record in entry.records:
+                by_manifest[record.manifest_key].append(record)
         report.ledger_entries = len(stored)
         if last >= 0 and last in stored:
             report.ledger_head = (last, sha256_hex(stored[last]))
@@ -234,7 +236,7 @@ class Verifier:
     # -- sessions -------------------------------------------------------------------------
 
     async def _session_folders(
-        self, selection: Selection, entries: dict[str, list[LedgerEntry]]
+        self, selection: Selection, entries: dict[str, list[LedgerRecord]]
     ) -> dict[str, set[str]]:
         """``{source}/{session}`` folders to check, each with the keys stored under it."""
         if selection.session_ids:
@@ -265,7 +267,7 @@ class Verifier:
         self,
         folder: str,
         keys: set[str],
-        entries: dict[str, list[LedgerEntry]],
+        entries: dict[str, list[LedgerRecord]],
         selection: Selection,
         report: VerifyReport,
     ) -> list[_ObjectCheck]:
@@ -274,7 +276,7 @@ class Verifier:
             return []
         current = f"{folder}/{MANIFEST}"
         recorded = _distinct(entries.get(current, []))
-        expected: dict[str, LedgerEntry] = {}
+        expected: dict[str, LedgerRecord] = {}
         if recorded:
             expected[current] = recorded[-1]
             for before, after in itertools.pairwise(recorded):
@@ -314,7 +316,7 @@ class Verifier:
         self,
         key: str,
         present: bool,
-        entry: LedgerEntry | None,
+        entry: LedgerRecord | None,
         problems: list[Problem],
     ) -> dict[str, Any] | None:
         if not present:
@@ -393,9 +395,9 @@ class Verifier:
         return size, hasher.hexdigest()
 
 
-def _distinct(entries: list[LedgerEntry]) -> list[LedgerEntry]:
+def _distinct(entries: list[LedgerRecord]) -> list[LedgerRecord]:
     """Entries for one manifest key, a repeated record of the same bytes counted once."""
-    kept: list[LedgerEntry] = []
+    kept: list[LedgerRecord] = []
     for entry in entries:
         if kept and kept[-1].manifest_sha256 == entry.manifest_sha256:
             continue
@@ -420,7 +422,7 @@ def _artifacts(
 
 
 def _touched_since(
-    document: dict[str, Any] | None, recorded: list[LedgerEntry], since: datetime
+    document: dict[str, Any] | None, recorded: list[LedgerRecord], since: datetime
 ) -> bool:
     moments = [entry.recorded_at for entry in recorded]
     if document is not None and isinstance(document.get("archived_at"), str):

@@ -9,7 +9,17 @@ import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from archiver.ledger import GENESIS_SHA256, Ledger, LedgerEntry, entry_key, sha256_hex
+import pytest
+
+from archiver.errors import StoreError
+from archiver.ledger import (
+    GENESIS_SHA256,
+    Ledger,
+    LedgerEntry,
+    LedgerRecord,
+    entry_key,
+    sha256_hex,
+)
 from archiver.store import Store, open_store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -19,7 +29,7 @@ def clock() -> datetime:
     return NOW
 
 
-async def append(ledger: Ledger, name: str) -> LedgerEntry:
+async def append(ledger: Ledger, name: str) -> LedgerRecord:
     return await ledger.append(
         source="src",
         session_id=name,
@@ -47,9 +57,63 @@ async def test_appends_form_a_hash_chain(store: Store) -> None:
     ledger = Ledger(store, clock=clock)
     written = [await append(ledger, f"s{number}") for number in range(5)]
     entries = await assert_one_unbroken_chain(store, 5)
-    assert entries == written
-    assert entries[3].manifest_key == "src/s3/manifest.json"
+    assert [entry.records for entry in entries] == [(record,) for record in written]
+    assert entries[3].records[0].manifest_key == "src/s3/manifest.json"
     assert entries[3].recorded_at == "2026-11-20T12:00:00.000Z"
+
+
+async def test_appends_made_while_an_entry_is_written_share_the_next_one(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_put = store.put_bytes_if_absent
+
+    async def put_taking_a_while(key: str, data: bytes, *, content_type: str | None = None) -> bool:
+        await asyncio.sleep(0.01)  # the memory store's writes would take no time at all
+        return await real_put(key, data, content_type=content_type)
+
+    monkeypatch.setattr(store, "put_bytes_if_absent", put_taking_a_while)
+    ledger = Ledger(store, clock=clock)
+    records = await asyncio.gather(*(append(ledger, f"s{number}") for number in range(40)))
+
+    entries = await assert_one_unbroken_chain(store, len({record.seq for record in records}))
+    assert 1 < len(entries) < 40  # the first waits for nobody; the rest queue behind it
+    stored = [record for entry in entries for record in entry.records]
+    assert sorted(stored, key=lambda record: record.session_id) == sorted(
+        records, key=lambda record: record.session_id
+    )
+    assert len({record.session_id for record in stored}) == 40
+
+
+async def test_a_failed_entry_fails_its_writer_and_the_others_wait_on(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(store, clock=clock)
+    real_put = store.put_bytes_if_absent
+    failures = [entry_key(2)]
+
+    async def put_failing_once(key: str, data: bytes, *, content_type: str | None = None) -> bool:
+        await asyncio.sleep(0)  # the other appends queue meanwhile
+        if key in failures:
+            failures.remove(key)
+            raise StoreError("injected")
+        return await real_put(key, data, content_type=content_type)
+
+    monkeypatch.setattr(store, "put_bytes_if_absent", put_failing_once)
+    await append(ledger, "first")
+    # s0 writes entry 1 alone; s1 then writes s1..s5 as entry 2, which fails.
+    outcomes = await asyncio.gather(
+        *(append(ledger, f"s{number}") for number in range(6)), return_exceptions=True
+    )
+
+    assert [type(outcome) for outcome in outcomes][:2] == [LedgerRecord, StoreError]
+    assert all(isinstance(outcome, LedgerRecord) for outcome in outcomes[2:])
+    count = len([key async for key in store.list_keys("ledger/")])
+    entries = await assert_one_unbroken_chain(store, count)
+    assert [sorted(record.session_id for record in entry.records) for entry in entries] == [
+        ["first"],
+        ["s0"],
+        ["s2", "s3", "s4", "s5"],
+    ]
 
 
 async def test_concurrent_appenders_never_fork_the_chain(store: Store) -> None:
@@ -65,7 +129,7 @@ async def test_concurrent_appenders_never_fork_the_chain(store: Store) -> None:
             group.create_task(writer(number, ledger))
 
     entries = await assert_one_unbroken_chain(store, 24)
-    assert len({entry.session_id for entry in entries}) == 24
+    assert len({record.session_id for entry in entries for record in entry.records}) == 24
 
 
 async def test_a_fresh_process_finds_the_end_of_the_chain(store: Store) -> None:
@@ -144,4 +208,4 @@ async def test_separate_processes_share_one_chain_on_the_filesystem(tmp_path: Pa
         assert await asyncio.to_thread(process.wait, 120) == 0
     store = open_store(f"file://{root}")
     entries = await assert_one_unbroken_chain(store, 45)
-    assert len({entry.session_id for entry in entries}) == 45
+    assert len({record.session_id for entry in entries for record in entry.records}) == 45

@@ -377,7 +377,7 @@ def test_demo_command(tmp_path: Path) -> None:
     total = next(line for line in result.stdout.splitlines() if "total:" in line)
     assert "ledger" not in total  # the ledger folder is not a source
     sessions = int(total.split("total:")[1].split()[0])
-    assert f"ledger:   {sessions} entries" in result.stdout
+    assert f"ledger:   {sessions} manifests recorded in " in result.stdout
     deployment = Deployment(root=tmp_path / "demo", config=tmp_path / "unused")
     manifests = deployment.manifests()
     assert len(manifests) == 6

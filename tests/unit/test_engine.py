@@ -337,11 +337,13 @@ async def test_ledger_chains_every_manifest_and_every_rearchive(rig: Rig) -> Non
     assert (await rig.engine.rearchive("fake", ["s1"])).ok
 
     entries = await ledger_entries(rig.store)
-    assert [entry.seq for entry in entries] == [0, 1, 2]
+    assert [entry.seq for entry in entries] == list(range(len(entries)))
     assert entries[0].previous_entry_sha256 == GENESIS_SHA256
     for before, after in itertools.pairwise(entries):
         assert after.previous_entry_sha256 == sha(await rig.store.read_bytes(entry_key(before.seq)))
-    s1_entries = [entry for entry in entries if entry.session_id == "s1"]
+    records = [record for entry in entries for record in entry.records]
+    assert sorted(record.session_id for record in records) == ["s1", "s1", "s2"]
+    s1_entries = [record for record in records if record.session_id == "s1"]
     assert [entry.manifest_sha256 for entry in s1_entries] == [
         sha(first),
         sha(await rig.store.read_bytes("fake/s1/manifest.json")),
@@ -367,7 +369,9 @@ async def test_crash_between_manifest_and_ledger_entry_is_recorded_on_the_next_p
 
     entries = await ledger_entries(rig.store)
     assert len(entries) == 1
-    assert entries[0].manifest_sha256 == sha(await rig.store.read_bytes("fake/s1/manifest.json"))
+    assert [record.manifest_sha256 for record in entries[0].records] == [
+        sha(await rig.store.read_bytes("fake/s1/manifest.json"))
+    ]
 
 
 async def test_recovery_does_not_record_a_manifest_twice(rig: Rig) -> None:
@@ -389,7 +393,7 @@ async def test_rearchive_records_an_unrecorded_manifest_before_replacing_it(rig:
     assert (await rig.engine.rearchive("fake", ["s1"])).ok
 
     entries = await ledger_entries(rig.store)
-    assert [entry.manifest_sha256 for entry in entries] == [
+    assert [record.manifest_sha256 for entry in entries for record in entry.records] == [
         sha(first),
         sha(await rig.store.read_bytes("fake/s1/manifest.json")),
     ]

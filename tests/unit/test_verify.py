@@ -215,7 +215,7 @@ async def test_forged_entry_and_manifest_together_break_the_chain(store: Store) 
     forged = json.dumps(document).encode()
     await store.put_bytes("perfecto/s2/manifest.json", forged)
     entry = json.loads(await store.read_bytes(entry_key(1)))
-    entry["manifest_sha256"] = hashlib.sha256(forged).hexdigest()
+    entry["manifests"][0]["manifest_sha256"] = hashlib.sha256(forged).hexdigest()
     await store.put_bytes(entry_key(1), json.dumps(entry, indent=2).encode())
     assert kinds(await verify(store)) == {(LEDGER_ENTRY_ALTERED, entry_key(1))}
 
