@@ -75,7 +75,12 @@ def test_s3_errors_and_drops_during_uploads_heal(
     events: list[tuple[str, str]] = []
     failures: list[str] = []
     with S3FaultProxy(
-        s3_endpoint, seed=31, rate=rate, max_in_a_row=max_in_a_row, cover_all=True
+        s3_endpoint,
+        seed=31,
+        rate=rate,
+        max_in_a_row=max_in_a_row,
+        cover_all=True,
+        outlast_first=max_in_a_row > 2,
     ) as proxy:
         deployment = write_config(
             tmp_path,

@@ -11,7 +11,9 @@ and CompleteMultipartUpload requests get, at ``rate``, a 500 ``InternalError``, 
 closed after S3 did the work but before the answer got back (``drop_after``). No request
 (method, path, part number) fails more than ``max_in_a_row`` times in a row. With
 ``cover_all`` every kind is injected on every operation before chance takes over, so a short
-run is sure to have seen each one.
+run is sure to have seen each one. With ``outlast_first`` the first PutObject's request fails
+``max_in_a_row`` times in a row whatever chance says, so a run that sets ``max_in_a_row``
+above the client's retry attempts is sure to see one fault outlast them.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class S3FaultProxy:
         rate: float = 0.3,
         max_in_a_row: int = 2,
         cover_all: bool = False,
+        outlast_first: bool = False,
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -88,6 +91,8 @@ class S3FaultProxy:
         self._lock = threading.Lock()
         self._seen: Counter[str] = Counter()
         self._streaks: Counter[str] = Counter()
+        self._outlast_first = outlast_first
+        self._doomed_key: str | None = None
         plan = random.Random(seed)
         self._pending = {
             op: plan.sample(KINDS, len(KINDS)) if cover_all else [] for op in OPERATIONS
@@ -146,6 +151,12 @@ class S3FaultProxy:
             self.requests[op] += 1
             number = self._seen[key]
             self._seen[key] += 1
+            if self._outlast_first and self._doomed_key is None and op == "PutObject":
+                self._doomed_key = key
+            if key == self._doomed_key and number < self.max_in_a_row:
+                self._streaks[key] += 1
+                self.injected[(op, "500")] += 1
+                return "500"
             if self._streaks[key] >= self.max_in_a_row:
                 self._streaks[key] = 0
                 return None
