@@ -11,8 +11,9 @@ One pass over a source:
    processing.
 
 Archiving one session is all-or-nothing and ordered: every artifact is streamed through a
-SHA-256 hasher into the store, then ``manifest.json`` is written, then its entry is appended
-to the ledger (:mod:`archiver.ledger`), then the state row. A crash anywhere leaves a session
+SHA-256 hasher into the store, all of them are made durable together (one store barrier, see
+``Store.make_durable``), then ``manifest.json`` is written, then its entry is appended to the
+ledger (:mod:`archiver.ledger`), then the state row. A crash anywhere leaves a session
 that is simply done again (a manifest already stored is given its ledger entry if it has
 none); a manifest never lists an object that is not stored. Re-archiving never overwrites
 earlier evidence: the new files go under ``rearchived/<time>/`` and the previous manifest is
@@ -319,6 +320,9 @@ class Engine:
                 f"the vendor still reported this session as in progress after "
                 f"{source.settings.pending_max_hours:g} hours; archived as it was"
             )
+        # One barrier for all the artifacts (shared with the sessions waiting at the same
+        # moment) instead of an fsync each: the manifest must not outlive them in a power cut.
+        await self.store.make_durable()
         history_key = None
         if previous is not None:
             history_key = f"{prefix}/history/{_stamp(archived_at)}-manifest.json"
@@ -391,7 +395,9 @@ class Engine:
 
     async def _store_artifact(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:
         if artifact.content is not None:
-            await self.store.put_bytes(key, artifact.content, content_type=artifact.content_type)
+            await self.store.put_bytes(
+                key, artifact.content, content_type=artifact.content_type, durable=False
+            )
             return StoredArtifact(
                 key=key,
                 size=len(artifact.content),
@@ -425,7 +431,9 @@ class Engine:
             hasher = hashlib.sha256()
             size = 0
             loop = asyncio.get_running_loop()
-            async with self.store.open_writer(key, content_type=content_type) as writer:
+            async with self.store.open_writer(
+                key, content_type=content_type, durable=False
+            ) as writer:
                 async for chunk in download.chunks():
                     size += len(chunk)
                     if len(chunk) < HASH_IN_THREAD_BYTES:

@@ -11,6 +11,11 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   way in; stores whose backend can verify a digest (S3 checksums) hand it over, so the
   backend refuses bytes that do not match.
 * ``put_bytes`` is the same for small in-memory payloads (manifests).
+* An object is durable (it survives a power cut) when ``commit``/``put_bytes`` returns, unless
+  it was written with ``durable=False``: then it is visible at once but durable only after
+  the next ``make_durable`` returns, which makes every object committed before the call
+  durable. Stores whose writes are durable anyway (S3) ignore the flag. The engine writes a
+  session's artifacts that way and calls ``make_durable`` once before the manifest.
 * ``put_bytes_if_absent`` creates the object only if nothing is at ``key`` yet, atomically:
   of several writers racing for one key exactly one gets ``True``, the others ``False``, and
   the object holds the winner's bytes, whole. The ledger builds its hash chain on this.
@@ -50,11 +55,11 @@ class Store(Protocol):
     description: str
 
     def open_writer(
-        self, key: str, *, content_type: str | None = None
+        self, key: str, *, content_type: str | None = None, durable: bool = True
     ) -> AbstractAsyncContextManager[ObjectWriter]: ...
 
     async def put_bytes(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> None: ...
 
     async def put_bytes_if_absent(
@@ -76,6 +81,8 @@ class Store(Protocol):
     async def check(self) -> None: ...
 
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int: ...
+
+    async def make_durable(self) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -18,6 +18,15 @@ the page cache.
 ``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then links it to the
 key: a link fails if anything is there already, so the object appears whole or not at all
 and never replaces another (hard links are needed: every local Linux filesystem has them).
+
+Objects written with ``durable=False`` (a session's artifacts, which matter only once a
+manifest lists them) skip the two fsyncs; ``make_durable`` then makes all of them durable at
+once with one ``syncfs`` on the store's file system, shared by every caller waiting at that
+moment. One ``syncfs`` after dozens of files costs about what two or three fsyncs do. Small
+objects written that way need four system calls that only touch the page cache, fewer than a
+hop to a worker thread costs, so they are written on the event loop. Where ``syncfs`` does
+not report write-back errors (not Linux, or Linux before 5.8), every object is made durable
+as it is committed, whatever ``durable`` says.
 """
 
 from __future__ import annotations
@@ -37,12 +46,14 @@ import aiofiles
 
 from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
-from archiver.store import ObjectWriter
+from archiver.store import ObjectWriter, syncfs
 from archiver.store.localfile import LocalFileWriter
 
 INCOMING = ".incoming"
 TEMP_PREFIX = "write-"
 CHUNK_SIZE = 1024 * 1024
+# Objects up to this size written with durable=False are written on the event loop.
+INLINE_BYTES = 256 * 1024
 FOLDER_MODE = 0o750
 FILE_MODE = 0o600
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -67,36 +78,50 @@ class FilesystemStore:
         *,
         chunk_size: int = CHUNK_SIZE,
         unnamed_temps: bool | None = None,
+        deferred_sync: bool | None = None,
     ) -> None:
-        """``unnamed_temps``: None finds out whether the file system allows them."""
+        """``unnamed_temps``, ``deferred_sync``: None finds out whether this system allows them.
+
+        ``deferred_sync``: whether ``durable=False`` writes wait for ``make_durable``.
+        """
         self.description = f"file://{os.fspath(root)}"
+        if deferred_sync is None:
+            deferred_sync = syncfs.available()
         try:
             self._root = _prepare_root(Path(root))
             self._incoming = self._root / INCOMING
             if unnamed_temps is None:
                 unnamed_temps = _unnamed_temps_work(self._incoming)
+            # Opened before any write: syncfs reports the errors since its descriptor opened.
+            self._sync_fd = os.open(self._root, _FOLDER_FLAGS) if deferred_sync else None
         except OSError as exc:
             raise StoreError(f"cannot use {self.description} as a store: {_reason(exc)}") from exc
         self.unnamed_temps = unnamed_temps
+        self.deferred_sync = deferred_sync
         self._chunk_size = chunk_size
+        self._deferred_commits = 0  # durable=False objects committed so far
+        self._durable_upto = 0  # how many of them a finished syncfs covered
+        self._durability = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"FilesystemStore({self.description!r})"
 
     @asynccontextmanager
     async def open_writer(
-        self, key: str, *, content_type: str | None = None
+        self, key: str, *, content_type: str | None = None, durable: bool = True
     ) -> AsyncIterator[ObjectWriter]:
         self._check(key)
-        writer = _FileWriter(self, key)
+        writer = _FileWriter(self, key, durable=durable)
         try:
             yield writer
         finally:
             await writer.abort()
 
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    async def put_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
+    ) -> None:
         self._check(key)
-        await _FileWriter(self, key).write_all(data)
+        await _FileWriter(self, key, durable=durable).write_all(data)
 
     async def put_bytes_if_absent(
         self, key: str, data: bytes, *, content_type: str | None = None
@@ -156,8 +181,26 @@ class FilesystemStore:
         except OSError as exc:
             raise self._failure("clean up", INCOMING, exc) from exc
 
+    async def make_durable(self) -> None:
+        wanted = self._deferred_commits
+        async with self._durability:
+            if self._durable_upto >= wanted:
+                return  # a syncfs that started after those commits has finished
+            covering = self._deferred_commits
+            assert self._sync_fd is not None  # only deferred writes are counted
+            try:
+                await asyncio.to_thread(syncfs.syncfs, self._sync_fd)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot make the objects just written to {self.description} durable: "
+                    f"{_reason(exc)}"
+                ) from exc
+            self._durable_upto = covering
+
     async def close(self) -> None:
-        return None
+        if self._sync_fd is not None:
+            os.close(self._sync_fd)
+            self._sync_fd = None
 
     def _check(self, key: str) -> None:
         check_key(key)
@@ -180,8 +223,8 @@ class FilesystemStore:
                 break  # the rest is created as real folders on commit
         return self._root.joinpath(*parts)
 
-    def _open_folder(self, key: str) -> int:
-        """The folder ``key`` goes in, opened; missing folders are created and made durable.
+    def _open_folder(self, key: str, *, durable: bool = True) -> int:
+        """The folder ``key`` goes in, opened; missing folders are created (and made durable).
 
         Opened one level at a time with ``O_NOFOLLOW``: a symlink anywhere below the root is
         refused, and cannot be swapped in between a check and the write.
@@ -194,7 +237,8 @@ class FilesystemStore:
                 except FileNotFoundError:
                     with contextlib.suppress(FileExistsError):  # a concurrent writer made it
                         os.mkdir(part, FOLDER_MODE, dir_fd=fd)
-                    os.fsync(fd)  # the new folder's name must survive a crash too
+                    if durable:
+                        os.fsync(fd)  # the new folder's name must survive a crash too
                     child = _open_subfolder(part, fd)
                 os.close(fd)
                 fd = child
@@ -242,15 +286,16 @@ class FilesystemStore:
 
 
 class _FileWriter(LocalFileWriter):
-    def __init__(self, store: FilesystemStore, key: str) -> None:
+    def __init__(self, store: FilesystemStore, key: str, *, durable: bool = True) -> None:
         super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True)
         self._store = store
+        self._durable = durable or not store.deferred_sync
         self._folder_fd: int | None = None  # the key's folder, holding an unnamed temp file
 
     def create_temp_sync(self) -> int:
         if not self._store.unnamed_temps:
             return super().create_temp_sync()
-        folder = self._store._open_folder(self.key)
+        folder = self._store._open_folder(self.key, durable=self._durable)
         try:
             fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, FILE_MODE, dir_fd=folder)
         except BaseException:
@@ -266,7 +311,11 @@ class _FileWriter(LocalFileWriter):
             self._folder_fd = None
 
     async def finish(self, *, sha256: str, size: int) -> None:
-        await self.in_thread(self._finish_sync)
+        if self._inline(size):
+            self._finish_sync()
+        else:
+            await self.in_thread(self._finish_sync)
+        self._count_deferred()
 
     async def write_all(self, data: bytes, *, replace: bool = True) -> bool:
         """The whole object at once, in one hop to a thread: for small ones (manifests).
@@ -276,14 +325,26 @@ class _FileWriter(LocalFileWriter):
         self._require_open()
         try:
             try:
-                placed = await self.in_thread(self._write_all_sync, data, replace)
+                if self._inline(len(data)):
+                    placed = self._write_all_sync(data, replace)
+                else:
+                    placed = await self.in_thread(self._write_all_sync, data, replace)
             except OSError as exc:
                 raise self.error("write" if replace else "create", exc) from exc
         except BaseException:
             await self.abort()
             raise
         self._finished = True
+        self._count_deferred()
         return placed
+
+    def _inline(self, size: int) -> bool:
+        """Whether to write on the event loop: small, no fsync, nothing on disk yet."""
+        return not self._durable and size <= INLINE_BYTES and self._fd is None
+
+    def _count_deferred(self) -> None:
+        if not self._durable:
+            self._store._deferred_commits += 1
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
@@ -295,15 +356,19 @@ class _FileWriter(LocalFileWriter):
     def _finish_sync(self, *, replace: bool = True) -> bool:
         fd = self.opened_sync()  # first: creating the temp file decides which kind it is
         if self._folder_fd is None:
-            temp = self.seal_sync(fsync=True)
-            placed = _put_into_place(temp, self._store._path(self.key), replace=replace)
+            temp = self.seal_sync(fsync=self._durable)
+            target = self._store._path(self.key)
+            placed = _put_into_place(temp, target, replace=replace, durable=self._durable)
             if not replace:
                 temp.unlink()  # a link, made or refused, leaves the temp file's own name
             return placed
         try:
-            os.fsync(fd)
+            if self._durable:
+                os.fsync(fd)
             name = self.key.rpartition("/")[2]
-            return _link_into_place(fd, self._folder_fd, name, replace=replace)
+            return _link_into_place(
+                fd, self._folder_fd, name, replace=replace, durable=self._durable
+            )
         finally:
             self._discard_sync()  # the unnamed file is linked or given up: close both
 
@@ -354,8 +419,8 @@ def _link_unnamed(fd: int, folder: int, name: str) -> None:
     os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
 
 
-def _link_into_place(fd: int, folder: int, name: str, *, replace: bool) -> bool:
-    """Give the unnamed file ``fd`` the name ``name`` in ``folder``, durably.
+def _link_into_place(fd: int, folder: int, name: str, *, replace: bool, durable: bool) -> bool:
+    """Give the unnamed file ``fd`` the name ``name`` in ``folder`` (durably if asked).
 
     A link never replaces anything: without ``replace`` an object already there stays and
     False comes back; with it, the file is linked under a spare name and renamed over the
@@ -374,14 +439,15 @@ def _link_into_place(fd: int, folder: int, name: str, *, replace: bool) -> bool:
             with contextlib.suppress(OSError):
                 os.unlink(spare, dir_fd=folder)
             raise
-    os.fsync(folder)
+    if durable:
+        os.fsync(folder)
     return True
 
 
-def _put_into_place(temp: Path, target: Path, *, replace: bool) -> bool:
+def _put_into_place(temp: Path, target: Path, *, replace: bool, durable: bool) -> bool:
     """Rename ``temp`` to ``target``, or hard-link it there only if nothing is there yet.
 
-    Returns whether it was placed; the folders it changed are fsynced.
+    Returns whether it was placed; the folders it changed are fsynced if ``durable``.
     """
     created = _make_folders(target.parent)
     if replace:
@@ -391,8 +457,9 @@ def _put_into_place(temp: Path, target: Path, *, replace: bool) -> bool:
             os.link(temp, target)
         except FileExistsError:
             return False
-    for folder in {target.parent, *(path.parent for path in created)}:
-        _fsync_folder(folder)
+    if durable:
+        for folder in {target.parent, *(path.parent for path in created)}:
+            _fsync_folder(folder)
     return True
 
 

@@ -1,7 +1,10 @@
 """Memory store (``memory://``): a dict-backed fake with the same contract, for tests.
 
 Unlike the filesystem store it checks the SHA-256 handed to ``commit``, as S3 does, so a test
-catches a caller that hashes the wrong bytes. ``write_order`` lists keys in commit order.
+catches a caller that hashes the wrong bytes. ``write_order`` lists keys in commit order;
+``not_yet_durable`` holds the keys written with ``durable=False`` since the last
+``make_durable`` (which ``durability_barriers`` counts), so a test sees what a power cut could
+take back.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class MemoryStore:
         self.objects: dict[str, bytes] = {}
         self.content_types: dict[str, str | None] = {}
         self.write_order: list[str] = []
+        self.not_yet_durable: set[str] = set()
+        self.durability_barriers = 0
         self._chunk_size = chunk_size
         self._open_writers: set[_MemoryWriter] = set()
 
@@ -32,19 +37,21 @@ class MemoryStore:
 
     @asynccontextmanager
     async def open_writer(
-        self, key: str, *, content_type: str | None = None
+        self, key: str, *, content_type: str | None = None, durable: bool = True
     ) -> AsyncIterator[ObjectWriter]:
         check_key(key)
-        writer = _MemoryWriter(self, key, content_type)
+        writer = _MemoryWriter(self, key, content_type, durable=durable)
         self._open_writers.add(writer)
         try:
             yield writer
         finally:
             await writer.abort()
 
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    async def put_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
+    ) -> None:
         check_key(key)
-        self._install(key, bytes(data), content_type)
+        self._install(key, bytes(data), content_type, durable=durable)
 
     async def put_bytes_if_absent(
         self, key: str, data: bytes, *, content_type: str | None = None
@@ -98,23 +105,36 @@ class MemoryStore:
             writer.discard()
         return len(stale)
 
+    async def make_durable(self) -> None:
+        self.durability_barriers += 1
+        self.not_yet_durable.clear()
+
     async def close(self) -> None:
         return None
 
-    def _install(self, key: str, data: bytes, content_type: str | None) -> None:
+    def _install(
+        self, key: str, data: bytes, content_type: str | None, *, durable: bool = True
+    ) -> None:
         self.objects[key] = data
         self.content_types[key] = content_type
         self.write_order.append(key)
+        if durable:
+            self.not_yet_durable.discard(key)
+        else:
+            self.not_yet_durable.add(key)
 
     def _forget(self, writer: _MemoryWriter) -> None:
         self._open_writers.discard(writer)
 
 
 class _MemoryWriter:
-    def __init__(self, store: MemoryStore, key: str, content_type: str | None) -> None:
+    def __init__(
+        self, store: MemoryStore, key: str, content_type: str | None, *, durable: bool
+    ) -> None:
         self._store = store
         self._key = key
         self._content_type = content_type
+        self._durable = durable
         self._buffer = bytearray()
         self._finished = False
         self._discarded = False
@@ -133,7 +153,9 @@ class _MemoryWriter:
             raise
         self._finished = True
         self._store._forget(self)
-        self._store._install(self._key, bytes(self._buffer), self._content_type)
+        self._store._install(
+            self._key, bytes(self._buffer), self._content_type, durable=self._durable
+        )
 
     async def abort(self) -> None:
         self._finished = True

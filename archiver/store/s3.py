@@ -173,8 +173,9 @@ class S3Store:
 
     @asynccontextmanager
     async def open_writer(
-        self, key: str, *, content_type: str | None = None
+        self, key: str, *, content_type: str | None = None, durable: bool = True
     ) -> AsyncIterator[ObjectWriter]:
+        # An object S3 has acknowledged is durable: ``durable`` changes nothing here.
         check_key(key)
         writer = _SpoolWriter(self, key, content_type)
         try:
@@ -182,7 +183,9 @@ class S3Store:
         finally:
             await writer.abort()
 
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+    async def put_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
+    ) -> None:
         check_key(key)
         digest = hashlib.sha256(data).hexdigest()
         request = self._put_request(key, digest, content_type)
@@ -279,6 +282,9 @@ class S3Store:
                 f"{exc.strerror or type(exc).__name__}"
             ) from exc
         return uploads + spools
+
+    async def make_durable(self) -> None:
+        return None
 
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)

@@ -12,7 +12,7 @@ import hashlib
 import os
 import stat
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.errors import StoreError
-from archiver.store import Store, open_store
+from archiver.store import Store, open_store, syncfs
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store, s3_error
 from tests.contract.conftest import S3_PREFIX
@@ -154,6 +154,37 @@ async def test_put_bytes_writes_and_replaces(store: Store, tmp_path: Path) -> No
     await store.put_bytes("m/manifest.json", b'{"v": 2}', content_type="application/json")
     assert await store.read_bytes("m/manifest.json") == b'{"v": 2}'
     assert await store.size("m/manifest.json") == 8
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_objects_written_not_yet_durable_are_visible_at_once(
+    store: Store, tmp_path: Path
+) -> None:
+    video = os.urandom(300 * 1024)  # above the size a folder store writes on the event loop
+    async with store.open_writer("s/video.mp4", durable=False) as writer:
+        await writer.write(video)
+        await writer.commit(sha256=sha256(video), size=len(video))
+    await store.put_bytes("s/record.json", b"{}", durable=False)
+    await store.put_bytes("s/shot.png", b"png", durable=False)
+    await store.put_bytes("s/shot.png", b"png, again", durable=False)  # replaced
+    assert await store.read_bytes("s/video.mp4") == video
+    assert await all_keys(store, "s/") == ["s/record.json", "s/shot.png", "s/video.mp4"]
+
+    await store.make_durable()
+    await store.make_durable()  # nothing new: still fine
+    assert await store.read_bytes("s/shot.png") == b"png, again"
+    await assert_no_leftovers(store, tmp_path)
+
+
+async def test_many_tasks_wait_for_durability_at_once(store: Store, tmp_path: Path) -> None:
+    async def archive(number: int) -> None:
+        await store.put_bytes(f"s{number}/a", b"a" * number, durable=False)
+        await write_object(store, f"s{number}/b", b"b" * number)
+        await store.make_durable()
+        await store.put_bytes(f"s{number}/manifest.json", b"{}")
+
+    await asyncio.gather(*(archive(number) for number in range(20)))
+    assert len(await all_keys(store)) == 60
     await assert_no_leftovers(store, tmp_path)
 
 
@@ -436,6 +467,83 @@ async def test_filesystem_os_errors_become_store_errors(
     assert isinstance(caught.value.__cause__, OSError)
     assert not await store.exists("src/video.mp4")
     assert list((tmp_path / INCOMING).iterdir()) == []
+
+
+class _Counting:
+    """Counts the calls of a function it passes on to (the real one, unless told otherwise)."""
+
+    def __init__(self, function: Callable[[int], None]) -> None:
+        self.function = function
+        self.calls = 0
+
+    def __call__(self, fd: int) -> None:
+        self.calls += 1
+        self.function(fd)
+
+
+needs_syncfs = pytest.mark.skipif(not syncfs.available(), reason="this system has no syncfs")
+
+
+@needs_syncfs
+@pytest.mark.parametrize("unnamed", [True, False])
+async def test_filesystem_objects_not_yet_durable_share_one_syncfs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    fsyncs, syncfs_calls = _Counting(os.fsync), _Counting(syncfs.syncfs)
+    monkeypatch.setattr(os, "fsync", fsyncs)
+    monkeypatch.setattr(syncfs, "syncfs", syncfs_calls)
+    store = FilesystemStore(tmp_path, unnamed_temps=unnamed)
+    assert store.deferred_sync
+
+    big = os.urandom(2 * MIB)  # written in a worker thread, not on the event loop
+    await asyncio.gather(
+        *(store.put_bytes(f"new/s{number}/shot.png", b"png", durable=False) for number in range(8)),
+        write_object(store, "new/s0/video.mp4", big),
+    )
+    assert fsyncs.calls > 0  # the video was written durable
+    fsyncs.calls = 0
+    async with store.open_writer("new/s9/video.mp4", durable=False) as writer:
+        await writer.write(big)
+        await writer.commit(sha256=sha256(big), size=len(big))
+    assert (fsyncs.calls, syncfs_calls.calls) == (0, 0)  # neither files nor new folders
+
+    await asyncio.gather(*(store.make_durable() for _ in range(10)))
+    assert syncfs_calls.calls == 1
+    await store.make_durable()
+    assert syncfs_calls.calls == 1  # nothing written since
+    await store.put_bytes("new/s0/manifest.json", b"{}")
+    assert fsyncs.calls >= 2  # the file and its folder
+    await store.close()
+
+
+@needs_syncfs
+async def test_filesystem_failed_syncfs_is_a_store_error_and_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = FilesystemStore(tmp_path)
+    await store.put_bytes("s/shot.png", b"png", durable=False)
+    monkeypatch.setattr(syncfs, "syncfs", _failing(errno.EIO))
+    with pytest.raises(StoreError, match=f"{store.description} durable: Input/output error"):
+        await store.make_durable()
+    retried = _Counting(syncfs.syncfs)
+    monkeypatch.undo()
+    retried.function = syncfs.syncfs
+    monkeypatch.setattr(syncfs, "syncfs", retried)
+    await store.make_durable()  # no new writes: the failed barrier still counts as owed
+    assert retried.calls == 1
+    await store.close()
+
+
+async def test_filesystem_without_syncfs_makes_each_object_durable_at_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsyncs = _Counting(os.fsync)
+    monkeypatch.setattr(os, "fsync", fsyncs)
+    store = FilesystemStore(tmp_path, deferred_sync=False)
+    await store.put_bytes("s/shot.png", b"png", durable=False)
+    assert fsyncs.calls >= 2
+    monkeypatch.setattr(syncfs, "syncfs", _failing(errno.EIO))
+    await store.make_durable()  # nothing owed: no syncfs
 
 
 # -- S3 only -----------------------------------------------------------------------------------

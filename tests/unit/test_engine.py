@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -203,6 +204,38 @@ async def test_archives_with_hashes_and_manifest_last(rig: Rig) -> None:
     assert rig.store.write_order[-2:] == ["fake/s1/manifest.json", "ledger/000000000000.json"]
     record = await rig.state.get("fake", "s1")
     assert record is not None and record.status == "archived"
+
+
+async def test_artifacts_share_a_durability_barrier_before_the_manifest(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pending_at_manifest: list[set[str]] = []
+    made_durable: set[str] = set()
+    put_bytes, make_durable = rig.store.put_bytes, rig.store.make_durable
+
+    async def recording_put_bytes(key: str, data: bytes, **options: Any) -> None:
+        if key.endswith("/manifest.json"):
+            pending_at_manifest.append(set(rig.store.not_yet_durable))
+        await put_bytes(key, data, **options)
+
+    async def recording_make_durable() -> None:
+        made_durable.update(rig.store.not_yet_durable)
+        await make_durable()
+
+    monkeypatch.setattr(rig.store, "put_bytes", recording_put_bytes)
+    monkeypatch.setattr(rig.store, "make_durable", recording_make_durable)
+    rig.source.add("s1", paths=["/s1/a.mp4", "/s1/b.mp4"])
+    rig.source.add("s2")
+    assert (await rig.engine.run_once()).ok
+    # Written without a barrier each, made durable together, and before their manifest.
+    assert pending_at_manifest == [set(), set()]
+    artifact_keys = {
+        entry["key"]
+        for session_id in ("s1", "s2")
+        for entry in (await manifest(rig, session_id))["artifacts"]  # type: ignore[attr-defined]
+    }
+    assert made_durable == artifact_keys
+    assert not rig.store.not_yet_durable
 
 
 async def test_second_pass_downloads_and_writes_nothing(rig: Rig) -> None:
