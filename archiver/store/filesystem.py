@@ -37,6 +37,7 @@ import errno
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -101,6 +102,7 @@ class FilesystemStore:
         self._chunk_size = chunk_size
         self._deferred_commits = 0  # durable=False objects committed so far
         self._durable_upto = 0  # how many of them a finished syncfs covered
+        self._fresh_folders = _FreshFolders()
         self._durability = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -187,6 +189,7 @@ class FilesystemStore:
             if self._durable_upto >= wanted:
                 return  # a syncfs that started after those commits has finished
             covering = self._deferred_commits
+            folders = self._fresh_folders.copy()
             assert self._sync_fd is not None  # only deferred writes are counted
             try:
                 await asyncio.to_thread(syncfs.syncfs, self._sync_fd)
@@ -196,6 +199,7 @@ class FilesystemStore:
                     f"{_reason(exc)}"
                 ) from exc
             self._durable_upto = covering
+            self._fresh_folders.forget(folders)
 
     async def close(self) -> None:
         if self._sync_fd is not None:
@@ -231,10 +235,16 @@ class FilesystemStore:
         """
         fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            path = ""
             for part in key.split("/")[:-1]:
+                path = f"{path}/{part}" if path else part
                 try:
                     child = _open_subfolder(part, fd)
+                    if durable and self._fresh_folders.take(path):
+                        os.fsync(fd)  # made for a write that is not durable yet
                 except FileNotFoundError:
+                    if not durable:
+                        self._fresh_folders.add(path)  # first, so a durable writer sees it
                     with contextlib.suppress(FileExistsError):  # a concurrent writer made it
                         os.mkdir(part, FOLDER_MODE, dir_fd=fd)
                     if durable:
@@ -349,6 +359,36 @@ class _FileWriter(LocalFileWriter):
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
 
+    def _put_into_place(self, temp: Path, *, replace: bool) -> bool:
+        """Rename ``temp`` to the key, or hard-link it there only if nothing is there yet.
+
+        Returns whether it was placed; if durable, the folders it changed are fsynced.
+        """
+        root, fresh = self._store._root, self._store._fresh_folders
+        target = self._store._path(self.key)
+        changed = {target.parent}
+        for folder in _make_folders(target.parent):
+            if not self._durable:
+                fresh.add(folder.relative_to(root).as_posix())
+            with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
+                folder.mkdir(mode=FOLDER_MODE)
+            changed.add(folder.parent)
+        if replace:
+            temp.replace(target)
+        else:
+            try:
+                os.link(temp, target)
+            except FileExistsError:
+                return False
+        if self._durable:
+            parts = self.key.split("/")[:-1]
+            for depth in range(1, len(parts) + 1):
+                if fresh.take("/".join(parts[:depth])):
+                    changed.add(root.joinpath(*parts[: depth - 1]))
+            for folder in changed:
+                _fsync_folder(folder)
+        return True
+
     def _write_all_sync(self, data: bytes, replace: bool) -> bool:
         self._write_sync(data)
         return self._finish_sync(replace=replace)
@@ -357,8 +397,7 @@ class _FileWriter(LocalFileWriter):
         fd = self.opened_sync()  # first: creating the temp file decides which kind it is
         if self._folder_fd is None:
             temp = self.seal_sync(fsync=self._durable)
-            target = self._store._path(self.key)
-            placed = _put_into_place(temp, target, replace=replace, durable=self._durable)
+            placed = self._put_into_place(temp, replace=replace)
             if not replace:
                 temp.unlink()  # a link, made or refused, leaves the temp file's own name
             return placed
@@ -384,6 +423,38 @@ def _prepare_root(root: Path) -> Path:
 
 class _ThroughALink(Exception):
     pass
+
+
+class _FreshFolders:
+    """Folders created for writes not durable yet, so their names may not be durable either.
+
+    A durable write through one of them fsyncs its parent; a finished ``syncfs`` forgets
+    the ones it covered. Writers in worker threads and on the event loop share it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: set[str] = set()
+
+    def add(self, path: str) -> None:
+        with self._lock:
+            self._paths.add(path)
+
+    def take(self, path: str) -> bool:
+        """Whether ``path`` was fresh; it is not any more (the caller makes it durable)."""
+        with self._lock:
+            if path in self._paths:
+                self._paths.remove(path)
+                return True
+            return False
+
+    def copy(self) -> set[str]:
+        with self._lock:
+            return set(self._paths)
+
+    def forget(self, paths: set[str]) -> None:
+        with self._lock:
+            self._paths -= paths
 
 
 def _open_subfolder(name: str, parent: int) -> int:
@@ -444,35 +515,13 @@ def _link_into_place(fd: int, folder: int, name: str, *, replace: bool, durable:
     return True
 
 
-def _put_into_place(temp: Path, target: Path, *, replace: bool, durable: bool) -> bool:
-    """Rename ``temp`` to ``target``, or hard-link it there only if nothing is there yet.
-
-    Returns whether it was placed; the folders it changed are fsynced if ``durable``.
-    """
-    created = _make_folders(target.parent)
-    if replace:
-        temp.replace(target)
-    else:
-        try:
-            os.link(temp, target)
-        except FileExistsError:
-            return False
-    if durable:
-        for folder in {target.parent, *(path.parent for path in created)}:
-            _fsync_folder(folder)
-    return True
-
-
 def _make_folders(folder: Path) -> list[Path]:
-    """``mkdir -p`` that reports which folders it created (their parents need an fsync)."""
+    """The folders ``mkdir -p`` would create, outermost first."""
     missing = []
     while not folder.is_dir():
         missing.append(folder)
         folder = folder.parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
-            path.mkdir(mode=FOLDER_MODE)
-    return missing
+    return missing[::-1]
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -517,6 +517,35 @@ async def test_filesystem_objects_not_yet_durable_share_one_syncfs(
 
 
 @needs_syncfs
+@pytest.mark.parametrize("unnamed", [True, False])
+async def test_filesystem_durable_object_in_a_folder_made_for_one_not_yet_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+) -> None:
+    synced: list[str] = []
+
+    def recording_fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    root = tmp_path / "root"
+    store = FilesystemStore(root, unnamed_temps=unnamed)
+    await store.put_bytes("new/s1/shot.png", b"png", durable=False)
+    assert synced == []
+    # The folders' names are not durable yet: the manifest's fsyncs must cover them too.
+    await store.put_bytes("new/s1/manifest.json", b"{}")
+    assert {str(root), str(root / "new"), str(root / "new" / "s1")} <= set(synced)
+
+    await store.put_bytes("new/s2/shot.png", b"png", durable=False)
+    await store.make_durable()
+    synced.clear()
+    await store.put_bytes("new/s2/manifest.json", b"{}")
+    assert str(root / "new") not in synced and str(root / "new" / "s2") in synced
+    await store.close()
+
+
+@needs_syncfs
 async def test_filesystem_failed_syncfs_is_a_store_error_and_is_tried_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
