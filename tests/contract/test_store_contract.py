@@ -440,19 +440,24 @@ def _failing(code: int) -> object:
 
 
 @pytest.mark.parametrize(
-    ("unnamed", "target", "code", "reason"),
+    ("unnamed", "durable", "target", "code", "reason"),
     [
-        (True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
-        (False, (os, "fsync"), errno.ENOSPC, "no space left on device"),
-        (True, (os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
-        (True, (os, "link"), errno.EACCES, "permission denied"),
-        (False, (tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+        (True, True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (False, True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (True, True, (os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
+        (True, True, (os, "link"), errno.EACCES, "permission denied"),
+        (False, True, (tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+        # Written on the event loop: the same errors, the same clean-up.
+        (True, False, (os, "write"), errno.ENOSPC, "no space left on device"),
+        (True, False, (os, "link"), errno.EACCES, "permission denied"),
+        (False, False, (os, "replace"), errno.EROFS, "read-only file system"),
     ],
 )
 async def test_filesystem_os_errors_become_store_errors(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     unnamed: bool,
+    durable: bool,
     target: tuple[object, str],
     code: int,
     reason: str,
@@ -461,7 +466,7 @@ async def test_filesystem_os_errors_become_store_errors(
     store = FilesystemStore(tmp_path, unnamed_temps=unnamed)
     monkeypatch.setattr(*target, _failing(code))
     with pytest.raises(StoreError, match=f"'src/video.mp4'.*{reason}") as caught:
-        await store.put_bytes("src/video.mp4", b"x" * 1000)
+        await store.put_bytes("src/video.mp4", b"x" * 1000, durable=durable)
     monkeypatch.undo()
 
     assert isinstance(caught.value.__cause__, OSError)
