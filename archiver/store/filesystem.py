@@ -359,52 +359,28 @@ class _FileWriter(LocalFileWriter):
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
 
-    def _put_into_place(self, temp: Path, *, replace: bool) -> bool:
-        """Rename ``temp`` to the key, or hard-link it there only if nothing is there yet.
-
-        Returns whether it was placed; if durable, the folders it changed are fsynced.
-        """
-        root, fresh = self._store._root, self._store._fresh_folders
-        target = self._store._path(self.key)
-        changed = {target.parent}
-        for folder in _make_folders(target.parent):
-            if not self._durable:
-                fresh.add(folder.relative_to(root).as_posix())
-            with contextlib.suppress(FileExistsError):  # a concurrent writer made it first
-                folder.mkdir(mode=FOLDER_MODE)
-            changed.add(folder.parent)
-        if replace:
-            temp.replace(target)
-        else:
-            try:
-                os.link(temp, target)
-            except FileExistsError:
-                return False
-        if self._durable:
-            parts = self.key.split("/")[:-1]
-            for depth in range(1, len(parts) + 1):
-                if fresh.take("/".join(parts[:depth])):
-                    changed.add(root.joinpath(*parts[: depth - 1]))
-            for folder in changed:
-                _fsync_folder(folder)
-        return True
-
     def _write_all_sync(self, data: bytes, replace: bool) -> bool:
         self._write_sync(data)
         return self._finish_sync(replace=replace)
 
     def _finish_sync(self, *, replace: bool = True) -> bool:
         fd = self.opened_sync()  # first: creating the temp file decides which kind it is
-        if self._folder_fd is None:
+        name = self.key.rpartition("/")[2]
+        if self._folder_fd is None:  # a named temp file under .incoming
             temp = self.seal_sync(fsync=self._durable)
-            placed = self._put_into_place(temp, replace=replace)
+            folder = self._store._open_folder(self.key, durable=self._durable)
+            try:
+                placed = _move_into_place(
+                    temp, folder, name, replace=replace, durable=self._durable
+                )
+            finally:
+                os.close(folder)
             if not replace:
                 temp.unlink()  # a link, made or refused, leaves the temp file's own name
             return placed
         try:
             if self._durable:
                 os.fsync(fd)
-            name = self.key.rpartition("/")[2]
             return _link_into_place(
                 fd, self._folder_fd, name, replace=replace, durable=self._durable
             )
@@ -515,21 +491,19 @@ def _link_into_place(fd: int, folder: int, name: str, *, replace: bool, durable:
     return True
 
 
-def _make_folders(folder: Path) -> list[Path]:
-    """The folders ``mkdir -p`` would create, outermost first."""
-    missing = []
-    while not folder.is_dir():
-        missing.append(folder)
-        folder = folder.parent
-    return missing[::-1]
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def _move_into_place(temp: Path, folder: int, name: str, *, replace: bool, durable: bool) -> bool:
+    """Rename the named temp file to ``name`` in ``folder``, or hard-link it there only if
+    nothing is there yet; returns whether it was placed."""
+    if replace:
+        os.replace(temp, name, dst_dir_fd=folder)
+    else:
+        try:
+            os.link(temp, name, dst_dir_fd=folder)
+        except FileExistsError:
+            return False
+    if durable:
+        os.fsync(folder)
+    return True
 
 
 def _file_size(path: Path) -> int | None:

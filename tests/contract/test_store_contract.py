@@ -389,10 +389,11 @@ async def test_filesystem_temp_files_stay_hidden(tmp_path: Path, unnamed: bool) 
         await store.put_bytes(f"{INCOMING}/planted", b"x")
 
 
-async def test_filesystem_key_never_escapes_the_root(tmp_path: Path) -> None:
+@pytest.mark.parametrize("unnamed", [True, False])
+async def test_filesystem_key_never_escapes_the_root(tmp_path: Path, unnamed: bool) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     outside.mkdir()
-    store = FilesystemStore(root)
+    store = FilesystemStore(root, unnamed_temps=unnamed)
     (root / "link").symlink_to(outside)
 
     with pytest.raises(StoreError, match="outside"):
