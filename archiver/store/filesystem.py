@@ -240,18 +240,24 @@ class FilesystemStore:
                 path = f"{path}/{part}" if path else part
                 try:
                     child = _open_subfolder(part, fd)
-                    if durable and self._fresh_folders.take(path):
-                        os.fsync(fd)  # made for a write that is not durable yet
+                    # Made for a write that is not durable yet: its name may not be either.
+                    name_pending = durable and self._fresh_folders.take(path)
                 except FileNotFoundError:
                     if not durable:
                         self._fresh_folders.add(path)  # first, so a durable writer sees it
                     with contextlib.suppress(FileExistsError):  # a concurrent writer made it
                         os.mkdir(part, FOLDER_MODE, dir_fd=fd)
-                    if durable:
-                        os.fsync(fd)  # the new folder's name must survive a crash too
                     child = _open_subfolder(part, fd)
-                os.close(fd)
-                fd = child
+                    name_pending = durable
+                try:
+                    if name_pending:
+                        os.fsync(fd)  # the folder's name must survive a crash too
+                except BaseException:
+                    self._fresh_folders.add(path)  # still not durable
+                    raise
+                finally:
+                    os.close(fd)
+                    fd = child
         except _ThroughALink as exc:
             os.close(fd)
             raise self._through_a_link(key) from exc

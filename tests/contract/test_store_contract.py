@@ -552,6 +552,30 @@ async def test_filesystem_durable_object_in_a_folder_made_for_one_not_yet_durabl
 
 
 @needs_syncfs
+async def test_filesystem_failed_fsync_of_a_folder_name_keeps_it_owed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def folders_held_open() -> list[str]:
+        targets = [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.exists()]
+        return [target for target in targets if target.startswith(str(tmp_path))]
+
+    store = FilesystemStore(tmp_path)
+    await store.put_bytes("new/s1/shot.png", b"png", durable=False)
+    held = folders_held_open()
+    monkeypatch.setattr(os, "fsync", _failing(errno.EIO))
+    with pytest.raises(StoreError, match=r"new/s1/manifest\.json.*Input/output error"):
+        await store.put_bytes("new/s1/manifest.json", b"{}")
+    assert folders_held_open() == held
+    fsyncs = _Counting(os.fsync)
+    monkeypatch.undo()
+    fsyncs.function = os.fsync
+    monkeypatch.setattr(os, "fsync", fsyncs)
+    await store.put_bytes("new/s1/manifest.json", b"{}")
+    assert fsyncs.calls == 4  # the file, its folder, and the two folder names still owed
+    await store.close()
+
+
+@needs_syncfs
 async def test_filesystem_failed_syncfs_is_a_store_error_and_is_tried_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
