@@ -3,8 +3,7 @@
 Unlike the filesystem store it checks the SHA-256 handed to ``commit``, as S3 does, so a test
 catches a caller that hashes the wrong bytes. ``write_order`` lists keys in commit order;
 ``not_yet_durable`` holds the keys written with ``durable=False`` since the last
-``make_durable`` (which ``durability_barriers`` counts), so a test sees what a power cut could
-take back.
+``make_durable``, so a test sees what a power cut could take back.
 """
 
 from __future__ import annotations
@@ -28,7 +27,6 @@ class MemoryStore:
         self.content_types: dict[str, str | None] = {}
         self.write_order: list[str] = []
         self.not_yet_durable: set[str] = set()
-        self.durability_barriers = 0
         self._chunk_size = chunk_size
         self._open_writers: set[_MemoryWriter] = set()
 
@@ -106,7 +104,6 @@ class MemoryStore:
         return len(stale)
 
     async def make_durable(self) -> None:
-        self.durability_barriers += 1
         self.not_yet_durable.clear()
 
     async def close(self) -> None:
