@@ -11,13 +11,13 @@ One pass over a source:
    processing.
 
 Archiving one session is all-or-nothing and ordered: every artifact is streamed through a
-SHA-256 hasher into the store, all of them are made durable together (one store barrier, see
-``Store.make_durable``), then ``manifest.json`` is written, then its entry is appended to the
-ledger (:mod:`archiver.ledger`), then the state row. A crash anywhere leaves a session
-that is simply done again (a manifest already stored is given its ledger entry if it has
-none); a manifest never lists an object that is not stored. Re-archiving never overwrites
-earlier evidence: the new files go under ``rearchived/<time>/`` and the previous manifest is
-copied to ``history/`` first.
+SHA-256 hasher into the store without a sync of its own, then ``manifest.json`` is written
+durably, which makes them all durable first (a durable write is a store barrier, see
+:mod:`archiver.store`), then its entry is appended to the ledger (:mod:`archiver.ledger`),
+then the state row. A crash anywhere leaves a session that is simply done again (a manifest
+already stored is given its ledger entry if it has none); a manifest never lists an object
+that is not stored. Re-archiving never overwrites earlier evidence: the new files go under
+``rearchived/<time>/`` and the previous manifest is copied to ``history/`` first.
 """
 
 from __future__ import annotations
@@ -320,9 +320,8 @@ class Engine:
                 f"the vendor still reported this session as in progress after "
                 f"{source.settings.pending_max_hours:g} hours; archived as it was"
             )
-        # One barrier for all the artifacts (shared with the sessions waiting at the same
-        # moment) instead of an fsync each: the manifest must not outlive them in a power cut.
-        await self.store.make_durable()
+        # The artifacts were written without a sync each: the next durable write (the
+        # manifest, or the previous manifest's copy) is their barrier.
         history_key = None
         if previous is not None:
             history_key = f"{prefix}/history/{_stamp(archived_at)}-manifest.json"

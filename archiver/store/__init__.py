@@ -12,10 +12,11 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   backend refuses bytes that do not match.
 * ``put_bytes`` is the same for small in-memory payloads (manifests).
 * An object is durable (it survives a power cut) when ``commit``/``put_bytes`` returns, unless
-  it was written with ``durable=False``: then it is visible at once but durable only after
-  the next ``make_durable`` returns, which makes every object committed before the call
-  durable. Stores whose writes are durable anyway (S3) ignore the flag. The engine writes a
-  session's artifacts that way and calls ``make_durable`` once before the manifest.
+  it was written with ``durable=False``: then it is visible at once but durable only once a
+  later durable write returns. A durable write is a barrier: when it returns, every object
+  committed before it began is durable too, so a power cut never keeps it and loses them.
+  Stores whose writes are durable anyway (S3) ignore the flag. The engine writes a session's
+  artifacts that way; the manifest, written after them, is their barrier.
 * ``put_bytes_if_absent`` creates the object only if nothing is at ``key`` yet, atomically:
   of several writers racing for one key exactly one gets ``True``, the others ``False``, and
   the object holds the winner's bytes, whole. The ledger builds its hash chain on this.
@@ -81,8 +82,6 @@ class Store(Protocol):
     async def check(self) -> None: ...
 
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int: ...
-
-    async def make_durable(self) -> None: ...
 
     async def close(self) -> None: ...
 

@@ -1,9 +1,9 @@
-"""Filesystem store (``file:///abs/path``): unnamed temp file, fsync, link into place.
+"""Filesystem store (``file:///abs/path``): unnamed temp file, made durable, linked into place.
 
-A write goes to an unnamed file (``O_TMPFILE``) in the folder of its key, is fsynced, then
-linked to its name and the folder fsynced: after ``commit`` returns the object survives a
-crash, readers never see half of it, and a process that dies mid-write leaves nothing behind
-(the kernel frees an unnamed file). Each writer works in its own folder, so concurrent
+A write goes to an unnamed file (``O_TMPFILE``) in the folder of its key, is made durable,
+then linked to its name and the folder fsynced: after ``commit`` returns the object survives
+a crash, readers never see half of it, and a process that dies mid-write leaves nothing
+behind (the kernel frees an unnamed file). Each writer works in its own folder, so concurrent
 sessions do not contend for one temp folder or for the file system's cross-folder rename
 lock. Folders are opened one level at a time with ``O_NOFOLLOW``, so a symlink planted below
 the root is refused. Where the file system (or a missing ``/proc``) does not allow unnamed
@@ -19,14 +19,17 @@ the page cache.
 key: a link fails if anything is there already, so the object appears whole or not at all
 and never replaces another (hard links are needed: every local Linux filesystem has them).
 
-Objects written with ``durable=False`` (a session's artifacts, which matter only once a
-manifest lists them) skip the two fsyncs; ``make_durable`` then makes all of them durable at
-once with one ``syncfs`` on the store's file system, shared by every caller waiting at that
-moment. One ``syncfs`` after dozens of files costs about what two or three fsyncs do. Small
-objects written that way need four system calls that only touch the page cache, fewer than a
-hop to a worker thread costs, so they are written on the event loop. Where ``syncfs`` does
-not report write-back errors (not Linux, or Linux before 5.8), every object is made durable
-as it is committed, whatever ``durable`` says.
+How an object is made durable: with one ``syncfs`` on the store's file system before it is
+linked, shared by every durable write waiting at that moment (group commit). That one call
+covers the object, the folders made for it, and every object committed earlier with
+``durable=False`` (a session's artifacts, which matter only once a manifest lists them, and
+skip any sync of their own): the manifest written after them is their barrier. One
+``syncfs`` after dozens of files costs about what two or three fsyncs do. Small objects
+written with ``durable=False`` need four system calls that only touch the page cache, fewer
+than a hop to a worker thread costs, so they are written on the event loop. Where
+``syncfs`` does not report write-back errors (not Linux, or Linux before 5.8), every object
+is fsynced, with its folder and any folder made for it, as it is committed, whatever
+``durable`` says.
 """
 
 from __future__ import annotations
@@ -37,11 +40,11 @@ import errno
 import os
 import secrets
 import stat
-import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import aiofiles
 
@@ -53,10 +56,11 @@ from archiver.store.localfile import LocalFileWriter
 INCOMING = ".incoming"
 TEMP_PREFIX = "write-"
 CHUNK_SIZE = 1024 * 1024
-# Objects up to this size written with durable=False are written on the event loop.
+# Objects up to this size are written to their temp file on the event loop (no fsync).
 INLINE_BYTES = 256 * 1024
 FOLDER_MODE = 0o750
 FILE_MODE = 0o600
+_T = TypeVar("_T")
 _FOLDER_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 _REASONS = {
@@ -83,7 +87,8 @@ class FilesystemStore:
     ) -> None:
         """``unnamed_temps``, ``deferred_sync``: None finds out whether this system allows them.
 
-        ``deferred_sync``: whether ``durable=False`` writes wait for ``make_durable``.
+        ``deferred_sync``: whether objects are made durable by a shared ``syncfs`` (else by
+        an fsync each, at commit, whatever ``durable`` says).
         """
         self.description = f"file://{os.fspath(root)}"
         if deferred_sync is None:
@@ -100,10 +105,9 @@ class FilesystemStore:
         self.unnamed_temps = unnamed_temps
         self.deferred_sync = deferred_sync
         self._chunk_size = chunk_size
-        self._deferred_commits = 0  # durable=False objects committed so far
-        self._durable_upto = 0  # how many of them a finished syncfs covered
-        self._fresh_folders = _FreshFolders()
-        self._durability = asyncio.Lock()
+        self._writes = 0  # objects whose bytes are all in the file system so far
+        self._synced_writes = 0  # how many of them a finished syncfs covered
+        self._syncing = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"FilesystemStore({self.description!r})"
@@ -154,7 +158,7 @@ class FilesystemStore:
     async def size(self, key: str) -> int | None:
         self._check(key)
         try:
-            return await asyncio.to_thread(self._size, key)
+            return self._size(key)  # a few lstat calls on cached metadata: no thread hop
         except OSError as exc:
             raise self._failure("inspect", key, exc) from exc
 
@@ -183,23 +187,21 @@ class FilesystemStore:
         except OSError as exc:
             raise self._failure("clean up", INCOMING, exc) from exc
 
-    async def make_durable(self) -> None:
-        wanted = self._deferred_commits
-        async with self._durability:
-            if self._durable_upto >= wanted:
-                return  # a syncfs that started after those commits has finished
-            covering = self._deferred_commits
-            folders = self._fresh_folders.copy()
-            assert self._sync_fd is not None  # only deferred writes are counted
-            try:
-                await asyncio.to_thread(syncfs.syncfs, self._sync_fd)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot make the objects just written to {self.description} durable: "
-                    f"{_reason(exc)}"
-                ) from exc
-            self._durable_upto = covering
-            self._fresh_folders.forget(folders)
+    async def _sync_written(self) -> None:
+        """Make every object counted in ``_writes`` so far durable, with one ``syncfs``.
+
+        Whoever waits while a ``syncfs`` runs shares the next one: a ``syncfs`` that
+        started after a caller's writes covers them all. A failed one raises its OSError to
+        its caller; the next caller tries again.
+        """
+        wanted = self._writes
+        async with self._syncing:
+            if self._synced_writes >= wanted:
+                return  # a syncfs that started after those writes has finished
+            covering = self._writes
+            assert self._sync_fd is not None  # only stores with deferred_sync count writes
+            await asyncio.to_thread(syncfs.syncfs, self._sync_fd)
+            self._synced_writes = covering
 
     async def close(self) -> None:
         if self._sync_fd is not None:
@@ -227,37 +229,31 @@ class FilesystemStore:
                 break  # the rest is created as real folders on commit
         return self._root.joinpath(*parts)
 
-    def _open_folder(self, key: str, *, durable: bool = True) -> int:
-        """The folder ``key`` goes in, opened; missing folders are created (and made durable).
+    def _open_folder(self, key: str) -> int:
+        """The folder ``key`` goes in, opened; missing folders are created.
 
         Opened one level at a time with ``O_NOFOLLOW``: a symlink anywhere below the root is
-        refused, and cannot be swapped in between a check and the write.
+        refused, and cannot be swapped in between a check and the write. A folder's name
+        must survive a crash as well as the object in it: without ``syncfs`` its parent is
+        fsynced now; with it, the ``syncfs`` before the object is linked covers the name.
         """
         fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            path = ""
             for part in key.split("/")[:-1]:
-                path = f"{path}/{part}" if path else part
                 try:
                     child = _open_subfolder(part, fd)
-                    # Made for a write that is not durable yet: its name may not be either.
-                    name_pending = durable and self._fresh_folders.take(path)
                 except FileNotFoundError:
-                    if not durable:
-                        self._fresh_folders.add(path)  # first, so a durable writer sees it
                     with contextlib.suppress(FileExistsError):  # a concurrent writer made it
                         os.mkdir(part, FOLDER_MODE, dir_fd=fd)
                     child = _open_subfolder(part, fd)
-                    name_pending = durable
-                try:
-                    if name_pending:
-                        os.fsync(fd)  # the folder's name must survive a crash too
-                except BaseException:
-                    self._fresh_folders.add(path)  # still not durable
-                    raise
-                finally:
-                    os.close(fd)
-                    fd = child
+                    if not self.deferred_sync:
+                        try:
+                            os.fsync(fd)
+                        except BaseException:
+                            os.close(child)
+                            raise
+                os.close(fd)
+                fd = child
         except _ThroughALink as exc:
             os.close(fd)
             raise self._through_a_link(key) from exc
@@ -302,18 +298,29 @@ class FilesystemStore:
 
 
 class _FileWriter(LocalFileWriter):
+    """Writes one object: into a temp file, then durable (as asked), then into place.
+
+    ``durable=False`` with ``syncfs``: no sync at all, the next durable write covers it.
+    ``durable=True`` with ``syncfs``: the shared ``syncfs``, then the link and a folder fsync.
+    Without ``syncfs``: an fsync of the file, the link, an fsync of the folder.
+    """
+
     def __init__(self, store: FilesystemStore, key: str, *, durable: bool = True) -> None:
         super().__init__(key=key, folder=store._incoming, prefix=TEMP_PREFIX, start_writeback=True)
         self._store = store
-        self._durable = durable or not store.deferred_sync
-        self._folder_fd: int | None = None  # the key's folder, holding an unnamed temp file
+        self._deferred = not durable and store.deferred_sync
+        self._synced_by_store = durable and store.deferred_sync
+        self._folder_fd: int | None = None  # the key's folder, opened with the temp file
 
     def create_temp_sync(self) -> int:
-        if not self._store.unnamed_temps:
-            return super().create_temp_sync()
-        folder = self._store._open_folder(self.key, durable=self._durable)
+        folder = self._store._open_folder(self.key)
         try:
-            fd = os.open(".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, FILE_MODE, dir_fd=folder)
+            if not self._store.unnamed_temps:
+                fd = super().create_temp_sync()  # a named one under .incoming
+            else:
+                fd = os.open(
+                    ".", os.O_WRONLY | os.O_TMPFILE | os.O_CLOEXEC, FILE_MODE, dir_fd=folder
+                )
         except BaseException:
             os.close(folder)
             raise
@@ -327,71 +334,70 @@ class _FileWriter(LocalFileWriter):
             self._folder_fd = None
 
     async def finish(self, *, sha256: str, size: int) -> None:
-        if self._inline(size):
-            self._finish_sync()
-        else:
-            await self.in_thread(self._finish_sync)
-        self._count_deferred()
+        await self._place(replace=True)
 
     async def write_all(self, data: bytes, *, replace: bool = True) -> bool:
-        """The whole object at once, in one hop to a thread: for small ones (manifests).
+        """The whole object at once (manifests, ledger entries, small records).
 
         With ``replace=False`` an object already at the key stays, and False comes back.
         """
         self._require_open()
         try:
+            await self.write(data)
             try:
-                if self._inline(len(data)):
-                    placed = self._write_all_sync(data, replace)
-                else:
-                    placed = await self.in_thread(self._write_all_sync, data, replace)
+                placed = await self._place(replace=replace)
             except OSError as exc:
                 raise self.error("write" if replace else "create", exc) from exc
         except BaseException:
             await self.abort()
             raise
         self._finished = True
-        self._count_deferred()
         return placed
 
-    def _inline(self, size: int) -> bool:
-        """Whether to write on the event loop: small, no fsync, nothing on disk yet."""
-        return not self._durable and size <= INLINE_BYTES and self._fd is None
+    async def _place(self, *, replace: bool) -> bool:
+        """Make the written bytes durable as asked and visible at the key."""
+        store = self._store
+        if self._deferred:
+            placed = await self._small_on_loop(self._place_sync, replace)
+            store._writes += 1
+            return placed
+        if self._synced_by_store:
+            if self._fd is None:  # the bytes are still held: into the temp file with them
+                await self._small_on_loop(self.opened_sync)
+            store._writes += 1
+            await store._sync_written()
+        return await self.in_thread(self._place_sync, replace)
 
-    def _count_deferred(self) -> None:
-        if not self._durable:
-            self._store._deferred_commits += 1
+    async def _small_on_loop(self, function: Callable[..., _T], *args: Any) -> _T:
+        """Run ``function`` on the event loop if the object is small and not on disk yet."""
+        if self._fd is None and self._written <= INLINE_BYTES:
+            return function(*args)
+        return await self.in_thread(function, *args)
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return self._store._failure(operation, self.key, exc)
 
-    def _write_all_sync(self, data: bytes, replace: bool) -> bool:
-        self._write_sync(data)
-        return self._finish_sync(replace=replace)
-
-    def _finish_sync(self, *, replace: bool = True) -> bool:
-        fd = self.opened_sync()  # first: creating the temp file decides which kind it is
+    def _place_sync(self, replace: bool) -> bool:
+        fsync = not self._deferred and not self._synced_by_store
+        fd = self.opened_sync()
+        folder = self._folder_fd
+        assert folder is not None  # opened with the temp file
         name = self.key.rpartition("/")[2]
-        if self._folder_fd is None:  # a named temp file under .incoming
-            temp = self.seal_sync(fsync=self._durable)
-            folder = self._store._open_folder(self.key, durable=self._durable)
-            try:
-                placed = _move_into_place(
-                    temp, folder, name, replace=replace, durable=self._durable
-                )
-            finally:
-                os.close(folder)
-            if not replace:
-                temp.unlink()  # a link, made or refused, leaves the temp file's own name
-            return placed
         try:
-            if self._durable:
-                os.fsync(fd)
-            return _link_into_place(
-                fd, self._folder_fd, name, replace=replace, durable=self._durable
-            )
+            if self.temp is not None:  # a named temp file under .incoming
+                temp = self.seal_sync(fsync=fsync)
+                placed = _move_into_place(temp, folder, name, replace=replace)
+                if not replace:
+                    temp.unlink()  # a link, made or refused, leaves the temp's own name
+            else:
+                if fsync:
+                    os.fsync(fd)
+                placed = _link_into_place(fd, folder, name, replace=replace)
+            if placed and not self._deferred:
+                os.fsync(folder)  # the new name survives a crash
+            return placed
         finally:
-            self._discard_sync()  # the unnamed file is linked or given up: close both
+            self._discard_sync()  # the file is in place or given up: close it and the folder
 
 
 def _prepare_root(root: Path) -> Path:
@@ -405,38 +411,6 @@ def _prepare_root(root: Path) -> Path:
 
 class _ThroughALink(Exception):
     pass
-
-
-class _FreshFolders:
-    """Folders created for writes not durable yet, so their names may not be durable either.
-
-    A durable write through one of them fsyncs its parent; a finished ``syncfs`` forgets
-    the ones it covered. Writers in worker threads and on the event loop share it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._paths: set[str] = set()
-
-    def add(self, path: str) -> None:
-        with self._lock:
-            self._paths.add(path)
-
-    def take(self, path: str) -> bool:
-        """Whether ``path`` was fresh; it is not any more (the caller makes it durable)."""
-        with self._lock:
-            if path in self._paths:
-                self._paths.remove(path)
-                return True
-            return False
-
-    def copy(self) -> set[str]:
-        with self._lock:
-            return set(self._paths)
-
-    def forget(self, paths: set[str]) -> None:
-        with self._lock:
-            self._paths -= paths
 
 
 def _open_subfolder(name: str, parent: int) -> int:
@@ -472,8 +446,8 @@ def _link_unnamed(fd: int, folder: int, name: str) -> None:
     os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=folder, follow_symlinks=True)
 
 
-def _link_into_place(fd: int, folder: int, name: str, *, replace: bool, durable: bool) -> bool:
-    """Give the unnamed file ``fd`` the name ``name`` in ``folder`` (durably if asked).
+def _link_into_place(fd: int, folder: int, name: str, *, replace: bool) -> bool:
+    """Give the unnamed file ``fd`` the name ``name`` in ``folder``.
 
     A link never replaces anything: without ``replace`` an object already there stays and
     False comes back; with it, the file is linked under a spare name and renamed over the
@@ -492,12 +466,10 @@ def _link_into_place(fd: int, folder: int, name: str, *, replace: bool, durable:
             with contextlib.suppress(OSError):
                 os.unlink(spare, dir_fd=folder)
             raise
-    if durable:
-        os.fsync(folder)
     return True
 
 
-def _move_into_place(temp: Path, folder: int, name: str, *, replace: bool, durable: bool) -> bool:
+def _move_into_place(temp: Path, folder: int, name: str, *, replace: bool) -> bool:
     """Rename the named temp file to ``name`` in ``folder``, or hard-link it there only if
     nothing is there yet; returns whether it was placed."""
     if replace:
@@ -507,8 +479,6 @@ def _move_into_place(temp: Path, folder: int, name: str, *, replace: bool, durab
             os.link(temp, name, dst_dir_fd=folder)
         except FileExistsError:
             return False
-    if durable:
-        os.fsync(folder)
     return True
 
 

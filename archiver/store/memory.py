@@ -2,8 +2,8 @@
 
 Unlike the filesystem store it checks the SHA-256 handed to ``commit``, as S3 does, so a test
 catches a caller that hashes the wrong bytes. ``write_order`` lists keys in commit order;
-``not_yet_durable`` holds the keys written with ``durable=False`` since the last
-``make_durable``, so a test sees what a power cut could take back.
+``not_yet_durable`` holds the keys written with ``durable=False`` since the last durable
+write, so a test sees what a power cut could take back.
 """
 
 from __future__ import annotations
@@ -103,9 +103,6 @@ class MemoryStore:
             writer.discard()
         return len(stale)
 
-    async def make_durable(self) -> None:
-        self.not_yet_durable.clear()
-
     async def close(self) -> None:
         return None
 
@@ -116,7 +113,7 @@ class MemoryStore:
         self.content_types[key] = content_type
         self.write_order.append(key)
         if durable:
-            self.not_yet_durable.discard(key)
+            self.not_yet_durable.clear()  # a durable write is a barrier for the ones before
         else:
             self.not_yet_durable.add(key)
 

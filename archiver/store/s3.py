@@ -283,9 +283,6 @@ class S3Store:
             ) from exc
         return uploads + spools
 
-    async def make_durable(self) -> None:
-        return None
-
     async def close(self) -> None:
         await asyncio.to_thread(self._client.close)
 

@@ -170,17 +170,16 @@ async def test_objects_written_not_yet_durable_are_visible_at_once(
     assert await store.read_bytes("s/video.mp4") == video
     assert await all_keys(store, "s/") == ["s/record.json", "s/shot.png", "s/video.mp4"]
 
-    await store.make_durable()
-    await store.make_durable()  # nothing new: still fine
+    await store.put_bytes("s/manifest.json", b"{}")  # durable: a barrier for the ones before
+    await store.put_bytes("s/manifest.json", b"{ }")  # nothing new before it: still fine
     assert await store.read_bytes("s/shot.png") == b"png, again"
     await assert_no_leftovers(store, tmp_path)
 
 
-async def test_many_tasks_wait_for_durability_at_once(store: Store, tmp_path: Path) -> None:
+async def test_many_durable_writes_at_once(store: Store, tmp_path: Path) -> None:
     async def archive(number: int) -> None:
         await store.put_bytes(f"s{number}/a", b"a" * number, durable=False)
         await write_object(store, f"s{number}/b", b"b" * number)
-        await store.make_durable()
         await store.put_bytes(f"s{number}/manifest.json", b"{}")
 
     await asyncio.gather(*(archive(number) for number in range(20)))
@@ -440,18 +439,39 @@ def _failing(code: int) -> object:
     return fail
 
 
+needs_syncfs = pytest.mark.skipif(not syncfs.available(), reason="this system has no syncfs")
+
+
 @pytest.mark.parametrize(
-    ("unnamed", "durable", "target", "code", "reason"),
+    ("unnamed", "durable", "synced_by", "target", "code", "reason"),
     [
-        (True, True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
-        (False, True, (os, "fsync"), errno.ENOSPC, "no space left on device"),
-        (True, True, (os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
-        (True, True, (os, "link"), errno.EACCES, "permission denied"),
-        (False, True, (tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+        (True, True, "fsync", (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (False, True, "fsync", (os, "fsync"), errno.ENOSPC, "no space left on device"),
+        (True, True, "fsync", (os, "fsync"), errno.EDQUOT, "disk quota exceeded"),
+        (True, True, "fsync", (os, "link"), errno.EACCES, "permission denied"),
+        (False, True, "fsync", (tempfile, "mkstemp"), errno.EACCES, "permission denied"),
+        pytest.param(
+            True,
+            True,
+            "syncfs",
+            (syncfs, "syncfs"),
+            errno.ENOSPC,
+            "no space left on device",
+            marks=needs_syncfs,
+        ),
+        pytest.param(
+            False,
+            True,
+            "syncfs",
+            (syncfs, "syncfs"),
+            errno.EIO,
+            "Input/output error",
+            marks=needs_syncfs,
+        ),
         # Written on the event loop: the same errors, the same clean-up.
-        (True, False, (os, "write"), errno.ENOSPC, "no space left on device"),
-        (True, False, (os, "link"), errno.EACCES, "permission denied"),
-        (False, False, (os, "replace"), errno.EROFS, "read-only file system"),
+        (True, False, "syncfs", (os, "write"), errno.ENOSPC, "no space left on device"),
+        (True, False, "syncfs", (os, "link"), errno.EACCES, "permission denied"),
+        (False, False, "syncfs", (os, "replace"), errno.EROFS, "read-only file system"),
     ],
 )
 async def test_filesystem_os_errors_become_store_errors(
@@ -459,12 +479,14 @@ async def test_filesystem_os_errors_become_store_errors(
     monkeypatch: pytest.MonkeyPatch,
     unnamed: bool,
     durable: bool,
+    synced_by: str,
     target: tuple[object, str],
     code: int,
     reason: str,
 ) -> None:
     # Injected, so the mapping is tested as root too (and without filling a disk).
-    store = FilesystemStore(tmp_path, unnamed_temps=unnamed)
+    deferred_sync = synced_by == "syncfs" and syncfs.available()
+    store = FilesystemStore(tmp_path, unnamed_temps=unnamed, deferred_sync=deferred_sync)
     monkeypatch.setattr(*target, _failing(code))
     with pytest.raises(StoreError, match=f"'src/video.mp4'.*{reason}") as caught:
         await store.put_bytes("src/video.mp4", b"x" * 1000, durable=durable)
@@ -487,12 +509,9 @@ class _Counting:
         self.function(fd)
 
 
-needs_syncfs = pytest.mark.skipif(not syncfs.available(), reason="this system has no syncfs")
-
-
 @needs_syncfs
 @pytest.mark.parametrize("unnamed", [True, False])
-async def test_filesystem_objects_not_yet_durable_share_one_syncfs(
+async def test_filesystem_durable_writes_share_one_syncfs_for_everything_before_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
 ) -> None:
     fsyncs, syncfs_calls = _Counting(os.fsync), _Counting(syncfs.syncfs)
@@ -504,92 +523,110 @@ async def test_filesystem_objects_not_yet_durable_share_one_syncfs(
     big = os.urandom(2 * MIB)  # written in a worker thread, not on the event loop
     await asyncio.gather(
         *(store.put_bytes(f"new/s{number}/shot.png", b"png", durable=False) for number in range(8)),
-        write_object(store, "new/s0/video.mp4", big),
+        write_object(store, "new/s9/video.mp4", big),
     )
-    assert fsyncs.calls > 0  # the video was written durable
-    fsyncs.calls = 0
-    async with store.open_writer("new/s9/video.mp4", durable=False) as writer:
+    assert syncfs_calls.calls == 1  # the video, durable, and the shots before it
+    async with store.open_writer("new/s10/video.mp4", durable=False) as writer:
         await writer.write(big)
         await writer.commit(sha256=sha256(big), size=len(big))
-    assert (fsyncs.calls, syncfs_calls.calls) == (0, 0)  # neither files nor new folders
-
-    await asyncio.gather(*(store.make_durable() for _ in range(10)))
     assert syncfs_calls.calls == 1
-    await store.make_durable()
-    assert syncfs_calls.calls == 1  # nothing written since
-    await store.put_bytes("new/s0/manifest.json", b"{}")
-    assert fsyncs.calls >= 2  # the file and its folder
+    fsyncs.calls = 0
+
+    # The first syncfs starts at once; the nine that come while it runs share the next.
+    await asyncio.gather(
+        *(store.put_bytes(f"new/s{number}/manifest.json", b"{}") for number in range(10))
+    )
+    assert syncfs_calls.calls == 3
+    assert fsyncs.calls == 10  # each manifest's folder, for its name; no file, no new folder
     await store.close()
 
 
-@needs_syncfs
+@pytest.mark.parametrize("deferred_sync", [True, False])
 @pytest.mark.parametrize("unnamed", [True, False])
-async def test_filesystem_durable_object_in_a_folder_made_for_one_not_yet_durable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool
+async def test_filesystem_folders_made_for_an_object_are_durable_before_it_is_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed: bool, deferred_sync: bool
 ) -> None:
-    synced: list[str] = []
+    if deferred_sync and not syncfs.available():
+        pytest.skip("this system has no syncfs")
+    events: list[str] = []
+    real_fsync, real_syncfs, real_mkdir = os.fsync, syncfs.syncfs, os.mkdir
 
-    def recording_fsync(fd: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+    def fsync(fd: int) -> None:
+        events.append(f"fsync {os.readlink(f'/proc/self/fd/{fd}')}")
         real_fsync(fd)
 
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", recording_fsync)
-    root = tmp_path / "root"
-    store = FilesystemStore(root, unnamed_temps=unnamed)
-    await store.put_bytes("new/s1/shot.png", b"png", durable=False)
-    assert synced == []
-    # The folders' names are not durable yet: the manifest's fsyncs must cover them too.
-    await store.put_bytes("new/s1/manifest.json", b"{}")
-    assert {str(root), str(root / "new"), str(root / "new" / "s1")} <= set(synced)
+    def record_syncfs(fd: int) -> None:
+        events.append("syncfs")
+        real_syncfs(fd)
 
-    await store.put_bytes("new/s2/shot.png", b"png", durable=False)
-    await store.make_durable()
-    synced.clear()
-    await store.put_bytes("new/s2/manifest.json", b"{}")
-    assert str(root / "new") not in synced and str(root / "new" / "s2") in synced
+    def mkdir(path: str, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        events.append(f"mkdir {path}")
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(syncfs, "syncfs", record_syncfs)
+    root = tmp_path / "root"
+    store = FilesystemStore(root, unnamed_temps=unnamed, deferred_sync=deferred_sync)
+    events.clear()
+    await store.put_bytes("new/s1/shot.png", b"png", durable=False)
+    await store.put_bytes("new/s1/manifest.json", b"{}")
+
+    made = ["mkdir new", "mkdir s1"]
+    folder = f"fsync {root / 'new' / 's1'}"
+    if deferred_sync:
+        # The folders were made for an object not durable yet: one syncfs covers their
+        # names, before the manifest is linked; then the manifest's own name.
+        assert events == [*made, "syncfs", folder]
+    else:
+        # Each new folder's name, the shot, its folder; the manifest, its folder.
+        assert [event for event in events if event.startswith("mkdir")] == made
+        assert events.index(f"fsync {root}") == events.index("mkdir new") + 1
+        assert events.index(f"fsync {root / 'new'}") == events.index("mkdir s1") + 1
+        assert events.count(folder) == 2 and "syncfs" not in events
     await store.close()
 
 
-@needs_syncfs
-async def test_filesystem_failed_fsync_of_a_folder_name_keeps_it_owed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("deferred_sync", [True, False])
+async def test_filesystem_failed_fsync_leaves_no_folder_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deferred_sync: bool
 ) -> None:
+    if deferred_sync and not syncfs.available():
+        pytest.skip("this system has no syncfs")
+
     def folders_held_open() -> list[str]:
         targets = [os.readlink(fd) for fd in Path("/proc/self/fd").iterdir() if fd.exists()]
         return [target for target in targets if target.startswith(str(tmp_path))]
 
-    store = FilesystemStore(tmp_path)
-    await store.put_bytes("new/s1/shot.png", b"png", durable=False)
+    store = FilesystemStore(tmp_path, deferred_sync=deferred_sync)
     held = folders_held_open()
     monkeypatch.setattr(os, "fsync", _failing(errno.EIO))
     with pytest.raises(StoreError, match=r"new/s1/manifest\.json.*Input/output error"):
-        await store.put_bytes("new/s1/manifest.json", b"{}")
+        await store.put_bytes("new/s1/manifest.json", b"{}")  # a new folder's name, or its own
     assert folders_held_open() == held
-    fsyncs = _Counting(os.fsync)
     monkeypatch.undo()
-    fsyncs.function = os.fsync
-    monkeypatch.setattr(os, "fsync", fsyncs)
     await store.put_bytes("new/s1/manifest.json", b"{}")
-    assert fsyncs.calls == 4  # the file, its folder, and the two folder names still owed
+    assert await store.read_bytes("new/s1/manifest.json") == b"{}"
     await store.close()
 
 
 @needs_syncfs
-async def test_filesystem_failed_syncfs_is_a_store_error_and_is_tried_again(
+async def test_filesystem_failed_syncfs_is_tried_again_by_the_next_durable_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = FilesystemStore(tmp_path)
     await store.put_bytes("s/shot.png", b"png", durable=False)
     monkeypatch.setattr(syncfs, "syncfs", _failing(errno.EIO))
-    with pytest.raises(StoreError, match=f"{store.description} durable: Input/output error"):
-        await store.make_durable()
+    with pytest.raises(StoreError, match=r"'s/manifest\.json'.*Input/output error"):
+        await store.put_bytes("s/manifest.json", b"{}")
+    assert not await store.exists("s/manifest.json")
     retried = _Counting(syncfs.syncfs)
     monkeypatch.undo()
     retried.function = syncfs.syncfs
     monkeypatch.setattr(syncfs, "syncfs", retried)
-    await store.make_durable()  # no new writes: the failed barrier still counts as owed
+    await store.put_bytes("s/manifest.json", b"{}")
     assert retried.calls == 1
+    assert open_files_under(tmp_path) == []
     await store.close()
 
 
@@ -598,11 +635,12 @@ async def test_filesystem_without_syncfs_makes_each_object_durable_at_commit(
 ) -> None:
     fsyncs = _Counting(os.fsync)
     monkeypatch.setattr(os, "fsync", fsyncs)
+    monkeypatch.setattr(syncfs, "syncfs", _failing(errno.EIO))  # never called
     store = FilesystemStore(tmp_path, deferred_sync=False)
     await store.put_bytes("s/shot.png", b"png", durable=False)
-    assert fsyncs.calls >= 2
-    monkeypatch.setattr(syncfs, "syncfs", _failing(errno.EIO))
-    await store.make_durable()  # nothing owed: no syncfs
+    assert fsyncs.calls == 3  # the new folder's name, the file, the name in the folder
+    await store.put_bytes("s/manifest.json", b"{}")
+    assert fsyncs.calls == 5
 
 
 # -- S3 only -----------------------------------------------------------------------------------

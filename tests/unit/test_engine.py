@@ -206,35 +206,33 @@ async def test_archives_with_hashes_and_manifest_last(rig: Rig) -> None:
     assert record is not None and record.status == "archived"
 
 
-async def test_artifacts_share_a_durability_barrier_before_the_manifest(
+async def test_artifacts_are_not_synced_one_by_one_and_the_manifest_is_their_barrier(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    pending_at_manifest: list[set[str]] = []
-    made_durable: set[str] = set()
-    put_bytes, make_durable = rig.store.put_bytes, rig.store.make_durable
+    written: list[tuple[str, bool]] = []  # (key, durable) in commit order
+    install = rig.store._install
 
-    async def recording_put_bytes(key: str, data: bytes, **options: Any) -> None:
-        if key.endswith("/manifest.json"):
-            pending_at_manifest.append(set(rig.store.not_yet_durable))
-        await put_bytes(key, data, **options)
+    def recording_install(key: str, data: bytes, content_type: str | None, **options: Any) -> None:
+        written.append((key, options.get("durable", True)))
+        install(key, data, content_type, **options)
 
-    async def recording_make_durable() -> None:
-        made_durable.update(rig.store.not_yet_durable)
-        await make_durable()
-
-    monkeypatch.setattr(rig.store, "put_bytes", recording_put_bytes)
-    monkeypatch.setattr(rig.store, "make_durable", recording_make_durable)
+    monkeypatch.setattr(rig.store, "_install", recording_install)
     rig.source.add("s1", paths=["/s1/a.mp4", "/s1/b.mp4"])
     rig.source.add("s2")
     assert (await rig.engine.run_once()).ok
-    # Written without a barrier each, made durable together, and before their manifest.
-    assert pending_at_manifest == [set(), set()]
-    artifact_keys = {
-        entry["key"]
-        for session_id in ("s1", "s2")
-        for entry in (await manifest(rig, session_id))["artifacts"]  # type: ignore[attr-defined]
-    }
-    assert made_durable == artifact_keys
+    # A durable write makes every object committed before it durable: each manifest is
+    # durable and comes after its artifacts, which skipped a sync of their own.
+    order = [key for key, _ in written]
+    for session_id in ("s1", "s2"):
+        manifest_key = f"fake/{session_id}/manifest.json"
+        listed = [
+            entry["key"]
+            for entry in (await manifest(rig, session_id))["artifacts"]  # type: ignore[attr-defined]
+        ]
+        assert len(listed) >= 2
+        assert all((key, False) in written for key in listed)
+        assert (manifest_key, True) in written
+        assert max(order.index(key) for key in listed) < order.index(manifest_key)
     assert not rig.store.not_yet_durable
 
 
