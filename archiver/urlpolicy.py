@@ -9,6 +9,7 @@ to such addresses, so a DNS answer cannot smuggle one in.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -29,6 +30,7 @@ FORBIDDEN_NETWORKS = tuple(
 )
 
 
+@functools.lru_cache(maxsize=1024)  # every artifact URL is checked; hosts repeat
 def is_forbidden_address(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
