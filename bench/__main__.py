@@ -13,6 +13,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.workloads import TINY, WORKLOADS, Bench, Row, Sizes
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("--workdir", type=Path, default=None, help="where runs write files")
     args = parser.parse_args()
     sizes = TINY if args.tiny else Sizes()
+    started, stolen_before = time.monotonic(), stolen_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="archiver-bench-", dir=args.workdir) as workdir:
         bench = Bench(Path(workdir), sizes)
         rows: list[Row] = []
@@ -32,6 +34,13 @@ def main() -> int:
             print(f"running {name}...", file=sys.stderr, flush=True)
             rows += getattr(bench, name)()
     print(machine())
+    stolen_after = stolen_cpu_seconds()
+    if stolen_before is not None and stolen_after is not None:
+        # On a VM, CPU time the hypervisor gave to other guests: a measure of the noise.
+        print(
+            f"CPU steal during the run: {stolen_after - stolen_before:.1f} s "
+            f"in {time.monotonic() - started:.0f} s"
+        )
     print(table(rows))
     return 0 if all(row.met for row in rows) or args.tiny else 1
 
@@ -49,6 +58,15 @@ def machine() -> str:
         f"Machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}"
     )
+
+
+def stolen_cpu_seconds() -> float | None:
+    """CPU time the hypervisor has taken from this machine since boot, summed over CPUs."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def table(rows: list[Row]) -> str:
