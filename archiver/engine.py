@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -37,7 +37,14 @@ from archiver.errors import ArchiverError, NotReady
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
-from archiver.model import Artifact, Manifest, Session, StoredArtifact, strip_query
+from archiver.model import (
+    Artifact,
+    Manifest,
+    Session,
+    SessionRecord,
+    StoredArtifact,
+    strip_query,
+)
 from archiver.retry import retrying
 from archiver.sources import Source
 from archiver.state import State
@@ -48,6 +55,8 @@ log = get_logger(__name__)
 Clock = Callable[[], datetime]
 # Below this, hashing on the event loop (~40 us) costs less than a hop to a thread.
 HASH_IN_THREAD_BYTES = 64 * 1024
+# Listed sessions are looked up in the state this many at a time.
+LOOKUP_BATCH = 100
 
 
 def utc_now() -> datetime:
@@ -168,10 +177,10 @@ class Engine:
             )
             try:
                 await self._retry_failures(run)
-                async for session in source.sessions(since, until):
+                async for session, record in self._with_records(source, since, until):
                     if self.stopping.is_set():
                         break
-                    await self._consider(run, session)
+                    await self._consider(run, session, record)
             except ArchiverError as exc:
                 # Sessions already under way still finish; only the watermark stays put.
                 listing_error = exc
@@ -198,13 +207,46 @@ class Engine:
             except ArchiverError as exc:
                 await self._record_failure(source, record.session_id, exc, run.report)
                 continue
-            await self._consider(run, session)
+            await self._consider(run, session, record)
 
-    async def _consider(self, run: _SourcePass, session: Session) -> None:
+    async def _with_records(
+        self, source: Source, since: datetime, until: datetime
+    ) -> AsyncIterator[tuple[Session, SessionRecord | None]]:
+        """The sessions listed, each with its state row, looked up ``LOOKUP_BATCH`` at a time.
+
+        A listing that breaks off still yields the sessions listed before, then raises.
+        """
+        listed = aiter(source.sessions(since, until))
+        ended = False
+        listing_error: ArchiverError | None = None
+        while not ended:
+            batch: list[Session] = []
+            try:
+                while len(batch) < LOOKUP_BATCH:
+                    batch.append(await anext(listed))
+            except StopAsyncIteration:
+                ended = True
+            except ArchiverError as exc:
+                ended, listing_error = True, exc
+            for pair in await self._looked_up(source, batch):
+                yield pair
+        if listing_error is not None:
+            raise listing_error
+
+    async def _looked_up(
+        self, source: Source, sessions: list[Session]
+    ) -> list[tuple[Session, SessionRecord | None]]:
+        if not sessions:
+            return []
+        records = await self.state.get_many(source.name, [s.session_id for s in sessions])
+        return [(session, records.get(session.session_id)) for session in sessions]
+
+    async def _consider(
+        self, run: _SourcePass, session: Session, record: SessionRecord | None
+    ) -> None:
         if session.session_id in run.seen:
             return
         run.seen.add(session.session_id)
-        record = await self.state.get(session.source, session.session_id)
         if record is not None and record.status == "archived":
             run.report.skipped += 1
             return

@@ -13,7 +13,8 @@ Contract (checked by ``tests/contract/test_state_contract.py`` over every implem
   ones already known. ``attempts`` is never reset (only ``forget`` does that).
 * ``pending`` and ``retryable_failures`` (``failed`` rows with ``attempts < max_attempts``)
   list the oldest ``started_at`` first, rows without one last.
-* ``archived_ids`` answers for many ids in one query (listing pages are checked in bulk).
+* ``get_many`` answers for many ids in one query (the engine looks listed sessions up in
+  batches): the rows of those that have one, by session id.
 * ``counts`` always has the three statuses as keys (0 when none).
 * Every call is its own short transaction; a crash between calls loses at most that call.
   Calls may be made concurrently from one event loop.
@@ -43,7 +44,9 @@ class State(Protocol):
 
     async def get(self, source: str, session_id: str) -> SessionRecord | None: ...
 
-    async def archived_ids(self, source: str, session_ids: Collection[str]) -> set[str]: ...
+    async def get_many(
+        self, source: str, session_ids: Collection[str]
+    ) -> dict[str, SessionRecord]: ...
 
     async def record_success(
         self,

@@ -76,9 +76,7 @@ _COLUMNS = (
     "source, session_id, status, locator, started_at, first_seen, updated_at, attempts,"
     " last_error, manifest_key"
 )
-_ARCHIVED_AMONG = (
-    "SELECT session_id FROM sessions WHERE source = ? AND status = 'archived' AND session_id IN"
-)
+_AMONG = "WHERE source = ? AND session_id IN"
 # Oldest first; sessions without a start time after the others, in a stable order.
 _OLDEST_FIRST = "ORDER BY started_at IS NULL, started_at, first_seen, session_id"
 
@@ -159,8 +157,8 @@ class SqliteState:
     async def get(self, source: str, session_id: str) -> SessionRecord | None:
         return await self._run(_Database.get, source, session_id)
 
-    async def archived_ids(self, source: str, session_ids: Collection[str]) -> set[str]:
-        return await self._run(_Database.archived_ids, source, list(set(session_ids)))
+    async def get_many(self, source: str, session_ids: Collection[str]) -> dict[str, SessionRecord]:
+        return await self._run(_Database.get_many, source, list(set(session_ids)))
 
     async def record_success(
         self,
@@ -317,15 +315,16 @@ class _Database:
             ).fetchall()
         return [_session_record(row) for row in rows]
 
-    def archived_ids(self, source: str, session_ids: list[str]) -> set[str]:
-        found: set[str] = set()
+    def get_many(self, source: str, session_ids: list[str]) -> dict[str, SessionRecord]:
+        found: dict[str, SessionRecord] = {}
         with self._errors(), self._transaction("BEGIN"):
             for start in range(0, len(session_ids), IDS_PER_QUERY):
                 chunk = session_ids[start : start + IDS_PER_QUERY]
                 marks = ",".join("?" * len(chunk))
-                query = f"{_ARCHIVED_AMONG} ({marks})"
-                rows = self._connection.execute(query, (source, *chunk))
-                found.update(row[0] for row in rows)
+                query = f"SELECT {_COLUMNS} FROM sessions {_AMONG} ({marks})"  # noqa: S608
+                for row in self._connection.execute(query, (source, *chunk)):
+                    record = _session_record(row)
+                    found[record.session_id] = record
         return found
 
     def counts(self, source: str | None) -> dict[str, int]:

@@ -12,7 +12,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -149,7 +148,7 @@ async def test_failure_for_an_unknown_session_creates_it(state: State) -> None:
 async def test_sessions_are_kept_per_source(state: State) -> None:
     await state.record_success(SRC, "s1", manifest_key="k", at=at(0))
     assert await state.get("devrev", "s1") is None
-    assert await state.archived_ids("devrev", ["s1"]) == set()
+    assert await state.get_many("devrev", ["s1"]) == {}
 
 
 # --- attempts and retries ---------------------------------------------------------------
@@ -213,7 +212,7 @@ async def test_failure_on_archived_row_keeps_evidence(state: State) -> None:
     assert (record.status, record.manifest_key) == ("archived", "k1")
     assert record.last_error == "re-archive failed"
     assert await state.retryable_failures(SRC, max_attempts=10) == []
-    assert await state.archived_ids(SRC, ["s1"]) == {"s1"}
+    assert (await state.get_many(SRC, ["s1"]))["s1"].status == "archived"
 
 
 async def test_pending_on_archived_row_keeps_evidence(state: State) -> None:
@@ -239,22 +238,24 @@ async def test_success_after_failed_rearchive_clears_error(state: State) -> None
 # --- bulk checks, counts, forget --------------------------------------------------------
 
 
-async def test_archived_ids_answers_ten_thousand_ids_at_once(state: State) -> None:
+async def test_get_many_answers_ten_thousand_ids_at_once(state: State) -> None:
     archived = {f"s{n:05d}" for n in range(0, 10_000, 97)}
     for session_id in archived:
         await state.record_success(SRC, session_id, manifest_key=f"k/{session_id}", at=at(0))
-    await state.record_failure(SRC, "s00001", error="e", at=at(0))
+    await state.record_failure(SRC, "s00001", error="e", at=at(0), locator="ext-1")
     await state.record_pending(SRC, "s00002", at=at(0))
+    await state.record_success("devrev", "s00003", manifest_key="k", at=at(0))
     asked = [f"s{n:05d}" for n in range(10_000)]
 
-    started = time.perf_counter()
-    found = await state.archived_ids(SRC, asked)
-    elapsed = time.perf_counter() - started
+    found = await state.get_many(SRC, asked)
 
-    assert found == archived
-    assert elapsed < 2.0
-    assert await state.archived_ids(SRC, []) == set()
-    assert await state.archived_ids(SRC, ("s00000", "s00000", "missing")) == {"s00000"}
+    assert set(found) == archived | {"s00001", "s00002"}
+    assert {key for key, record in found.items() if record.status == "archived"} == archived
+    assert found["s00097"] == await state.get(SRC, "s00097")
+    assert (found["s00001"].status, found["s00001"].locator) == ("failed", "ext-1")
+    assert found["s00002"].status == "pending"
+    assert await state.get_many(SRC, []) == {}
+    assert list(await state.get_many(SRC, ("s00000", "s00000", "missing"))) == ["s00000"]
 
 
 async def test_counts_by_status_overall_and_per_source(state: State) -> None:
@@ -295,7 +296,8 @@ async def test_data_survives_close_and_reopen(backend: Backend) -> None:
     second = await open_state(backend.url)
     try:
         assert await second.watermark(SRC) == at(7)
-        assert await second.archived_ids(SRC, ["s1", "s2"]) == {"s1"}
+        found = await second.get_many(SRC, ["s1", "s2"])
+        assert (found["s1"].status, found["s2"].status) == ("archived", "failed")
         failed = await second.get(SRC, "s2")
         assert failed is not None and (failed.locator, failed.attempts) == ("ext-2", 1)
     finally:
@@ -461,7 +463,7 @@ async def test_in_memory_sqlite() -> None:
     opened = await open_state("sqlite://:memory:")
     try:
         await opened.record_success(SRC, "s1", manifest_key="k", at=at(0))
-        assert await opened.archived_ids(SRC, ["s1"]) == {"s1"}
+        assert list(await opened.get_many(SRC, ["s1"])) == ["s1"]
     finally:
         await opened.close()
 

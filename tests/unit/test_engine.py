@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from archiver import engine as engine_module
 from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
 from archiver.engine import Engine
 from archiver.errors import VendorError
@@ -85,6 +86,7 @@ class ScriptedSource:
         self.artifact_paths: dict[str, list[str]] = {}
         self.list_calls: list[tuple[datetime, datetime]] = []
         self.unlisted: set[str] = set()
+        self.listing_breaks_after: int | None = None
 
     def add(
         self,
@@ -107,9 +109,11 @@ class ScriptedSource:
 
     async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
         self.list_calls.append((since, until))
-        for session in self.listed:
-            if session.session_id not in self.unlisted:
-                yield session
+        listed = [session for session in self.listed if session.session_id not in self.unlisted]
+        for number, session in enumerate(listed):
+            if number == self.listing_breaks_after:
+                raise VendorError("fake: the listing broke off", vendor="fake", status=503)
+            yield session
 
     async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
         for session in self.listed:
@@ -244,6 +248,46 @@ async def test_second_pass_downloads_and_writes_nothing(rig: Rig) -> None:
     assert report.ok and report.archived == 0 and report.skipped == 1
     assert len(rig.files.requests) == requests
     assert len(rig.store.write_order) == writes
+
+
+async def test_listed_sessions_are_looked_up_in_the_state_in_batches(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "LOOKUP_BATCH", 4)
+    asked: list[int] = []
+    get_many = rig.state.get_many
+
+    async def counting_get_many(source: str, session_ids: Any) -> Any:
+        asked.append(len(session_ids))
+        return await get_many(source, session_ids)
+
+    async def no_get(*args: Any) -> None:
+        raise AssertionError("a listed session was looked up on its own")
+
+    monkeypatch.setattr(rig.state, "get_many", counting_get_many)
+    monkeypatch.setattr(rig.state, "get", no_get)
+    for number in range(10):
+        rig.source.add(f"s{number}")
+    await rig.state.record_success("fake", "s5", manifest_key="fake/s5/manifest.json", at=NOW)
+
+    report = await rig.engine.run_once()
+    assert asked == [4, 4, 2]
+    assert (report.archived, report.skipped) == (9, 1)
+
+
+async def test_sessions_listed_before_the_listing_broke_off_are_archived(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine_module, "LOOKUP_BATCH", 4)
+    for number in range(7):
+        rig.source.add(f"s{number}")
+    rig.source.listing_breaks_after = 5  # one batch of 4, then one session, then the error
+
+    report = await rig.engine.run_once()
+    assert report.archived == 5
+    assert report.source_errors and "the listing broke off" in report.source_errors[0]
+    assert await rig.state.watermark("fake") is None  # the next pass lists them all again
+    assert not await rig.store.exists("fake/s5/manifest.json")
 
 
 async def test_failing_session_does_not_stop_others(rig: Rig) -> None:
