@@ -16,8 +16,9 @@ Contract (checked by ``tests/contract/test_state_contract.py`` over every implem
 * ``get_many`` answers for many ids in one query (the engine looks listed sessions up in
   batches): the rows of those that have one, by session id.
 * ``counts`` always has the three statuses as keys (0 when none).
-* Every call is its own short transaction; a crash between calls loses at most that call.
-  Calls may be made concurrently from one event loop.
+* Every call is atomic and durable when it returns (writes made at the same moment may
+  share a transaction); a crash loses at most the calls under way. Calls may be made
+  concurrently from one event loop.
 * Times are timezone-aware UTC datetimes on the way in and out; naive ones raise ValueError.
 * One process at a time: opening a state another process (or another open in this one)
   holds raises ``StateLocked``; ``close`` releases it and may be called twice. Any other

@@ -3,6 +3,9 @@
 Every call runs on one dedicated worker thread (the connection never leaves it) and is a
 single short transaction. ``journal_mode=WAL`` with ``synchronous=FULL`` makes each
 committed call durable, so a crash at any moment loses at most the call under way.
+Writes are group-committed: the ones queued while the thread is busy share the next
+transaction (and its fsync); if that transaction fails, each is tried on its own, so a
+write that fails fails only its caller.
 
 Next to ``state.db`` lives ``state.db.lock``: the process holding an exclusive ``flock`` on
 it (and whose pid it contains) is the only archiver allowed to use the database. The kernel
@@ -21,8 +24,10 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -119,8 +124,20 @@ _UPSERT_PENDING = """
         updated_at = excluded.updated_at
 """
 
+_SET_WATERMARK = """
+    INSERT INTO watermarks (source, at) VALUES (:source, :at)
+    ON CONFLICT (source) DO UPDATE SET at = excluded.at
+"""
+
 _T = TypeVar("_T")
 _P = ParamSpec("_P")
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    statement: str
+    parameters: dict[str, object]
+    done: Future[None]
 
 
 class SqliteState:
@@ -130,6 +147,9 @@ class SqliteState:
         self._database: _Database | None = database
         self._executor = executor
         self.description = database.description
+        self._queue_lock = threading.Lock()  # the loop queues writes, the state's thread takes them
+        self._queued: list[_Write] = []
+        self._commit_pending = False
 
     @classmethod
     async def open(cls, path: Path | str) -> SqliteState:
@@ -152,7 +172,7 @@ class SqliteState:
         return await self._run(_Database.watermark, source)
 
     async def set_watermark(self, source: str, at: datetime) -> None:
-        await self._run(_Database.set_watermark, source, _to_micros(at))
+        await self._write(_SET_WATERMARK, {"source": source, "at": _to_micros(at)})
 
     async def get(self, source: str, session_id: str) -> SessionRecord | None:
         return await self._run(_Database.get, source, session_id)
@@ -170,8 +190,7 @@ class SqliteState:
         locator: str | None = None,
         started_at: datetime | None = None,
     ) -> None:
-        await self._run(
-            _Database.write,
+        await self._write(
             _UPSERT_SUCCESS,
             _row(source, session_id, at, locator, started_at, manifest_key=manifest_key),
         )
@@ -200,11 +219,7 @@ class SqliteState:
         locator: str | None = None,
         started_at: datetime | None = None,
     ) -> None:
-        await self._run(
-            _Database.write,
-            _UPSERT_PENDING,
-            _row(source, session_id, at, locator, started_at),
-        )
+        await self._write(_UPSERT_PENDING, _row(source, session_id, at, locator, started_at))
 
     async def pending(self, source: str) -> list[SessionRecord]:
         return await self._run(
@@ -221,8 +236,7 @@ class SqliteState:
         )
 
     async def forget(self, source: str, session_id: str) -> None:
-        await self._run(
-            _Database.write,
+        await self._write(
             "DELETE FROM sessions WHERE source = :source AND session_id = :session_id",
             {"source": source, "session_id": session_id},
         )
@@ -244,10 +258,47 @@ class SqliteState:
         self, method: Callable[Concatenate[_Database, _P], _T], *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
         """Run ``method(database, *args)`` on the state's own thread."""
-        database = self._database
-        if database is None:
-            raise StateError(f"state database {self.description} is closed")
+        database = self._open_database()
         return await asyncio.wrap_future(self._executor.submit(method, database, *args, **kwargs))
+
+    async def _write(self, statement: str, parameters: dict[str, object]) -> None:
+        """Run one write, committed with the others queued by the time its turn comes.
+
+        Only a write that finds no commit queued queues one on the state's thread (behind
+        the calls already there, so a later read sees it); that commit takes every write
+        queued by the time it runs. A write cancelled before then is not made.
+        """
+        database = self._open_database()
+        write = _Write(statement, parameters, Future())
+        with self._queue_lock:
+            self._queued.append(write)
+            start_commit, self._commit_pending = not self._commit_pending, True
+        if start_commit:
+            self._executor.submit(self._commit_queued, database)
+        await asyncio.wrap_future(write.done)
+
+    def _commit_queued(self, database: _Database) -> None:
+        """On the state's thread: commit every write queued so far, in one transaction."""
+        with self._queue_lock:
+            queued, self._queued = self._queued, []
+            self._commit_pending = False
+        writes = [write for write in queued if write.done.set_running_or_notify_cancel()]
+        try:
+            outcomes = database.write_many([(each.statement, each.parameters) for each in writes])
+        except BaseException as exc:  # not a database error: every caller still hears of it
+            for write in writes:
+                write.done.set_exception(exc)
+            raise
+        for write, error in zip(writes, outcomes, strict=True):
+            if error is None:
+                write.done.set_result(None)
+            else:
+                write.done.set_exception(error)
+
+    def _open_database(self) -> _Database:
+        if self._database is None:
+            raise StateError(f"state database {self.description} is closed")
+        return self._database
 
 
 def _close_if_opened(connecting: Future[_Database]) -> None:
@@ -296,13 +347,6 @@ class _Database:
             ).fetchone()
         return None if row is None else _from_micros(row[0])
 
-    def set_watermark(self, source: str, at: int) -> None:
-        self.write(
-            "INSERT INTO watermarks (source, at) VALUES (:source, :at)"
-            " ON CONFLICT (source) DO UPDATE SET at = excluded.at",
-            {"source": source, "at": at},
-        )
-
     def get(self, source: str, session_id: str) -> SessionRecord | None:
         found = self.records("WHERE source = ? AND session_id = ?", (source, session_id))
         return found[0] if found else None
@@ -342,6 +386,27 @@ class _Database:
     def write(self, statement: str, parameters: dict[str, object]) -> None:
         with self._errors(), self._transaction():
             self._connection.execute(statement, parameters)
+
+    def write_many(self, writes: list[tuple[str, dict[str, object]]]) -> list[StateError | None]:
+        """All in one transaction; if that fails, each in its own: a bad one fails alone."""
+        if not writes:
+            return []
+        try:
+            with self._errors(), self._transaction():
+                for statement, parameters in writes:
+                    self._connection.execute(statement, parameters)
+            return [None] * len(writes)
+        except StateError as error:
+            if len(writes) == 1:
+                return [error]
+        outcomes: list[StateError | None] = []
+        for statement, parameters in writes:
+            try:
+                self.write(statement, parameters)
+                outcomes.append(None)
+            except StateError as error:
+                outcomes.append(error)
+        return outcomes
 
     def record_failure(self, parameters: dict[str, object]) -> int:
         with self._errors(), self._transaction():

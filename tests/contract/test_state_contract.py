@@ -12,16 +12,19 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import archiver
 from archiver.errors import StateError, StateLocked
 from archiver.state import State, open_state
+from archiver.state.sqlite import SqliteState, _Database
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SRC = "perfecto"
@@ -481,3 +484,87 @@ async def test_concurrent_calls_each_count(state: State) -> None:
     assert sorted(results) == list(range(1, 51))
     record = await state.get(SRC, "s1")
     assert record is not None and record.attempts == 50
+
+
+# -- SQLite only: group commit ------------------------------------------------------------
+
+
+@pytest.fixture
+async def busy_sqlite(tmp_path: Path) -> AsyncIterator[tuple[SqliteState, threading.Event]]:
+    """A SQLite state whose thread is busy until the event is set: writes queue up."""
+    opened = await SqliteState.open(tmp_path / "state.db")
+    released = threading.Event()
+    opened._executor.submit(released.wait)
+    try:
+        yield opened, released
+    finally:
+        released.set()
+        await opened.close()
+
+
+async def queued(state: SqliteState, count: int) -> None:
+    while len(state._queued) < count:
+        await asyncio.sleep(0)
+
+
+async def test_sqlite_writes_queued_while_busy_share_one_transaction(
+    busy_sqlite: tuple[SqliteState, threading.Event], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state, released = busy_sqlite
+    batches: list[int] = []
+    write_many = _Database.write_many
+
+    def recording(database: _Database, writes: list[tuple[str, dict[str, object]]]) -> Any:
+        batches.append(len(writes))
+        return write_many(database, writes)
+
+    monkeypatch.setattr(_Database, "write_many", recording)
+    writes = asyncio.gather(
+        *(state.record_success(SRC, f"s{n}", manifest_key=f"k{n}", at=at(n)) for n in range(50)),
+        state.record_pending(SRC, "p", at=at(0)),
+        state.set_watermark(SRC, at(9)),
+    )
+    await queued(state, 52)
+    released.set()
+    await writes
+
+    assert batches == [52]
+    found = await state.get_many(SRC, [f"s{n}" for n in range(50)])
+    assert len(found) == 50 and {record.status for record in found.values()} == {"archived"}
+    assert await state.watermark(SRC) == at(9)
+    assert [record.session_id for record in await state.pending(SRC)] == ["p"]
+
+
+async def test_sqlite_a_bad_write_fails_alone_in_its_transaction(
+    busy_sqlite: tuple[SqliteState, threading.Event],
+) -> None:
+    state, released = busy_sqlite
+    # An archived row without a manifest key breaks the table's check constraint.
+    bad = state.record_success(SRC, "bad", manifest_key=None, at=at(0))  # type: ignore[arg-type]
+    writes = asyncio.gather(
+        state.record_success(SRC, "s1", manifest_key="k1", at=at(1)),
+        bad,
+        state.record_success(SRC, "s2", manifest_key="k2", at=at(2)),
+        return_exceptions=True,
+    )
+    await queued(state, 3)
+    released.set()
+    first, failed, second = await writes
+
+    assert (first, second) == (None, None)
+    assert isinstance(failed, StateError) and "CHECK constraint failed" in str(failed)
+    assert set(await state.get_many(SRC, ["s1", "bad", "s2"])) == {"s1", "s2"}
+
+
+async def test_sqlite_a_write_cancelled_before_its_commit_is_not_made(
+    busy_sqlite: tuple[SqliteState, threading.Event],
+) -> None:
+    state, released = busy_sqlite
+    cancelled = asyncio.ensure_future(state.record_success(SRC, "s1", manifest_key="k", at=at(0)))
+    await queued(state, 1)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    released.set()
+    await state.record_success(SRC, "s2", manifest_key="k", at=at(1))
+    assert list(await state.get_many(SRC, ["s1", "s2"])) == ["s2"]
