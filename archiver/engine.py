@@ -222,8 +222,9 @@ class Engine:
         while not ended:
             batch: list[Session] = []
             try:
-                while len(batch) < LOOKUP_BATCH:
+                while len(batch) < LOOKUP_BATCH and not self.stopping.is_set():
                     batch.append(await anext(listed))
+                ended = self.stopping.is_set()
             except StopAsyncIteration:
                 ended = True
             except ArchiverError as exc:

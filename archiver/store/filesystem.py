@@ -11,11 +11,11 @@ files, writes go to private named temp files under ``<root>/.incoming/`` instead
 renamed into place. Objects are created ``0o600`` and folders ``0o750``. This store does not
 check the SHA-256 it is given.
 While a big object is written, every 8 MiB are handed to the disk at once (``posix_fadvise``
-``DONTNEED`` starts the writeback without waiting), so the fsync at commit does not find a
+``DONTNEED`` starts the writeback without waiting), so the sync at commit does not find a
 whole video still to write, and evidence nobody reads back does not push other files out of
 the page cache.
 
-``put_bytes_if_absent`` writes and fsyncs its temp file the same way, then links it to the
+``put_bytes_if_absent`` writes and syncs its temp file the same way, then links it to the
 key: a link fails if anything is there already, so the object appears whole or not at all
 and never replaces another (hard links are needed: every local Linux filesystem has them).
 
@@ -26,7 +26,11 @@ covers the object, the folders made for it, and every object committed earlier w
 skip any sync of their own): the manifest written after them is their barrier. One
 ``syncfs`` after dozens of files costs about what two or three fsyncs do. Small objects
 written with ``durable=False`` need four system calls that only touch the page cache, fewer
-than a hop to a worker thread costs, so they are written on the event loop. Where
+than a hop to a worker thread costs, so they are written on the event loop. A failed
+``syncfs`` cannot be tried again: the kernel reports a write-back error once, and the pages
+it lost may belong to any object written before. So after one, every durable write fails,
+naming the error, until the archiver is restarted (sessions without a manifest are then
+archived again). Where
 ``syncfs`` does not report write-back errors (not Linux, or Linux before 5.8), every object
 is fsynced, with its folder and any folder made for it, as it is committed, whatever
 ``durable`` says.
@@ -108,6 +112,9 @@ class FilesystemStore:
         self._writes = 0  # objects whose bytes are all in the file system so far
         self._synced_writes = 0  # how many of them a finished syncfs covered
         self._syncing = asyncio.Lock()
+        self._sync_failure: OSError | None = None  # once set, nothing more is made durable
+        # Without syncfs: folders made whose names no fsync of their parent has covered yet.
+        self._names_owed: set[str] = set()
 
     def __repr__(self) -> str:
         return f"FilesystemStore({self.description!r})"
@@ -187,26 +194,48 @@ class FilesystemStore:
         except OSError as exc:
             raise self._failure("clean up", INCOMING, exc) from exc
 
-    async def _sync_written(self) -> None:
+    async def _sync_written(self, key: str) -> None:
         """Make every object counted in ``_writes`` so far durable, with one ``syncfs``.
 
         Whoever waits while a ``syncfs`` runs shares the next one: a ``syncfs`` that
-        started after a caller's writes covers them all. A failed one raises its OSError to
-        its caller; the next caller tries again.
+        started after a caller's writes covers them all. A ``syncfs`` runs to its end even
+        if its caller is cancelled, and a failed one is remembered (see the module notes).
         """
         wanted = self._writes
         async with self._syncing:
+            self._raise_if_sync_failed(key)
             if self._synced_writes >= wanted:
                 return  # a syncfs that started after those writes has finished
             covering = self._writes
             assert self._sync_fd is not None  # only stores with deferred_sync count writes
-            await asyncio.to_thread(syncfs.syncfs, self._sync_fd)
+            sync = asyncio.ensure_future(asyncio.to_thread(syncfs.syncfs, self._sync_fd))
+            try:
+                await asyncio.shield(sync)
+            except asyncio.CancelledError:
+                await _outcome_of(sync)  # the lock stays held until the syncfs is over
+                raise
+            except OSError:
+                pass  # remembered just below
+            finally:
+                failure = sync.exception() if sync.done() and not sync.cancelled() else None
+                if isinstance(failure, OSError):
+                    self._sync_failure = failure
+            self._raise_if_sync_failed(key)
             self._synced_writes = covering
 
+    def _raise_if_sync_failed(self, key: str) -> None:
+        if self._sync_failure is not None:
+            raise StoreError(
+                f"cannot make {key!r} durable in {self.description}: writing the file system "
+                f"back to disk failed ({_reason(self._sync_failure)}), so objects written "
+                "before then may be lost; restart the archiver once the disk is sound"
+            ) from self._sync_failure
+
     async def close(self) -> None:
-        if self._sync_fd is not None:
-            os.close(self._sync_fd)
-            self._sync_fd = None
+        async with self._syncing:  # not while a syncfs uses the descriptor
+            if self._sync_fd is not None:
+                os.close(self._sync_fd)
+                self._sync_fd = None
 
     def _check(self, key: str) -> None:
         check_key(key)
@@ -234,24 +263,30 @@ class FilesystemStore:
 
         Opened one level at a time with ``O_NOFOLLOW``: a symlink anywhere below the root is
         refused, and cannot be swapped in between a check and the write. A folder's name
-        must survive a crash as well as the object in it: without ``syncfs`` its parent is
-        fsynced now; with it, the ``syncfs`` before the object is linked covers the name.
+        must survive a crash as well as the object in it: with ``syncfs``, the one before the
+        object is linked covers the name; without, its parent is fsynced by every writer
+        through it until one such fsync has succeeded.
         """
         fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
+            path = ""
             for part in key.split("/")[:-1]:
+                path = f"{path}/{part}" if path else part
                 try:
                     child = _open_subfolder(part, fd)
                 except FileNotFoundError:
+                    if not self.deferred_sync:
+                        self._names_owed.add(path)  # first: a writer that opens it fsyncs too
                     with contextlib.suppress(FileExistsError):  # a concurrent writer made it
                         os.mkdir(part, FOLDER_MODE, dir_fd=fd)
                     child = _open_subfolder(part, fd)
-                    if not self.deferred_sync:
-                        try:
-                            os.fsync(fd)
-                        except BaseException:
-                            os.close(child)
-                            raise
+                if path in self._names_owed:
+                    try:
+                        os.fsync(fd)
+                    except BaseException:
+                        os.close(child)
+                        raise
+                    self._names_owed.discard(path)
                 os.close(fd)
                 fd = child
         except _ThroughALink as exc:
@@ -365,7 +400,7 @@ class _FileWriter(LocalFileWriter):
             if self._fd is None:  # the bytes are still held: into the temp file with them
                 await self._small_on_loop(self.opened_sync)
             store._writes += 1
-            await store._sync_written()
+            await store._sync_written(self.key)
         return await self.in_thread(self._place_sync, replace)
 
     async def _small_on_loop(self, function: Callable[..., _T], *args: Any) -> _T:
@@ -488,6 +523,13 @@ def _file_size(path: Path) -> int | None:
     except (FileNotFoundError, NotADirectoryError):
         return None
     return status.st_size if stat.S_ISREG(status.st_mode) else None
+
+
+async def _outcome_of(future: asyncio.Future[None]) -> None:
+    """Wait for ``future`` to finish, whatever it ends with and however often we are cancelled."""
+    while not future.done():
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(future)
 
 
 def _reason(exc: OSError) -> str:

@@ -7,7 +7,7 @@ deletes it. Either way, nothing is visible at the key until ``commit`` succeeds,
 File work runs in worker threads, and as little as possible is a hop of its own: a first
 chunk of up to ``HOLD_BYTES`` waits in memory, the temp file (owner-only, ``O_EXCL``) is
 created by the first write that needs it, and a commit writes, seals, syncs and moves in
-one hop, so an object of one chunk costs one hop.
+as few hops as the store allows (one for a small object).
 A hop in flight is remembered; ``abort`` waits for it before it cleans up, so a task
 cancelled mid-hop cannot leave a temp file behind that the thread created afterwards.
 """
