@@ -20,7 +20,7 @@ from archiver.app import App, open_app, open_checked_store
 from archiver.config import Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
 from archiver.engine import PassReport
-from archiver.errors import ArchiverError, ConfigError
+from archiver.errors import ArchiverError, ConfigError, StoreBroken
 from archiver.log import configure_logging, redact
 from archiver.progress import TerminalProgress, human_bytes
 from archiver.show import render, summarize
@@ -118,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"archiver: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StoreBroken as exc:
+        print(f"archiver: stopped: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
     except ArchiverError as exc:
         print(f"archiver: cannot start: {redact(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG

@@ -4,7 +4,9 @@ Passes never overlap (``max_instances=1``; a pass that runs long makes the sched
 not stack, the next one). On SIGTERM or SIGINT the engine stops starting new sessions;
 sessions already under way get ``shutdown_grace_seconds`` to finish, then they are
 cancelled. A cancelled session leaves no manifest (the manifest is always written last),
-so the next start simply does it again.
+so the next start simply does it again. A store that can make nothing durable any more
+(``StoreBroken``) stops the daemon the same way, and it exits with an error so that its
+supervisor (systemd's ``Restart=on-failure``) starts it afresh.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from archiver.engine import Engine, PassReport
-from archiver.log import get_logger
+from archiver.errors import StoreBroken
+from archiver.log import get_logger, redact
 
 log = get_logger(__name__)
 
@@ -25,12 +28,17 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class PassRunner:
-    """Runs one pass at a time and remembers the one in flight, so stop can wait for it."""
+    """Runs one pass at a time and remembers the one in flight, so stop can wait for it.
 
-    def __init__(self, engine: Engine) -> None:
+    A broken store (:class:`StoreBroken`) is kept in ``broken`` and sets ``stop``.
+    """
+
+    def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
         self.engine = engine
+        self.stop_event = stop
         self.current: asyncio.Task[Any] | None = None
         self.failed_passes = 0
+        self.broken: StoreBroken | None = None
 
     async def run_pass(self) -> None:
         if self.engine.stopping.is_set():
@@ -38,6 +46,11 @@ class PassRunner:
         self.current = asyncio.current_task()
         try:
             report = await self.engine.run_once()
+        except StoreBroken as exc:
+            log.error("store_broken", error=redact(str(exc)), action="stopping")
+            self.broken = exc
+            self.stop_event.set()
+            return
         finally:
             self.current = None
         if not report.ok:
@@ -65,7 +78,7 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 async def run_daemon(engine: Engine, *, interval_seconds: float, grace_seconds: float) -> None:
     stop = asyncio.Event()
     install_stop_signals(stop)
-    runner = PassRunner(engine)
+    runner = PassRunner(engine, stop)
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
         runner.run_pass,
@@ -85,6 +98,8 @@ async def run_daemon(engine: Engine, *, interval_seconds: float, grace_seconds: 
         scheduler.shutdown(wait=False)
         await runner.stop(grace_seconds)
         log.info("daemon_stopped")
+    if runner.broken is not None:
+        raise runner.broken  # the supervisor restarts the daemon
 
 
 async def run_once_until_signal(engine: Engine, *, grace_seconds: float) -> PassReport:

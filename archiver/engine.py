@@ -33,7 +33,7 @@ import structlog
 
 from archiver import __version__
 from archiver.config import EngineSettings
-from archiver.errors import ArchiverError, NotReady
+from archiver.errors import ArchiverError, NotReady, StoreBroken
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
@@ -117,9 +117,15 @@ class Engine:
         """One pass over every enabled source; sources run side by side."""
         started = time.monotonic()
         report = PassReport()
-        async with asyncio.TaskGroup() as group:
-            for source in self.sources.values():
-                group.create_task(self._run_source(source, report), name=f"pass-{source.name}")
+        try:
+            async with asyncio.TaskGroup() as group:
+                for source in self.sources.values():
+                    group.create_task(self._run_source(source, report), name=f"pass-{source.name}")
+        except BaseExceptionGroup as errors:
+            broken = errors.subgroup(StoreBroken)
+            if broken is None:
+                raise
+            raise _first_leaf(broken) from errors
         log.info(
             "pass_finished",
             archived=report.archived,
@@ -146,6 +152,8 @@ class Engine:
                 if not session.complete:
                     raise NotReady(f"{source.name} session {session_id} is still processing")
                 await self._archive(source, session, report, rearchive=True)
+            except StoreBroken:
+                raise
             except ArchiverError as exc:
                 await self._record_failure(source, session_id, exc, report)
             finally:
@@ -285,6 +293,8 @@ class Engine:
         structlog.contextvars.bind_contextvars(source=session.source, session_id=session.session_id)
         try:
             await self._archive(run.source, session, run.report, accept_incomplete=overdue)
+        except StoreBroken:
+            raise  # not this session's fault: the whole pass stops
         except NotReady:
             await self._hold_back(run, session)
         except ArchiverError as exc:
@@ -499,6 +509,13 @@ class Engine:
             content_type=content_type,
             source_url=strip_query(artifact.url),
         )
+
+
+def _first_leaf(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    error: BaseException = errors
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def _deciding_error(errors: ExceptionGroup[Exception]) -> Exception:

@@ -105,6 +105,14 @@ class StoreError(ArchiverError):
     """The store could not write, read or list an object."""
 
 
+class StoreBroken(StoreError):
+    """The store can make nothing durable any more (a write-back to its disk failed).
+
+    Only a restart helps: the engine stops the pass instead of failing session after
+    session, and the daemon exits so its supervisor restarts it.
+    """
+
+
 class TransientStoreError(StoreError, TransientError):
     """The store failed in a way a later attempt may not (5xx, throttling, unreachable)."""
 

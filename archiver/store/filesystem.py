@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 
 import aiofiles
 
-from archiver.errors import StoreError
+from archiver.errors import StoreBroken, StoreError
 from archiver.keys import check_key, check_prefix
 from archiver.store import ObjectWriter, syncfs
 from archiver.store.localfile import LocalFileWriter
@@ -225,7 +225,7 @@ class FilesystemStore:
 
     def _raise_if_sync_failed(self, key: str) -> None:
         if self._sync_failure is not None:
-            raise StoreError(
+            raise StoreBroken(
                 f"cannot make {key!r} durable in {self.description}: writing the file system "
                 f"back to disk failed ({_reason(self._sync_failure)}), so objects written "
                 "before then may be lost; restart the archiver once the disk is sound"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import ClientError
 
-from archiver.errors import StoreError
+from archiver.errors import StoreBroken, StoreError
 from archiver.store import Store, open_store, syncfs
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store, s3_error
@@ -632,7 +632,7 @@ async def test_filesystem_after_a_failed_syncfs_nothing_more_is_made_durable(
     monkeypatch.undo()
     calls.function = syncfs.syncfs
     monkeypatch.setattr(syncfs, "syncfs", calls)
-    with pytest.raises(StoreError, match=r"'s2/manifest\.json'.*restart the archiver"):
+    with pytest.raises(StoreBroken, match=r"'s2/manifest\.json'.*restart the archiver"):
         await store.put_bytes("s2/manifest.json", b"{}")
     assert calls.calls == 0
     assert open_files_under(tmp_path) == []

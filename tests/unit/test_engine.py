@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from archiver import engine as engine_module
 from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
 from archiver.engine import Engine
-from archiver.errors import VendorError
+from archiver.errors import StoreBroken, VendorError
 from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
 from archiver.model import Artifact, Session
@@ -288,6 +288,30 @@ async def test_sessions_listed_before_the_listing_broke_off_are_archived(
     assert report.source_errors and "the listing broke off" in report.source_errors[0]
     assert await rig.state.watermark("fake") is None  # the next pass lists them all again
     assert not await rig.store.exists("fake/s5/manifest.json")
+
+
+async def test_a_broken_store_stops_the_pass_and_fails_no_session(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_bytes = rig.store.put_bytes
+
+    async def broken_for_manifests(key: str, data: bytes, **options: Any) -> None:
+        if key.endswith("/manifest.json"):
+            raise StoreBroken("memory://: writing back failed")
+        await put_bytes(key, data, **options)
+
+    monkeypatch.setattr(rig.store, "put_bytes", broken_for_manifests)
+    for number in range(5):
+        rig.source.add(f"s{number}")
+    with pytest.raises(StoreBroken, match="writing back failed"):
+        await rig.engine.run_once()
+    # No attempt is spent: after a restart every session is archived as if nothing happened.
+    assert await rig.state.get_many("fake", [f"s{number}" for number in range(5)]) == {}
+    assert await rig.state.watermark("fake") is None
+
+    monkeypatch.undo()
+    report = await rig.engine.run_once()
+    assert report.ok and report.archived == 5
 
 
 async def test_failing_session_does_not_stop_others(rig: Rig) -> None:
