@@ -9,6 +9,7 @@ import json
 import time
 import urllib.request
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ import pytest
 from archiver.sim import content
 from archiver.sim.perfecto import (
     EXECUTIONS_PATH,
+    SMALL_BODY_BYTES,
     WINDOW_REFUSED,
     PerfectoSimConfig,
     PerfectoSimulator,
@@ -363,6 +365,33 @@ async def test_large_video_is_streamed_with_its_length(
     status, length, content_type, digest = await fetch(http, sim.url(video))
     assert (status, content_type, length) == (200, "video/mp4", video.size)
     assert digest == video.digest()
+
+
+@pytest.mark.parametrize("size", [20_000, SMALL_BODY_BYTES + 1, 3 * 1024 * 1024 + 5])
+async def test_bodies_from_body_dir_match_the_streamed_ones(
+    perfecto_sim_async_factory: AsyncPerfectoFactory,
+    http: aiohttp.ClientSession,
+    tmp_path: Path,
+    size: int,
+) -> None:
+    """Small bodies are read into the answer, larger ones sent from their file."""
+    sim = await perfecto_sim_async_factory(
+        executions=1, video_size=size, artifact_size=size, body_dir=str(tmp_path)
+    )
+    served = 0
+    for file in sim.files(sim.executions[0].id):
+        url = sim.url(file)
+        headers = auth(sim) if url.startswith(sim.api_url) else {}
+        async with http.get(url, headers=headers) as response:
+            if response.status == 302:
+                continue
+            assert response.status == 200
+            assert response.content_type == file.content_type
+            body = await response.read()
+        assert (len(body), hashlib.sha256(body).hexdigest()) == (file.size, file.digest())
+        served += 1
+    assert served >= 2
+    assert list(tmp_path.iterdir())  # the bodies went to files
 
 
 # -- request log, determinism, thread variant ------------------------------------------------
