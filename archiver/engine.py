@@ -45,7 +45,7 @@ from archiver.model import (
     StoredArtifact,
     strip_query,
 )
-from archiver.retry import retrying
+from archiver.retry import call_with_retries
 from archiver.sources import Source
 from archiver.state import State
 from archiver.store import Store
@@ -471,10 +471,9 @@ class Engine:
     async def _download_with_retries(
         self, source: Source, key: str, artifact: Artifact
     ) -> StoredArtifact:
-        async for attempt in retrying(source.client.retry_policy):
-            with attempt:
-                return await self._download(source, key, artifact)
-        raise AssertionError("unreachable: retrying() re-raises the last error")
+        return await call_with_retries(
+            source.client.retry_policy, lambda: self._download(source, key, artifact)
+        )
 
     async def _download(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:
         assert artifact.url is not None

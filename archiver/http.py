@@ -39,7 +39,7 @@ from archiver.errors import (
 from archiver.log import redact
 from archiver.model import strip_query
 from archiver.pacing import RateLimitPacer
-from archiver.retry import RetryPolicy, retrying
+from archiver.retry import RetryPolicy, call_with_retries
 from archiver.urlpolicy import check_artifact_url
 
 MAX_REDIRECTS = 10
@@ -273,10 +273,10 @@ class VendorClient:
         body: Mapping[str, Any] | None,
     ) -> tuple[Any, bytes]:
         url = self.url(path)
-        async for attempt in retrying(self.retry_policy):
-            with attempt:
-                return await self._json_once(method, url, params=params, body=body)
-        raise AssertionError("unreachable: retrying() re-raises the last error")
+        return await call_with_retries(
+            self.retry_policy,
+            lambda: self._json_once(method, url, params=params, body=body),
+        )
 
     async def _json_once(
         self,

@@ -7,8 +7,9 @@ is recorded as failed and a later pass tries again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
 
@@ -16,6 +17,7 @@ from archiver.errors import TransientError
 from archiver.log import get_logger
 
 log = get_logger(__name__)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -26,12 +28,37 @@ class RetryPolicy:
     max_retry_after: float = 300.0
 
 
+async def call_with_retries(policy: RetryPolicy, operation: Callable[[], Awaitable[_T]]) -> _T:
+    """``await operation()``, tried again as ``policy`` says while it fails transiently.
+
+    Almost every call succeeds at once, so the first attempt runs on its own; tenacity
+    takes over only once it has failed with an error worth retrying, and counts that
+    failure as its first attempt (same waits, same log lines, same number of attempts).
+    """
+    try:
+        return await operation()
+    except TransientError as error:
+        if not _worth_retrying(error, policy):
+            raise
+        first_failure: TransientError | None = error
+    async for attempt in _retrying(policy):
+        with attempt:
+            if first_failure is not None:
+                failure, first_failure = first_failure, None
+                raise failure
+            return await operation()
+    raise AssertionError("unreachable: tenacity re-raises the last error")
+
+
+def _worth_retrying(error: BaseException | None, policy: RetryPolicy) -> bool:
+    if not isinstance(error, TransientError):
+        return False
+    return error.retry_after is None or error.retry_after <= policy.max_retry_after
+
+
 def _should_retry(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
     def should_retry(state: RetryCallState) -> bool:
-        error = state.outcome.exception() if state.outcome else None
-        if not isinstance(error, TransientError):
-            return False
-        return error.retry_after is None or error.retry_after <= policy.max_retry_after
+        return _worth_retrying(state.outcome.exception() if state.outcome else None, policy)
 
     return should_retry
 
@@ -57,8 +84,8 @@ def _log_retry(state: RetryCallState) -> None:
     )
 
 
-def retrying(policy: RetryPolicy) -> AsyncRetrying:
-    """``async for attempt in retrying(policy): with attempt: ...``"""
+def _retrying(policy: RetryPolicy) -> AsyncRetrying:
+    """``async for attempt in _retrying(policy): with attempt: ...``"""
     return AsyncRetrying(
         retry=_should_retry(policy),
         stop=stop_after_attempt(policy.attempts),
