@@ -54,7 +54,7 @@ import aiofiles
 
 from archiver.errors import StoreBroken, StoreError
 from archiver.keys import check_key, check_prefix
-from archiver.store import ObjectWriter, syncfs
+from archiver.store import ObjectWriter, beneath, syncfs
 from archiver.store.localfile import LocalFileWriter
 
 INCOMING = ".incoming"
@@ -88,11 +88,14 @@ class FilesystemStore:
         chunk_size: int = CHUNK_SIZE,
         unnamed_temps: bool | None = None,
         deferred_sync: bool | None = None,
+        open_beneath: bool | None = None,
     ) -> None:
-        """``unnamed_temps``, ``deferred_sync``: None finds out whether this system allows them.
+        """``unnamed_temps``, ``deferred_sync``, ``open_beneath``: None finds out whether this
+        system allows them.
 
         ``deferred_sync``: whether objects are made durable by a shared ``syncfs`` (else by
-        an fsync each, at commit, whatever ``durable`` says).
+        an fsync each, at commit, whatever ``durable`` says). ``open_beneath``: whether paths
+        are opened with one ``openat2`` (else one level at a time).
         """
         self.description = f"file://{os.fspath(root)}"
         if deferred_sync is None:
@@ -103,11 +106,15 @@ class FilesystemStore:
             if unnamed_temps is None:
                 unnamed_temps = _unnamed_temps_work(self._incoming)
             # Opened before any write: syncfs reports the errors since its descriptor opened.
-            self._sync_fd = os.open(self._root, _FOLDER_FLAGS) if deferred_sync else None
+            self._root_fd: int | None = os.open(self._root, _FOLDER_FLAGS)
         except OSError as exc:
             raise StoreError(f"cannot use {self.description} as a store: {_reason(exc)}") from exc
         self.unnamed_temps = unnamed_temps
         self.deferred_sync = deferred_sync
+        self._beneath = beneath.Opener(self._root_fd)
+        self.open_beneath = self._beneath.usable if open_beneath is None else open_beneath
+        if self.open_beneath and not self._beneath.usable:
+            raise StoreError(f"cannot use {self.description}: this system has no openat2")
         self._chunk_size = chunk_size
         self._writes = 0  # objects whose bytes are all in the file system so far
         self._synced_writes = 0  # how many of them a finished syncfs covered
@@ -207,8 +214,8 @@ class FilesystemStore:
             if self._synced_writes >= wanted:
                 return  # a syncfs that started after those writes has finished
             covering = self._writes
-            assert self._sync_fd is not None  # only stores with deferred_sync count writes
-            sync = asyncio.ensure_future(asyncio.to_thread(syncfs.syncfs, self._sync_fd))
+            assert self._root_fd is not None, "the store is closed"
+            sync = asyncio.ensure_future(asyncio.to_thread(syncfs.syncfs, self._root_fd))
             try:
                 await asyncio.shield(sync)
             except asyncio.CancelledError:
@@ -233,9 +240,9 @@ class FilesystemStore:
 
     async def close(self) -> None:
         async with self._syncing:  # not while a syncfs uses the descriptor
-            if self._sync_fd is not None:
-                os.close(self._sync_fd)
-                self._sync_fd = None
+            if self._root_fd is not None:
+                os.close(self._root_fd)
+                self._root_fd = None
 
     def _check(self, key: str) -> None:
         check_key(key)
@@ -267,6 +274,10 @@ class FilesystemStore:
         object is linked covers the name; without, its parent is fsynced by every writer
         through it until one such fsync has succeeded.
         """
+        folder = key.rpartition("/")[0]
+        if folder and not self._names_owed and self._can_open_beneath():
+            with contextlib.suppress(OSError):  # missing, or a link: the walk says which
+                return self._beneath.open(folder, beneath.FOLDER_FLAGS)
         fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             path = ""
@@ -303,7 +314,23 @@ class FilesystemStore:
         )
 
     def _size(self, key: str) -> int | None:
+        if self._can_open_beneath():
+            try:
+                fd = self._beneath.open(key, beneath.PATH_FLAGS)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+            except OSError:
+                pass  # a link on the way (or worse): the walk says which
+            else:
+                try:
+                    status = os.fstat(fd)
+                finally:
+                    os.close(fd)
+                return status.st_size if stat.S_ISREG(status.st_mode) else None
         return _file_size(self._path(key))
+
+    def _can_open_beneath(self) -> bool:
+        return self.open_beneath and self._root_fd is not None
 
     def _keys_under(self, prefix: str) -> list[str]:
         folder = self._root.joinpath(*prefix.rpartition("/")[0].split("/"))

@@ -18,14 +18,15 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     """A new, empty store of each kind; S3 spools under ``tmp_path / "spool"``.
 
     ``filesystem-named-temps`` is the folder store as it works where the file system has no
-    unnamed temp files (``O_TMPFILE``).
+    unnamed temp files (``O_TMPFILE``) and the kernel no ``openat2``.
     """
     kind: str = request.param
     if kind == "filesystem":
         opened = open_store(f"file://{tmp_path}/root")
         assert isinstance(opened, FilesystemStore) and opened.unnamed_temps
+        assert opened.open_beneath
     elif kind == "filesystem-named-temps":
-        opened = FilesystemStore(tmp_path / "root", unnamed_temps=False)
+        opened = FilesystemStore(tmp_path / "root", unnamed_temps=False, open_beneath=False)
     elif kind == "memory":
         opened = open_store("memory://")
     else:

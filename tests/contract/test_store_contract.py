@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.errors import StoreBroken, StoreError
-from archiver.store import Store, open_store, syncfs
+from archiver.store import Store, beneath, open_store, syncfs
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store, s3_error
 from tests.contract.conftest import S3_PREFIX
@@ -389,19 +389,43 @@ async def test_filesystem_temp_files_stay_hidden(tmp_path: Path, unnamed: bool) 
         await store.put_bytes(f"{INCOMING}/planted", b"x")
 
 
-@pytest.mark.parametrize("unnamed", [True, False])
-async def test_filesystem_key_never_escapes_the_root(tmp_path: Path, unnamed: bool) -> None:
+@pytest.mark.parametrize(
+    ("unnamed", "open_beneath"),
+    [(True, True), (True, False), (False, True), (False, False)],
+    ids=["unnamed-openat2", "unnamed-walk", "named-openat2", "named-walk"],
+)
+async def test_filesystem_key_never_escapes_the_root(
+    tmp_path: Path, unnamed: bool, open_beneath: bool
+) -> None:
+    if open_beneath and not beneath.Opener(os.open(tmp_path, os.O_RDONLY)).usable:
+        pytest.skip("this system has no openat2")
     root, outside = tmp_path / "root", tmp_path / "outside"
-    outside.mkdir()
-    store = FilesystemStore(root, unnamed_temps=unnamed)
+    (outside / "deeper").mkdir(parents=True)
+    (outside / "deeper" / "kept").write_bytes(b"outside")
+    store = FilesystemStore(root, unnamed_temps=unnamed, open_beneath=open_beneath)
+    await store.put_bytes("src/session/first", b"x")  # the folders exist before the link
     (root / "link").symlink_to(outside)
+    (root / "src" / "session" / "deeper").symlink_to(outside / "deeper")
+    (root / "src" / "session" / "kept").symlink_to(outside / "deeper" / "kept")
 
-    with pytest.raises(StoreError, match="outside"):
-        await store.put_bytes("link/escaped", b"x")
-    with pytest.raises(StoreError, match="outside"):
-        await store.read_bytes("link/escaped")
-    assert list(outside.iterdir()) == []
+    for key in ("link/deeper/kept", "src/session/deeper/kept", "src/session/kept"):
+        with pytest.raises(StoreError, match="outside"):
+            await store.read_bytes(key)
+        with pytest.raises(StoreError, match="outside"):
+            await store.size(key)
+    for key in ("link/escaped", "src/session/deeper/escaped"):
+        with pytest.raises(StoreError, match="outside"):
+            await store.put_bytes(key, b"x")
+    await store.put_bytes("src/session/kept", b"inside")  # replaces the link, not its target
+    assert not (root / "src" / "session" / "kept").is_symlink()
+    assert await store.read_bytes("src/session/kept") == b"inside"
+    assert sorted(path.name for path in outside.rglob("*")) == ["deeper", "kept"]
+    assert (outside / "deeper" / "kept").read_bytes() == b"outside"
     assert await all_keys(store, "link/") == []
+    assert await store.size("src/session/first") == 1
+    assert await store.size("src/session/missing") is None
+    assert await store.size("src/missing/first") is None
+    await store.close()
 
 
 async def test_filesystem_refuses_an_unusable_root(tmp_path: Path) -> None:
