@@ -5,8 +5,9 @@ then linked to its name and the folder fsynced: after ``commit`` returns the obj
 a crash, readers never see half of it, and a process that dies mid-write leaves nothing
 behind (the kernel frees an unnamed file). Each writer works in its own folder, so concurrent
 sessions do not contend for one temp folder or for the file system's cross-folder rename
-lock. Folders are opened one level at a time with ``O_NOFOLLOW``, so a symlink planted below
-the root is refused. Where the file system (or a missing ``/proc``) does not allow unnamed
+lock. Folders are opened with one ``openat2`` that refuses every symlink on the way (see
+:mod:`archiver.store.beneath`), or where the kernel lacks it one level at a time with
+``O_NOFOLLOW``: a symlink planted below the root is refused. Where the file system (or a missing ``/proc``) does not allow unnamed
 files, writes go to private named temp files under ``<root>/.incoming/`` instead and are
 renamed into place. Objects are created ``0o600`` and folders ``0o750``. This store does not
 check the SHA-256 it is given.
@@ -268,8 +269,9 @@ class FilesystemStore:
     def _open_folder(self, key: str) -> int:
         """The folder ``key`` goes in, opened; missing folders are created.
 
-        Opened one level at a time with ``O_NOFOLLOW``: a symlink anywhere below the root is
-        refused, and cannot be swapped in between a check and the write. A folder's name
+        Opened with one ``openat2`` if the folders exist, else one level at a time with
+        ``O_NOFOLLOW``: a symlink anywhere below the root is refused, and cannot be swapped
+        in between a check and the write. A folder's name
         must survive a crash as well as the object in it: with ``syncfs``, the one before the
         object is linked covers the name; without, its parent is fsynced by every writer
         through it until one such fsync has succeeded.
