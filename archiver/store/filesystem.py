@@ -7,10 +7,10 @@ behind (the kernel frees an unnamed file). Each writer works in its own folder, 
 sessions do not contend for one temp folder or for the file system's cross-folder rename
 lock. Folders are opened with one ``openat2`` that refuses every symlink on the way (see
 :mod:`archiver.store.beneath`), or where the kernel lacks it one level at a time with
-``O_NOFOLLOW``: a symlink planted below the root is refused. Where the file system (or a missing ``/proc``) does not allow unnamed
-files, writes go to private named temp files under ``<root>/.incoming/`` instead and are
-renamed into place. Objects are created ``0o600`` and folders ``0o750``. This store does not
-check the SHA-256 it is given.
+``O_NOFOLLOW``: a symlink planted below the root is refused. Where the file system (or a
+missing ``/proc``) does not allow unnamed files, writes go to private named temp files under
+``<root>/.incoming/`` instead and are renamed into place. Objects are created ``0o600`` and
+folders ``0o750``. This store does not check the SHA-256 it is given.
 While a big object is written, every 8 MiB are handed to the disk at once (``posix_fadvise``
 ``DONTNEED`` starts the writeback without waiting), so the sync at commit does not find a
 whole video still to write, and evidence nobody reads back does not push other files out of
