@@ -20,21 +20,21 @@ the page cache.
 key: a link fails if anything is there already, so the object appears whole or not at all
 and never replaces another (hard links are needed: every local Linux filesystem has them).
 
-How an object is made durable: with one ``syncfs`` on the store's file system before it is
-linked, shared by every durable write waiting at that moment (group commit). That one call
-covers the object, the folders made for it, and every object committed earlier with
-``durable=False`` (a session's artifacts, which matter only once a manifest lists them, and
-skip any sync of their own): the manifest written after them is their barrier. One
-``syncfs`` after dozens of files costs about what two or three fsyncs do. Small objects
-written with ``durable=False`` need four system calls that only touch the page cache, fewer
-than a hop to a worker thread costs, so they are written on the event loop. A failed
-``syncfs`` cannot be tried again: the kernel reports a write-back error once, and the pages
-it lost may belong to any object written before. So after one, every durable write fails,
-naming the error, until the archiver is restarted (sessions without a manifest are then
-archived again). Where
-``syncfs`` does not report write-back errors (not Linux, or Linux before 5.8), every object
-is fsynced, with its folder and any folder made for it, as it is committed, whatever
-``durable`` says.
+How an object is made durable: with a ``syncfs`` on the store's file system before it is
+linked and another after, each shared by every durable write waiting at that moment (group
+commit). The first covers the object, the folders made for it, and every object committed
+earlier with ``durable=False`` (a session's artifacts, which matter only once a manifest
+lists them, and skip any sync of their own): the manifest written after them is their
+barrier. The second covers the new name, where an fsync of its folder would need a worker
+thread of its own. One ``syncfs`` after dozens of files costs about what two or three fsyncs
+do. Small objects, and the link of every object, need only a few system calls that touch
+the page cache, fewer than a hop to a worker thread costs, so they run on the event loop.
+A failed ``syncfs`` cannot be tried again: the kernel reports a write-back error once, and
+the pages it lost may belong to any object written before. So after one, every durable write
+fails, naming the error, until the archiver is restarted (sessions without a manifest are
+then archived again). Where ``syncfs`` does not report write-back errors (not Linux, or Linux
+before 5.8), every object is fsynced, with its folder and any folder made for it, as it is
+committed, whatever ``durable`` says.
 """
 
 from __future__ import annotations
@@ -215,7 +215,8 @@ class FilesystemStore:
             if self._synced_writes >= wanted:
                 return  # a syncfs that started after those writes has finished
             covering = self._writes
-            assert self._root_fd is not None, "the store is closed"
+            if self._root_fd is None:
+                raise StoreError(f"cannot make {key!r} durable: the store is closed")
             sync = asyncio.ensure_future(asyncio.to_thread(syncfs.syncfs, self._root_fd))
             try:
                 await asyncio.shield(sync)
@@ -365,7 +366,7 @@ class _FileWriter(LocalFileWriter):
     """Writes one object: into a temp file, then durable (as asked), then into place.
 
     ``durable=False`` with ``syncfs``: no sync at all, the next durable write covers it.
-    ``durable=True`` with ``syncfs``: the shared ``syncfs``, then the link and a folder fsync.
+    ``durable=True`` with ``syncfs``: a shared ``syncfs``, the link, another shared ``syncfs``.
     Without ``syncfs``: an fsync of the file, the link, an fsync of the folder.
     """
 
@@ -425,12 +426,19 @@ class _FileWriter(LocalFileWriter):
             placed = await self._small_on_loop(self._place_sync, replace)
             store._writes += 1
             return placed
-        if self._synced_by_store:
-            if self._fd is None:  # the bytes are still held: into the temp file with them
-                await self._small_on_loop(self.opened_sync)
+        if not self._synced_by_store:
+            return await self.in_thread(self._place_sync, replace)
+        if self._fd is None:  # the bytes are still held: into the temp file with them
+            await self._small_on_loop(self.opened_sync)
+        store._writes += 1
+        await store._sync_written(self.key)  # its bytes, and every object's before, durable
+        # A link only touches metadata, so it needs no worker thread; the next shared
+        # syncfs, not an fsync of its folder, makes the new name durable.
+        placed = self._place_sync(replace)
+        if placed:
             store._writes += 1
             await store._sync_written(self.key)
-        return await self.in_thread(self._place_sync, replace)
+        return placed
 
     async def _small_on_loop(self, function: Callable[..., _T], *args: Any) -> _T:
         """Run ``function`` on the event loop if the object is small and not on disk yet."""
@@ -457,7 +465,7 @@ class _FileWriter(LocalFileWriter):
                 if fsync:
                     os.fsync(fd)
                 placed = _link_into_place(fd, folder, name, replace=replace)
-            if placed and not self._deferred:
+            if placed and fsync:
                 os.fsync(folder)  # the new name survives a crash
             return placed
         finally:
