@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -57,6 +57,9 @@ Clock = Callable[[], datetime]
 HASH_IN_THREAD_BYTES = 64 * 1024
 # Listed sessions are looked up in the state this many at a time.
 LOOKUP_BATCH = 100
+# Sessions past their downloads, writing manifest, ledger entry and state row, per session
+# slot: they hold no slot, so the next session's downloads overlap their waits for the disk.
+FINISHING_PER_SLOT = 4
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,7 @@ class _SourcePass:
     source: Source
     report: PassReport
     slots: asyncio.Semaphore
+    finishing: asyncio.Semaphore
     tasks: asyncio.TaskGroup
     seen: set[str] = field(default_factory=set)
     held_back: list[datetime] = field(default_factory=list)
@@ -180,7 +184,10 @@ class Engine:
             run = _SourcePass(
                 source=source,
                 report=report,
-                slots=asyncio.Semaphore(settings.session_concurrency),
+                slots=asyncio.BoundedSemaphore(settings.session_concurrency),
+                finishing=asyncio.BoundedSemaphore(
+                    settings.session_concurrency * FINISHING_PER_SLOT
+                ),
                 tasks=tasks,
             )
             try:
@@ -290,9 +297,20 @@ class Engine:
         log.info("session_pending", source=session.source, session_id=session.session_id)
 
     async def _archive_in_slot(self, run: _SourcePass, session: Session, *, overdue: bool) -> None:
+        """Archive a session that holds one of ``run.slots`` (taken by the caller).
+
+        Once its artifacts are stored it trades the slot for a ``run.finishing`` one.
+        """
         structlog.contextvars.bind_contextvars(source=session.source, session_id=session.session_id)
+        slot = _Slot(run)
         try:
-            await self._archive(run.source, session, run.report, accept_incomplete=overdue)
+            await self._archive(
+                run.source,
+                session,
+                run.report,
+                accept_incomplete=overdue,
+                artifacts_stored=slot.finish,
+            )
         except StoreBroken:
             raise  # not this session's fault: the whole pass stops
         except NotReady:
@@ -303,7 +321,7 @@ class Engine:
             log.exception("session_crashed")
             await self._record_failure(run.source, session.session_id, exc, run.report, session)
         finally:
-            run.slots.release()
+            slot.release()
 
     async def _record_failure(
         self,
@@ -340,7 +358,9 @@ class Engine:
         *,
         rearchive: bool = False,
         accept_incomplete: bool = False,
+        artifacts_stored: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """Archive one session; ``artifacts_stored`` is awaited once its artifacts are."""
         started = time.monotonic()
         prefix = safe_key(source.name, session.session_id)
         manifest_key = f"{prefix}/manifest.json"
@@ -367,6 +387,8 @@ class Engine:
         stored, missing = await self._store_artifacts(
             source, base, artifacts, accept_not_ready=accept_incomplete
         )
+        if artifacts_stored is not None:
+            await artifacts_stored()
         not_archived = [*source.not_offered(session), *missing]
         if not session.complete:
             not_archived.append(
@@ -508,6 +530,23 @@ class Engine:
             content_type=content_type,
             source_url=strip_query(artifact.url),
         )
+
+
+class _Slot:
+    """Where an archiving session stands in its pass: in a session slot, then finishing."""
+
+    def __init__(self, run: _SourcePass) -> None:
+        self._run = run
+        self._finishing = False
+
+    async def finish(self) -> None:
+        """Trade the session slot for a finishing one (waiting for one if all are taken)."""
+        await self._run.finishing.acquire()
+        self._finishing = True
+        self._run.slots.release()
+
+    def release(self) -> None:
+        (self._run.finishing if self._finishing else self._run.slots).release()
 
 
 def _first_leaf(errors: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from archiver import engine as engine_module
 from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
 from archiver.engine import Engine
-from archiver.errors import StoreBroken, VendorError
+from archiver.errors import StoreBroken, StoreError, VendorError
 from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
 from archiver.model import Artifact, Session
@@ -312,6 +312,59 @@ async def test_a_broken_store_stops_the_pass_and_fails_no_session(
     monkeypatch.undo()
     report = await rig.engine.run_once()
     assert report.ok and report.archived == 5
+
+
+async def test_sessions_past_their_downloads_free_their_slot_but_are_bounded(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.source.settings = replace(rig.source.settings, session_concurrency=1)
+    disk_answers = asyncio.Event()
+    waiting_manifests: list[str] = []
+    put_bytes = rig.store.put_bytes
+
+    async def slow_manifests(key: str, data: bytes, **options: Any) -> None:
+        if key.endswith("/manifest.json"):
+            waiting_manifests.append(key)
+            await disk_answers.wait()
+        await put_bytes(key, data, **options)
+
+    monkeypatch.setattr(rig.store, "put_bytes", slow_manifests)
+    for number in range(8):
+        rig.source.add(f"s{number}")
+    passing = asyncio.create_task(rig.engine.run_once())
+    finishing = engine_module.FINISHING_PER_SLOT
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if len(waiting_manifests) == finishing:
+            break
+    await asyncio.sleep(0.1)
+    # One session slot, yet four sessions wait for the disk with their manifests, and a
+    # fifth has its artifacts stored and waits for one of them to finish; no sixth started.
+    assert len(waiting_manifests) == finishing
+    downloaded = {path.split("/")[1] for path in rig.files.requests}
+    assert len(downloaded) == finishing + 1
+    disk_answers.set()
+    report = await passing
+    assert report.ok and report.archived == 8
+
+
+async def test_sessions_failing_after_their_downloads_give_their_places_back(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rig.source.settings = replace(rig.source.settings, session_concurrency=1)
+    put_bytes = rig.store.put_bytes
+
+    async def failing_manifests(key: str, data: bytes, **options: Any) -> None:
+        if key.endswith("/manifest.json"):
+            raise StoreError("memory://: the disk is full")
+        await put_bytes(key, data, **options)
+
+    monkeypatch.setattr(rig.store, "put_bytes", failing_manifests)
+    sessions = 2 * engine_module.FINISHING_PER_SLOT + 2
+    for number in range(sessions):
+        rig.source.add(f"s{number}")
+    report = await asyncio.wait_for(rig.engine.run_once(), 30)  # a place kept would hang it
+    assert (report.archived, len(report.failed)) == (0, sessions)
 
 
 async def test_failing_session_does_not_stop_others(rig: Rig) -> None:
