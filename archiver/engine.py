@@ -507,17 +507,18 @@ class Engine:
             async with self.store.open_writer(
                 key, content_type=content_type, durable=False
             ) as writer:
-                async for chunk in download.chunks():
-                    size += len(chunk)
-                    if len(chunk) < HASH_IN_THREAD_BYTES:
-                        hasher.update(chunk)
-                        await writer.write(chunk)
+                async for pieces in download.chunks():
+                    chunk_size = sum(len(piece) for piece in pieces)
+                    size += chunk_size
+                    if chunk_size < HASH_IN_THREAD_BYTES:
+                        _hash_pieces(hasher, pieces)
+                        await writer.write(*pieces)
                         continue
                     # hashlib lets go of the GIL: hashing a big chunk in a thread, beside
                     # the write, keeps the event loop free for the other downloads.
-                    hashed = loop.run_in_executor(None, hasher.update, chunk)
+                    hashed = loop.run_in_executor(None, _hash_pieces, hasher, pieces)
                     try:
-                        await writer.write(chunk)
+                        await writer.write(*pieces)
                     finally:
                         await hashed
                 digest = hasher.hexdigest()
@@ -530,6 +531,11 @@ class Engine:
             content_type=content_type,
             source_url=strip_query(artifact.url),
         )
+
+
+def _hash_pieces(hasher: hashlib._Hash, pieces: tuple[bytes, ...]) -> None:
+    for piece in pieces:
+        hasher.update(piece)
 
 
 class _Slot:

@@ -140,20 +140,25 @@ class Download:
             return None
         return self.response.content_length
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        """Yield the body in pieces of about ``chunk_size`` bytes (each byte copied once)."""
+    async def chunks(self) -> AsyncIterator[tuple[bytes, ...]]:
+        """Yield the body in chunks of about ``chunk_size`` bytes, each a tuple of the pieces
+        it arrived in: joining them would copy every byte on the event loop, and a store
+        writes a chunk's pieces in one system call anyway."""
         received = 0
         pending: list[bytes] = []
         pending_size = 0
         self._check_size(self.expected_size or 0)
         try:
-            async for piece in self.response.content.iter_chunked(self.chunk_size):
+            # iter_chunks hands over each piece the connection received, without joining.
+            async for piece, _ in self.response.content.iter_chunks():
+                if not piece:
+                    continue
                 received += len(piece)
                 self._check_size(received)
                 pending.append(piece)
                 pending_size += len(piece)
                 if pending_size >= self.chunk_size:
-                    yield pending[0] if len(pending) == 1 else b"".join(pending)
+                    yield tuple(pending)
                     pending, pending_size = [], 0
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise IncompleteDownload(
@@ -167,7 +172,7 @@ class Download:
                 f"of {expected} bytes"
             )
         if pending:
-            yield b"".join(pending)
+            yield tuple(pending)
 
     def _check_size(self, size: int) -> None:
         if self.max_size and size > self.max_size:

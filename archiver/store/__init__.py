@@ -2,7 +2,9 @@
 
 Contract (checked by ``tests/contract/test_store_contract.py`` over every implementation):
 
-* ``open_writer(key)`` returns an :class:`ObjectWriter`. Bytes written to it become visible
+* ``open_writer(key)`` returns an :class:`ObjectWriter`. ``write(*pieces)`` takes one chunk or
+  several pieces to write in order (bytes as they came off the network, never joined into a
+  copy first). Bytes written to it become visible
   at ``key`` only when ``commit`` returns; ``abort`` (or leaving the ``async with`` block
   without ``commit``, e.g. on an exception) leaves no trace of them. An existing object at
   ``key`` is replaced atomically on commit: readers see the old bytes or the new, never a mix.
@@ -43,7 +45,7 @@ from urllib.parse import unquote, urlsplit
 
 
 class ObjectWriter(Protocol):
-    async def write(self, chunk: bytes) -> None: ...
+    async def write(self, *pieces: bytes) -> None: ...
 
     async def commit(self, *, sha256: str, size: int) -> None: ...
 

@@ -4,8 +4,9 @@ The filesystem store renames the finished file into place; the S3 store uploads 
 deletes it. Either way, nothing is visible at the key until ``commit`` succeeds, and
 ``abort`` (or an exception, or a cancelled task) removes the temp file.
 
-File work runs in worker threads, and as little as possible is a hop of its own: a first
-chunk of up to ``HOLD_BYTES`` waits in memory, the temp file (owner-only, ``O_EXCL``) is
+File work runs in worker threads, and as little as possible is a hop of its own: the pieces
+of one ``write`` go to the file in one ``writev``, a first write of up to ``HOLD_BYTES`` waits
+in memory, the temp file (owner-only, ``O_EXCL``) is
 created by the first write that needs it, and a commit writes, seals, syncs and moves in
 as few hops as the store allows (one for a small object).
 A hop in flight is remembered; ``abort`` waits for it before it cleans up, so a task
@@ -26,8 +27,10 @@ from typing import Any, TypeVar
 from archiver.errors import StoreError
 
 _T = TypeVar("_T")
-# A first chunk up to this size waits in memory for the commit: one hop for small objects.
+# A first write up to this size waits in memory for the commit: one hop for small objects.
 HOLD_BYTES = 1024 * 1024
+# At most this many buffers go to one writev (Linux's IOV_MAX).
+MAX_BUFFERS = 1024
 WRITEBACK_BYTES = 8 * 1024 * 1024
 
 
@@ -42,23 +45,24 @@ class LocalFileWriter(ABC):
         self._folder = folder
         self._prefix = prefix
         self._fd: int | None = None
-        self._held: bytes | None = None
+        self._held: tuple[bytes, ...] = ()
         self._written = 0
         self._finished = False
         self._in_flight: asyncio.Future[Any] | None = None
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, *pieces: bytes) -> None:
         self._require_open()
-        if self._fd is None and self._held is None and len(chunk) <= HOLD_BYTES:
-            # Most objects are one chunk: keep it until commit, which writes it in its hop.
-            self._held = chunk
-            self._written += len(chunk)
+        size = sum(len(piece) for piece in pieces)
+        if self._fd is None and not self._held and size <= HOLD_BYTES:
+            # Most objects are one write: keep it until commit, which writes it in its hop.
+            self._held = pieces
+            self._written += size
             return
         try:
-            await self.in_thread(self._write_sync, chunk)
+            await self.in_thread(self._write_sync, pieces)
         except OSError as exc:
             raise self.error("write", exc) from exc
-        self._written += len(chunk)
+        self._written += size
 
     async def commit(self, *, sha256: str, size: int) -> None:
         self._require_open()
@@ -118,10 +122,10 @@ class LocalFileWriter(ABC):
         """The temp file's descriptor, created now (with the held chunk) if need be."""
         return self._fd if self._fd is not None else self._open_sync()
 
-    def _write_sync(self, chunk: bytes) -> None:
+    def _write_sync(self, pieces: tuple[bytes, ...]) -> None:
         fd = self.opened_sync()
-        _write_all(fd, chunk)
-        self._unsynced += len(chunk)
+        _write_all(fd, pieces)
+        self._unsynced += sum(len(piece) for piece in pieces)
         if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
             # Hand the bytes so far to the disk now, without waiting: the fsync at commit
             # then finds little left to write, and evidence does not crowd the page cache.
@@ -139,9 +143,9 @@ class LocalFileWriter(ABC):
         # A bare descriptor: every write is one system call, with no buffer to flush.
         fd = self.create_temp_sync()
         self._fd = fd
-        if self._held is not None:
+        if self._held:
             _write_all(fd, self._held)
-            self._held = None
+            self._held = ()
         return fd
 
     def _discard_sync(self) -> None:
@@ -161,7 +165,14 @@ class LocalFileWriter(ABC):
             raise StoreError(f"the writer for {self.key!r} is already closed")
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, pieces: tuple[bytes, ...]) -> None:
+    """Write every piece, in order, with as few ``writev`` calls as the kernel allows."""
+    views = [memoryview(piece) for piece in pieces if piece]
+    while views:
+        written = os.writev(fd, views[:MAX_BUFFERS])
+        while written:  # drop what went out; a piece written in part keeps its rest
+            if written >= len(views[0]):
+                written -= len(views.pop(0))
+            else:
+                views[0] = views[0][written:]
+                written = 0

@@ -134,9 +134,10 @@ class _MemoryWriter:
         self._discarded = False
         self.started_at = time.time()
 
-    async def write(self, chunk: bytes) -> None:
+    async def write(self, *pieces: bytes) -> None:
         self._require_open()
-        self._buffer += chunk
+        for piece in pieces:
+            self._buffer += piece
 
     async def commit(self, *, sha256: str, size: int) -> None:
         self._require_open()

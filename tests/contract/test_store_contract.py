@@ -494,7 +494,7 @@ needs_syncfs = pytest.mark.skipif(not syncfs.available(), reason="this system ha
             marks=needs_syncfs,
         ),
         # Written on the event loop: the same errors, the same clean-up.
-        (True, False, "syncfs", (os, "write"), errno.ENOSPC, "no space left on device"),
+        (True, False, "syncfs", (os, "writev"), errno.ENOSPC, "no space left on device"),
         (True, False, "syncfs", (os, "link"), errno.EACCES, "permission denied"),
         (False, False, "syncfs", (os, "replace"), errno.EROFS, "read-only file system"),
     ],

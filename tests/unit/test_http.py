@@ -80,6 +80,18 @@ async def origins() -> AsyncIterator[Origins]:
         await record(request)
         return web.Response(body=b"x" * 100_000, content_type="application/octet-stream")
 
+    async def streamed(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse()
+        if request.query.get("chunked"):
+            response.enable_chunked_encoding()
+        else:
+            response.content_length = 300 * 7001
+        await response.prepare(request)
+        for number in range(300):
+            await response.write(bytes([number % 251]) * 7001)
+        await response.write_eof()
+        return response
+
     async def short_body(request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Length": "1000"})
         await response.prepare(request)
@@ -98,6 +110,7 @@ async def origins() -> AsyncIterator[Origins]:
     api.router.add_get("/pdf", not_ready)
     api.router.add_get("/file.bin", file)
     api.router.add_get("/short", short_body)
+    api.router.add_get("/streamed", streamed)
     other = web.Application()
     other.router.add_get("/file.bin", file)
     other.router.add_get("/ok", ok_json)
@@ -131,9 +144,24 @@ async def test_token_only_to_own_origin(client: VendorClient, origins: Origins) 
 
 async def test_redirect_off_origin_drops_token(client: VendorClient, origins: Origins) -> None:
     async with client.download(str(origins.api.make_url("/redirect"))) as download:
-        body = b"".join([chunk async for chunk in download.chunks()])
+        body = b"".join([piece async for chunk in download.chunks() for piece in chunk])
     assert len(body) == 100_000
     assert [token for _, _, token in origins.seen] == [TOKEN, None]
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+async def test_download_chunks_are_the_pieces_as_received(
+    client: VendorClient, chunked: bool
+) -> None:
+    expected = b"".join(bytes([number % 251]) * 7001 for number in range(300))
+    url = client.url("/streamed" + ("?chunked=1" if chunked else ""))
+    async with client.download(url) as download:
+        download.chunk_size = 64 * 1024
+        chunks = [chunk async for chunk in download.chunks()]
+    assert b"".join(piece for chunk in chunks for piece in chunk) == expected
+    sizes = [sum(len(piece) for piece in chunk) for chunk in chunks]
+    assert all(size >= download.chunk_size for size in sizes[:-1])  # only the last is short
+    assert all(piece for chunk in chunks for piece in chunk)  # no empty pieces
 
 
 async def test_retries_503_then_succeeds(client: VendorClient, origins: Origins) -> None:
@@ -272,7 +300,7 @@ async def test_artifact_host_allow_list(origins: Origins) -> None:
             settings=HttpSettings(attempts=1, artifact_hosts=("files.example.com",)),
         )
         async with client.download(client.url("/file.bin")) as download:  # own origin: fine
-            assert len(b"".join([c async for c in download.chunks()])) == 100_000
+            assert sum([len(p) async for c in download.chunks() for p in c]) == 100_000
         with pytest.raises(UnsafeArtifactUrl, match="artifact_hosts"):
             async with client.download("http://elsewhere.example.org/file.bin"):
                 pass

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from archiver.store import localfile
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from tests.support.openfiles import open_files_under
 
@@ -77,3 +81,32 @@ async def test_cancelled_commit_leaves_nothing_half_done(tmp_path: Path, unnamed
         assert open_files_under(tmp_path) == []
         stored = await store.size("a/c.bin")
         assert stored in (None, 1000)
+
+
+async def test_pieces_are_written_in_order_whatever_writev_takes_at_a_time(
+    tmp_path: Path, unnamed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writev = os.writev
+    calls: list[int] = []
+
+    def short_writev(fd: int, buffers: Sequence[bytes]) -> int:
+        calls.append(len(buffers))
+        taken, budget = [], 10_007  # a short write, often in the middle of a piece
+        for buffer in buffers:
+            taken.append(memoryview(buffer)[:budget])
+            budget -= len(taken[-1])
+            if not budget:
+                break
+        return writev(fd, taken)
+
+    monkeypatch.setattr(os, "writev", short_writev)
+    pieces = [bytes([number % 256]) * (number * 37 % 3000) for number in range(3000)]
+    data = b"".join(pieces)
+    store = FilesystemStore(tmp_path / "store", unnamed_temps=unnamed)
+    async with store.open_writer("a/pieces.bin") as writer:
+        await writer.write(b"head")  # held in memory, then written with the next pieces
+        await writer.write(*pieces[:1500])
+        await writer.write(*pieces[1500:])
+        await writer.commit(sha256=hashlib.sha256(b"head" + data).hexdigest(), size=len(data) + 4)
+    assert await store.read_bytes("a/pieces.bin") == b"head" + data
+    assert max(calls) <= localfile.MAX_BUFFERS
