@@ -1,11 +1,11 @@
 """Filesystem store (``file:///abs/path``): unnamed temp file, made durable, linked into place.
 
 A write goes to an unnamed file (``O_TMPFILE``) in the folder of its key, is made durable,
-then linked to its name and the folder fsynced: after ``commit`` returns the object survives
-a crash, readers never see half of it, and a process that dies mid-write leaves nothing
-behind (the kernel frees an unnamed file). Each writer works in its own folder, so concurrent
-sessions do not contend for one temp folder or for the file system's cross-folder rename
-lock. Folders are opened with one ``openat2`` that refuses every symlink on the way (see
+then linked to its name, and the name made durable: after ``commit`` returns the object
+survives a crash, readers never see half of it, and a process that dies mid-write leaves
+nothing behind (the kernel frees an unnamed file). Each writer works in its own folder, so
+concurrent sessions do not contend for one temp folder or for the file system's cross-folder
+rename lock. Folders are opened with one ``openat2`` that refuses every symlink on the way (see
 :mod:`archiver.store.beneath`), or where the kernel lacks it one level at a time with
 ``O_NOFOLLOW``: a symlink planted below the root is refused. Where the file system (or a
 missing ``/proc``) does not allow unnamed files, writes go to private named temp files under
@@ -115,6 +115,7 @@ class FilesystemStore:
         self._beneath = beneath.Opener(self._root_fd)
         self.open_beneath = self._beneath.usable if open_beneath is None else open_beneath
         if self.open_beneath and not self._beneath.usable:
+            os.close(self._root_fd)
             raise StoreError(f"cannot use {self.description}: this system has no openat2")
         self._chunk_size = chunk_size
         self._writes = 0  # objects whose bytes are all in the file system so far
@@ -272,10 +273,10 @@ class FilesystemStore:
 
         Opened with one ``openat2`` if the folders exist, else one level at a time with
         ``O_NOFOLLOW``: a symlink anywhere below the root is refused, and cannot be swapped
-        in between a check and the write. A folder's name
-        must survive a crash as well as the object in it: with ``syncfs``, the one before the
-        object is linked covers the name; without, its parent is fsynced by every writer
-        through it until one such fsync has succeeded.
+        in between a check and the write. A folder's name must survive a crash as well as
+        the object in it: with ``syncfs``, the one before the object is linked covers the
+        name; without, its parent is fsynced by every writer through it until one such fsync
+        has succeeded.
         """
         folder = key.rpartition("/")[0]
         if folder and not self._names_owed and self._can_open_beneath():
