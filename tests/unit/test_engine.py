@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -181,6 +181,20 @@ async def rig(files: ArtifactServer, tmp_path: Path) -> AsyncIterator[Rig]:
     await state.close()
 
 
+def before_manifest_writes(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch, action: Callable[[str], Awaitable[None]]
+) -> None:
+    """Run ``action(key)`` before every manifest the store is asked to write."""
+    put_bytes = rig.store.put_bytes
+
+    async def put_bytes_after_action(key: str, data: bytes, **options: Any) -> None:
+        if key.endswith("/manifest.json"):
+            await action(key)
+        await put_bytes(key, data, **options)
+
+    monkeypatch.setattr(rig.store, "put_bytes", put_bytes_after_action)
+
+
 async def manifest(rig: Rig, session_id: str) -> dict[str, object]:
     data: dict[str, object] = json.loads(
         await rig.store.read_bytes(f"fake/{session_id}/manifest.json")
@@ -293,14 +307,11 @@ async def test_sessions_listed_before_the_listing_broke_off_are_archived(
 async def test_a_broken_store_stops_the_pass_and_fails_no_session(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    put_bytes = rig.store.put_bytes
 
-    async def broken_for_manifests(key: str, data: bytes, **options: Any) -> None:
-        if key.endswith("/manifest.json"):
-            raise StoreBroken("memory://: writing back failed")
-        await put_bytes(key, data, **options)
+    async def broken(key: str) -> None:
+        raise StoreBroken("memory://: writing back failed")
 
-    monkeypatch.setattr(rig.store, "put_bytes", broken_for_manifests)
+    before_manifest_writes(rig, monkeypatch, broken)
     for number in range(5):
         rig.source.add(f"s{number}")
     with pytest.raises(StoreBroken, match="writing back failed"):
@@ -320,15 +331,12 @@ async def test_sessions_past_their_downloads_free_their_slot_but_are_bounded(
     rig.source.settings = replace(rig.source.settings, session_concurrency=1)
     disk_answers = asyncio.Event()
     waiting_manifests: list[str] = []
-    put_bytes = rig.store.put_bytes
 
-    async def slow_manifests(key: str, data: bytes, **options: Any) -> None:
-        if key.endswith("/manifest.json"):
-            waiting_manifests.append(key)
-            await disk_answers.wait()
-        await put_bytes(key, data, **options)
+    async def slow(key: str) -> None:
+        waiting_manifests.append(key)
+        await disk_answers.wait()
 
-    monkeypatch.setattr(rig.store, "put_bytes", slow_manifests)
+    before_manifest_writes(rig, monkeypatch, slow)
     for number in range(8):
         rig.source.add(f"s{number}")
     passing = asyncio.create_task(rig.engine.run_once())
@@ -352,14 +360,11 @@ async def test_sessions_failing_after_their_downloads_give_their_places_back(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig.source.settings = replace(rig.source.settings, session_concurrency=1)
-    put_bytes = rig.store.put_bytes
 
-    async def failing_manifests(key: str, data: bytes, **options: Any) -> None:
-        if key.endswith("/manifest.json"):
-            raise StoreError("memory://: the disk is full")
-        await put_bytes(key, data, **options)
+    async def full(key: str) -> None:
+        raise StoreError("memory://: the disk is full")
 
-    monkeypatch.setattr(rig.store, "put_bytes", failing_manifests)
+    before_manifest_writes(rig, monkeypatch, full)
     sessions = 2 * engine_module.FINISHING_PER_SLOT + 2
     for number in range(sessions):
         rig.source.add(f"s{number}")
