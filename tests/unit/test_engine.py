@@ -307,7 +307,6 @@ async def test_sessions_listed_before_the_listing_broke_off_are_archived(
 async def test_a_broken_store_stops_the_pass_and_fails_no_session(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-
     async def broken(key: str) -> None:
         raise StoreBroken("memory://: writing back failed")
 
