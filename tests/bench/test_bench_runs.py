@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from bench.harness import Measured
+from bench.workloads import Bench, Sizes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,3 +39,21 @@ def test_every_workload_runs_and_prints_a_row(tmp_path: Path) -> None:
         archiver_figure = row.split("|")[3].strip().replace(",", "")
         assert float(archiver_figure) > 0, row
     assert list(tmp_path.iterdir()) == []  # the runs clean up after themselves
+
+
+def test_rounds_alternate_their_order_and_keep_each_side_s_best(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def measure(name: str, seconds: list[float]) -> Callable[[], Measured]:
+        def run() -> Measured:
+            calls.append(name)
+            return Measured(seconds=seconds.pop(0), files=1, bytes=1, peak_rss_mib=1.0)
+
+        return run
+
+    bench = Bench(tmp_path, Sizes(repeat=3))
+    ours, theirs = bench.best_of_rounds(
+        measure("ours", [3.0, 1.0, 2.0]), measure("theirs", [5.0, 6.0, 4.0])
+    )
+    assert calls == ["ours", "theirs", "theirs", "ours", "ours", "theirs"]
+    assert (ours.seconds, theirs.seconds) == (1.0, 4.0)
