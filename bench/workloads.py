@@ -117,9 +117,6 @@ class Bench:
         with self.folder() as folder:
             return _download(vendor, folder, fsync=fsync)
 
-    def best(self, measure: Callable[[], Measured]) -> Measured:
-        return min((measure() for _ in range(self.sizes.repeat)), key=lambda m: m.seconds)
-
     def best_of_rounds(self, *measures: Callable[[], Measured]) -> list[Measured]:
         """The best run of each, measured in rounds of one run each, every round in the
         reverse order of the one before.
@@ -237,10 +234,7 @@ class Bench:
         files, size = self.sizes.s3_files, self.sizes.s3_size
         payload = files * size
         with s3_server() as endpoint, self.folder() as folder:
-            with simulator(folder, executions=files, video_size=size) as vendor:
-                ours = self.best(lambda: self.archive(vendor, store=self._s3_store(endpoint)))
-                downloaded = folder / "files"
-                _download(vendor, downloaded)  # the files upload_file is given
+            downloaded = folder / "files"
 
             def upload() -> Measured:
                 bucket = _bucket(endpoint)
@@ -255,7 +249,11 @@ class Bench:
                     str(CONCURRENCY),
                 )
 
-            theirs = self.best(upload)
+            with simulator(folder, executions=files, video_size=size) as vendor:
+                _download(vendor, downloaded)  # the files upload_file is given
+                ours, theirs = self.best_of_rounds(
+                    lambda: self.archive(vendor, store=self._s3_store(endpoint)), upload
+                )
         mine, base = payload / MB / ours.seconds, payload / MB / theirs.seconds
         label = f"S3: {files} x {_human(size)} to the S3 API server vs upload_file"
         return [_row(label, "MB/s", mine, base, ">= 0.8 x", mine / base >= 0.8)]
