@@ -53,7 +53,7 @@ class Sizes:
     scale_big: int = 10_000
     s3_files: int = 8
     s3_size: int = 100 * MB
-    repeat: int = 2
+    repeat: int = 3
 
 
 TINY = Sizes(
