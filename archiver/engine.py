@@ -5,8 +5,10 @@ One pass over a source:
 1. failed sessions still worth retrying are fetched again by id;
 2. the source lists every session since its watermark (minus an overlap);
 3. each complete session not yet archived is archived in its own task, at most
-   ``session_concurrency`` per source, with at most ``download_concurrency`` downloads in
-   flight across all sources;
+   ``session_concurrency`` per source fetching their artifacts, with at most
+   ``download_concurrency`` downloads in flight across all sources; a session whose
+   artifacts are stored makes room for the next while it writes its manifest, ledger entry
+   and state row (``FINISHING_PER_SLOT`` times as many such sessions at most);
 4. the watermark moves to the pass's start time, but never past a session that is still
    processing.
 
