@@ -59,7 +59,7 @@ class LocalFileWriter(ABC):
             self._written += size
             return
         try:
-            await self.in_thread(self._write_sync, pieces)
+            await self.in_thread(self._write_sync, pieces, size)
         except OSError as exc:
             raise self.error("write", exc) from exc
         self._written += size
@@ -122,10 +122,10 @@ class LocalFileWriter(ABC):
         """The temp file's descriptor, created now (with the held chunk) if need be."""
         return self._fd if self._fd is not None else self._open_sync()
 
-    def _write_sync(self, pieces: tuple[bytes, ...]) -> None:
+    def _write_sync(self, pieces: tuple[bytes, ...], size: int) -> None:
         fd = self.opened_sync()
         _write_all(fd, pieces)
-        self._unsynced += sum(len(piece) for piece in pieces)
+        self._unsynced += size
         if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
             # Hand the bytes so far to the disk now, without waiting: the fsync at commit
             # then finds little left to write, and evidence does not crowd the page cache.
