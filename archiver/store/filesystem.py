@@ -330,7 +330,7 @@ class FilesystemStore:
                     status = os.fstat(fd)
                 finally:
                     os.close(fd)
-                return status.st_size if stat.S_ISREG(status.st_mode) else None
+                return _object_size(status)
         return _file_size(self._path(key))
 
     def _can_open_beneath(self) -> bool:
@@ -560,6 +560,11 @@ def _file_size(path: Path) -> int | None:
         status = path.stat()
     except (FileNotFoundError, NotADirectoryError):
         return None
+    return _object_size(status)
+
+
+def _object_size(status: os.stat_result) -> int | None:
+    """The size of a regular file; None for anything else (a folder is no object)."""
     return status.st_size if stat.S_ISREG(status.st_mode) else None
 
 
