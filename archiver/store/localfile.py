@@ -90,6 +90,7 @@ class LocalFileWriter(ABC):
             if in_flight is not None:
                 with contextlib.suppress(BaseException):  # its outcome no longer matters
                     await in_flight
+            await self.abort_more()
             await asyncio.to_thread(self._discard_sync)
 
         # Shielded: a second cancellation must not stop the clean-up half-way.
@@ -98,6 +99,9 @@ class LocalFileWriter(ABC):
     @abstractmethod
     async def finish(self, *, sha256: str, size: int) -> None:
         """Make the written bytes visible at the key (``seal_sync`` first), and clean up."""
+
+    async def abort_more(self) -> None:  # noqa: B027 (optional for subclasses)
+        """Undo whatever a subclass started for an unfinished write, before the temp goes."""
 
     @abstractmethod
     def error(self, operation: str, exc: OSError) -> StoreError:
@@ -125,6 +129,7 @@ class LocalFileWriter(ABC):
     def _write_sync(self, pieces: tuple[bytes, ...], size: int) -> None:
         fd = self.opened_sync()
         _write_all(fd, pieces)
+        self.wrote_sync(pieces)
         self._unsynced += size
         if self._start_writeback and self._unsynced >= WRITEBACK_BYTES:
             # Hand the bytes so far to the disk now, without waiting: the fsync at commit
@@ -145,6 +150,7 @@ class LocalFileWriter(ABC):
         self._fd = fd
         if self._held:
             _write_all(fd, self._held)
+            self.wrote_sync(self._held)
             self._held = ()
         return fd
 
@@ -156,6 +162,9 @@ class LocalFileWriter(ABC):
         if self.temp is not None:
             self.temp.unlink(missing_ok=True)
         self.discard_more_sync()
+
+    def wrote_sync(self, pieces: tuple[bytes, ...]) -> None:  # noqa: B027 (optional)
+        """Called in the worker thread with the pieces just written, in order."""
 
     def discard_more_sync(self) -> None:  # noqa: B027 (optional for subclasses)
         """Close whatever else a subclass holds open for an unfinished write."""

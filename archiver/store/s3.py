@@ -1,14 +1,16 @@
 """S3 store (``s3://bucket/optional/prefix``), for AWS and S3-compatible servers.
 
 A writer spools its chunks to a private temp file, so memory stays flat whatever the size.
-On commit the spool is hashed and compared with the caller's SHA-256, then uploaded: below
-``multipart_threshold`` with one ``PutObject`` carrying ``ChecksumSHA256`` (S3 refuses bytes
-that do not match it), above it with boto3's managed multipart transfer and a CRC32 checksum
-on every part (S3 refuses a part damaged on the way; the whole object's SHA-256 was checked
-against the spool just before, and ``archiver verify`` checks it again from S3 itself).
-SHA-256 per part would hash every byte a third time for no stronger guarantee. Either way
-the object gets ``Metadata={"sha256": <hex>}``. S3 only shows an object
-once its upload completes, which gives the all-or-nothing rule of the contract.
+An object that stays below ``multipart_threshold`` is hashed on commit, compared with the
+caller's SHA-256 and sent with one ``PutObject`` carrying ``ChecksumSHA256`` (S3 refuses
+bytes that do not match it) and ``Metadata={"sha256": <hex>}``. An object that grows past
+the threshold becomes a multipart upload at once (:mod:`archiver.store.s3parts`): its parts
+go up while the rest is still being downloaded, each with the CRC32 of the bytes written for
+it (the bytes the caller hashed), so S3 refuses a part changed in the spool or on the way;
+the upload is completed on commit. Such an object carries no SHA-256 metadata (its upload
+begins before the digest is known); the manifest lists it and ``archiver verify`` checks it
+from S3 itself. S3 only shows an object once its upload completes, which gives the
+all-or-nothing rule of the contract.
 
 :class:`S3Protection` adds to every object written (artifacts, manifests, ledger entries) an
 Object Lock retention (mode and retain-until date, counted from the write), a legal hold,
@@ -21,10 +23,13 @@ bucket a write to an existing key adds a version and never touches the locked on
 412 when the key exists, or 409 when another conditional write to it is under way; both
 mean "someone else got there" and return False.
 
-boto3 is synchronous: every call runs in a worker thread. Credentials come from boto3's
-default chain and are never kept on this object, printed, or put in an error message.
-botocore's ``standard`` retry mode already retries throttling, 5xx and connection errors a
-few times; what still fails becomes a StoreError whose message says when it is transient.
+boto3 is synchronous: every call runs in a worker thread of the store's own, so slow S3
+calls never hold up the threads the rest of the daemon hashes and writes in; parts have a
+pool of their own (``max_concurrency`` uploads at once across all objects). Credentials
+come from boto3's default chain and are never kept on this object, printed, or put in an
+error message. botocore's ``standard`` retry mode already retries throttling, 5xx and
+connection errors a few times; what still fails becomes a StoreError
+(:mod:`archiver.store.s3errors`) whose message says when it is transient.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,15 +51,15 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
 import botocore.exceptions
-from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from archiver.errors import StoreError, TransientStoreError
+from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
 from archiver.model import rfc3339, strip_query
 from archiver.store import ObjectWriter
 from archiver.store.localfile import LocalFileWriter
+from archiver.store.s3errors import BOTO_ERRORS, http_status, s3_error
+from archiver.store.s3parts import PartChecksums, StreamingUpload
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -66,30 +72,6 @@ HASH_BLOCK = 4 * MIB
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
-
-_BOTO_ERRORS = (
-    botocore.exceptions.ClientError,
-    botocore.exceptions.BotoCoreError,
-    S3UploadFailedError,  # boto3's managed transfer wraps the botocore error in this
-)
-TRANSIENT_NOTE = "; transient, a later attempt may succeed"
-_NO_CREDENTIALS = (
-    botocore.exceptions.NoCredentialsError,
-    botocore.exceptions.PartialCredentialsError,
-)
-_UNREACHABLE = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
-_TRANSIENT_CODES = frozenset(
-    {
-        "InternalError",
-        "RequestTimeout",
-        "RequestTimeTooSkewed",
-        "ServiceUnavailable",
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-    }
-)
-
 
 # 412: the key exists; 409: another conditional write to the same key is in flight.
 _CONDITION_FAILED = frozenset({409, 412})
@@ -148,12 +130,7 @@ class S3Store:
         check_prefix(self._prefix)
         self._key_prefix = f"{self._prefix}/" if self._prefix else ""
         self._multipart_threshold = multipart_threshold
-        self._transfer = TransferConfig(
-            multipart_threshold=multipart_threshold,
-            multipart_chunksize=multipart_chunksize,
-            max_concurrency=max_concurrency,
-            use_threads=True,
-        )
+        self._part_bytes = multipart_chunksize
         self._spool_dir = Path(spool_dir) if spool_dir else Path(tempfile.gettempdir())
         try:
             self._spool_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -167,6 +144,8 @@ class S3Store:
         if endpoint_url:
             self.description += f" at {strip_query(endpoint_url)}"
         self._client = _make_client(endpoint_url, region, max_concurrency)
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3")
+        self._part_pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3-part")
 
     def __repr__(self) -> str:
         return f"S3Store({self.description!r})"
@@ -202,7 +181,7 @@ class S3Store:
         try:
             await self._call("PutObject", key, self._client.put_object, **request)
         except StoreError as error:
-            if _status(error.__cause__) in _CONDITION_FAILED:
+            if http_status(error.__cause__) in _CONDITION_FAILED:
                 return False
             raise
         return True
@@ -220,7 +199,7 @@ class S3Store:
             while chunk := await self._call("GetObject", key, body.read, self._chunk_size):
                 yield chunk
         finally:
-            await asyncio.to_thread(body.close)
+            await self._in_pool(body.close)
 
     async def exists(self, key: str) -> bool:
         return await self.size(key) is not None
@@ -236,7 +215,7 @@ class S3Store:
                 Key=self._full(key),
             )
         except StoreError as error:
-            if _status(error.__cause__) == 404:
+            if http_status(error.__cause__) == 404:
                 return None
             raise
         return head["ContentLength"]
@@ -284,34 +263,43 @@ class S3Store:
         return uploads + spools
 
     async def close(self) -> None:
-        await asyncio.to_thread(self._client.close)
+        await self._in_pool(self._client.close)
+        for pool in (self._pool, self._part_pool):
+            pool.shutdown(wait=False)
 
     # -- called from worker threads -------------------------------------------------------
 
-    def _upload_spool(
-        self, spool: Path, key: str, sha256: str, size: int, content_type: str | None
-    ) -> None:
+    def _put_spool(self, spool: Path, key: str, sha256: str, content_type: str | None) -> None:
         if _file_sha256(spool) != sha256.lower():
             raise StoreError(
                 f"S3 store: {key!r}: the SHA-256 given does not match the bytes written"
             )
         request = self._put_request(key, sha256, content_type)
-        if size < self._multipart_threshold:
-            with spool.open("rb") as body:
-                request["Body"] = body
-                self._client.put_object(**request)
-            return
-        extra_args: dict[str, Any] = {
+        with spool.open("rb") as body:
+            request["Body"] = body
+            self._client.put_object(**request)
+
+    def _start_upload(
+        self, key: str, spool: Path, checksums: PartChecksums, content_type: str | None
+    ) -> StreamingUpload:
+        create_args: dict[str, Any] = {
+            "Bucket": self._bucket,
+            "Key": self._full(key),
             "ChecksumAlgorithm": "CRC32",
-            "Metadata": request["Metadata"],
             **self._protection.request_args(datetime.now(UTC)),
         }
         if content_type:
-            extra_args["ContentType"] = content_type
-        self._client.upload_file(
-            str(spool), self._bucket, self._full(key), ExtraArgs=extra_args, Config=self._transfer
+            create_args["ContentType"] = content_type
+        return StreamingUpload(
+            client=self._client,
+            pool=self._pool,
+            part_pool=self._part_pool,
+            bucket=self._bucket,
+            key=self._full(key),
+            spool=spool,
+            checksums=checksums,
+            create_args=create_args,
         )
-        self._lock_after_multipart(key)
 
     def _lock_after_multipart(self, key: str) -> None:
         """Set retention and legal hold again on the version a multipart upload made.
@@ -344,7 +332,7 @@ class S3Store:
         try:
             self._client.head_bucket(Bucket=self._bucket)
         except botocore.exceptions.ClientError as exc:
-            if _status(exc) == 404:
+            if http_status(exc) == 404:
                 raise StoreError(f"{where} does not exist") from exc
             raise
         if not self._protection.needs_object_lock:
@@ -426,9 +414,13 @@ class S3Store:
     ) -> _T:
         """Run one blocking boto3 call in a worker thread and translate its errors."""
         try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except _BOTO_ERRORS as exc:
+            return await self._in_pool(function, *args, **kwargs)
+        except BOTO_ERRORS as exc:
             raise s3_error(operation, self._bucket, self._full(key), exc) from exc
+
+    async def _in_pool(self, function: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        call = functools.partial(function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def _full(self, key: str) -> str:
         return self._key_prefix + key
@@ -439,23 +431,51 @@ class _SpoolWriter(LocalFileWriter):
         super().__init__(key=key, folder=store._spool_dir, prefix=SPOOL_PREFIX)
         self._store = store
         self._content_type = content_type
+        self._checksums = PartChecksums(store._part_bytes)
+        self._upload: StreamingUpload | None = None
+
+    async def write(self, *pieces: bytes) -> None:
+        await super().write(*pieces)
+        if self._upload is None:
+            if self._written < self._store._multipart_threshold or self.temp is None:
+                return
+            try:
+                self._upload = self._store._start_upload(
+                    self.key, self.temp, self._checksums, self._content_type
+                )
+            except OSError as exc:
+                raise self.error("read", exc) from exc
+        self._upload.offer()
 
     async def finish(self, *, sha256: str, size: int) -> None:
         spool = await self.in_thread(functools.partial(self.seal_sync, fsync=False))
-        operation = "PutObject" if size < self._store._multipart_threshold else "multipart upload"
+        store = self._store
         try:
-            await self._store._call(
-                operation,
-                self.key,
-                self._store._upload_spool,
-                spool,
-                self.key,
-                sha256,
-                size,
-                self._content_type,
-            )
+            if self._upload is None:
+                await store._call(
+                    "PutObject",
+                    self.key,
+                    store._put_spool,
+                    spool,
+                    self.key,
+                    sha256,
+                    self._content_type,
+                )
+            else:
+                await self._upload.complete(size=size)
+                if store._protection.needs_object_lock:
+                    await store._call(
+                        "retention and legal hold", self.key, store._lock_after_multipart, self.key
+                    )
         finally:
             await asyncio.to_thread(spool.unlink, missing_ok=True)
+
+    def wrote_sync(self, pieces: tuple[bytes, ...]) -> None:
+        self._checksums.add(pieces)
+
+    async def abort_more(self) -> None:
+        if self._upload is not None:
+            await self._upload.abort()
 
     def error(self, operation: str, exc: OSError) -> StoreError:
         return StoreError(
@@ -464,49 +484,16 @@ class _SpoolWriter(LocalFileWriter):
         )
 
 
-def s3_error(operation: str, bucket: str, key: str, exc: Exception) -> StoreError:
-    """A StoreError naming the operation, bucket, key and S3 error code; no credentials."""
-    where = f"S3 {operation} of s3://{bucket}/{key} failed"
-    cause = _botocore_cause(exc)
-    if isinstance(cause, botocore.exceptions.ClientError):
-        code = cause.response.get("Error", {}).get("Code", "unknown error")
-        status = _status(cause)
-        transient = code in _TRANSIENT_CODES or (status is not None and status >= 500)
-        message = f"{where}: {code} (HTTP {status})"
-        return TransientStoreError(message + TRANSIENT_NOTE) if transient else StoreError(message)
-    if isinstance(cause, _NO_CREDENTIALS):
-        return StoreError(f"{where}: no usable AWS credentials in boto3's default chain")
-    if isinstance(cause, _UNREACHABLE):
-        unreachable = f"{where}: cannot reach the endpoint ({type(cause).__name__})"
-        return TransientStoreError(unreachable + TRANSIENT_NOTE)
-    return StoreError(f"{where}: {type(cause).__name__}")
-
-
 def _make_client(endpoint_url: str | None, region: str | None, max_concurrency: int) -> S3Client:
     config = Config(
         retries={"mode": "standard"},
-        max_pool_connections=max_concurrency,
+        # One connection per worker: calls, and parts, ``max_concurrency`` of each at once.
+        max_pool_connections=2 * max_concurrency,
         # S3-compatible servers reached by endpoint_url rarely resolve bucket subdomains.
         s3={"addressing_style": "path"} if endpoint_url else None,
     )
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
-
-
-def _botocore_cause(exc: BaseException) -> BaseException:
-    """boto3's managed transfer wraps the botocore error; find it for the error code."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return exc
-
-
-def _status(exc: BaseException | None) -> int | None:
-    if not isinstance(exc, botocore.exceptions.ClientError):
-        return None
-    return exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 
 def _file_sha256(path: Path) -> str:

@@ -13,6 +13,7 @@ import os
 import stat
 import tempfile
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,14 +22,17 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.errors import StoreBroken, StoreError
-from archiver.store import Store, beneath, open_store, syncfs
+from archiver.store import Store, beneath, open_store, s3parts, syncfs
 from archiver.store.filesystem import INCOMING, FilesystemStore
-from archiver.store.s3 import S3Store, s3_error
+from archiver.store.s3 import S3Store
+from archiver.store.s3errors import s3_error
 from tests.contract.conftest import S3_PREFIX
 from tests.support.openfiles import open_files_under
+from tests.support.s3proxy import S3FaultProxy
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import PartTypeDef
 
 MIB = 1024 * 1024
 
@@ -753,10 +757,121 @@ async def test_s3_multipart_upload_arrives_intact(
     head = s3_client.head_object(
         Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/video.mp4", ChecksumMode="ENABLED"
     )
-    assert head["ETag"].endswith('-3"')  # three parts: the managed multipart transfer ran
+    assert head["ETag"].endswith('-3"')  # three parts of 5 MiB, the last one 2 MiB
     assert "ChecksumCRC32" in head  # every part was checked in transit (composite CRC32)
-    assert head["Metadata"] == {"sha256": sha256(data)}
+    assert head["Metadata"] == {}  # its upload began before its SHA-256 was known
     assert head["ContentType"] == "video/mp4"
+    assert list(tmp_path.iterdir()) == []
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+
+
+async def test_s3_parts_go_up_while_the_object_is_still_being_written(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client
+) -> None:
+    data = os.urandom(12 * MIB)
+    key = f"{S3_PREFIX}/src/s1/video.mp4"
+    async with s3_store.open_writer("src/s1/video.mp4") as writer:
+        await writer.write(data[: 11 * MIB])  # two whole parts of 5 MiB, and a bit
+        parts = await asyncio.to_thread(_parts_when_there, s3_client, s3_bucket, key, 2)
+        assert [part["Size"] for part in parts] == [5 * MIB, 5 * MIB]
+        with pytest.raises(ClientError):  # nothing at the key before the commit
+            s3_client.head_object(Bucket=s3_bucket, Key=key)
+        await writer.write(data[11 * MIB :])
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+    assert await s3_store.read_bytes("src/s1/video.mp4") == data
+
+
+@pytest.mark.parametrize("damaged", [False, True], ids=["intact", "changed-in-the-spool"])
+async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
+    damaged: bool,
+    s3_endpoint: str,
+    s3_bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Through a proxy that checks checksum headers as S3 does: the CRC32 of each part is
+    the one of the bytes written, so a part whose bytes changed in the spool is refused."""
+    if damaged:
+        read = s3parts.SpoolRange.read
+
+        def flip_first_byte(self: s3parts.SpoolRange, size: int | None = -1) -> bytes:
+            at_start, data = self.tell() == 0, read(self, size)
+            return bytes([data[0] ^ 1]) + data[1:] if at_start and data else data
+
+        monkeypatch.setattr(s3parts.SpoolRange, "read", flip_first_byte)
+    data = os.urandom(13 * MIB)
+    with S3FaultProxy(s3_endpoint, seed=1, rate=0.0) as proxy:
+        store = S3Store(
+            s3_bucket,
+            S3_PREFIX,
+            endpoint_url=proxy.url,
+            multipart_threshold=5 * MIB,
+            multipart_chunksize=5 * MIB,
+            spool_dir=tmp_path,
+        )
+        try:
+            async with store.open_writer("src/s1/video.mp4") as writer:
+                for start in range(0, len(data), 3 * MIB):  # pieces across part boundaries
+                    await writer.write(
+                        data[start : start + 2 * MIB], data[start + 2 * MIB : start + 3 * MIB]
+                    )
+                await writer.commit(sha256=sha256(data), size=len(data))
+        except StoreError as error:
+            assert damaged, error
+            assert "UploadPart" in str(error) and "BadDigest (HTTP 400)" in str(error)
+            assert not await store.exists("src/s1/video.mp4")
+        else:
+            assert not damaged
+            assert await store.read_bytes("src/s1/video.mp4") == data
+        await store.close()
+        if damaged:
+            assert proxy.refused["UploadPart"] >= 1
+        else:
+            assert (proxy.requests["UploadPart"], proxy.refused) == (3, {})
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_s3_multipart_upload_left_without_commit_is_aborted(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    key = f"{S3_PREFIX}/src/s1/video.mp4"
+    with pytest.raises(RuntimeError, match="download broke off"):
+        async with s3_store.open_writer("src/s1/video.mp4") as writer:
+            await writer.write(os.urandom(11 * MIB))
+            await asyncio.to_thread(_parts_when_there, s3_client, s3_bucket, key, 1)
+            raise RuntimeError("download broke off")
+
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert not await s3_store.exists("src/s1/video.mp4")
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
+    s3_endpoint: str, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    with S3FaultProxy(
+        s3_endpoint, seed=5, rate=1.0, max_in_a_row=100, operations=frozenset({"UploadPart"})
+    ) as proxy:
+        store = S3Store(
+            s3_bucket,
+            S3_PREFIX,
+            endpoint_url=proxy.url,
+            multipart_threshold=5 * MIB,
+            multipart_chunksize=5 * MIB,
+            spool_dir=tmp_path,
+        )
+        with pytest.raises(StoreError, match=r"UploadPart of s3://.*/src/s1/video\.mp4.*transient"):
+            async with store.open_writer("src/s1/video.mp4") as writer:
+                await writer.write(os.urandom(6 * MIB))
+                for _ in range(600):  # the download goes on until the upload's failure shows
+                    await writer.write(b"x" * 1024)
+                    await asyncio.sleep(0.05)
+        await store.close()
+        assert proxy.requests["CompleteMultipartUpload"] == 0
+        assert proxy.requests["UploadPart"] >= 3  # botocore's attempts, all of them failed
+
+    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
     assert list(tmp_path.iterdir()) == []
 
 
@@ -852,3 +967,16 @@ def test_s3_error_messages_say_when_retrying_can_help(
     message = str(s3_error("PutObject", "bucket", "a/key", error))
     assert message.startswith(f"S3 PutObject of s3://bucket/a/key failed: {code} (HTTP {status})")
     assert ("transient" in message) is transient
+
+
+def _parts_when_there(s3_client: S3Client, bucket: str, key: str, count: int) -> list[PartTypeDef]:
+    """The parts S3 holds for the one multipart upload to ``key``, once there are ``count``."""
+    for _ in range(200):
+        uploads = s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+        for upload in uploads:
+            if upload["Key"] == key:
+                listed = s3_client.list_parts(Bucket=bucket, Key=key, UploadId=upload["UploadId"])
+                if len(listed.get("Parts", [])) >= count:
+                    return listed["Parts"]
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {count} parts of {key} arrived in 10 s")

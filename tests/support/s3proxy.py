@@ -8,7 +8,10 @@ checksums stay valid. Only the hop-by-hop headers ``Expect`` (the proxy answers
 Seeded like the vendor simulators' fault mode: PutObject, CreateMultipartUpload, UploadPart
 and CompleteMultipartUpload requests get, at ``rate``, a 500 ``InternalError``, a 503
 ``SlowDown``, a connection closed before the request reaches S3 (``drop_before``), or one
-closed after S3 did the work but before the answer got back (``drop_after``). No request
+closed after S3 did the work but before the answer got back (``drop_after``);
+``operations`` narrows that down to some of them. Whatever the fault plan, a request whose
+plain body does not match its ``x-amz-checksum-crc32`` or ``-sha256`` header is answered
+``400 BadDigest``, as S3 does (the test server does not check them). No request
 (method, path, part number) fails more than ``max_in_a_row`` times in a row. With
 ``cover_all`` every kind is injected on every operation before chance takes over, so a short
 run is sure to have seen each one. With ``outlast_first`` the first PutObject's request fails
@@ -19,9 +22,12 @@ above the client's retry attempts is sure to see one fault outlast them.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import random
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from types import TracebackType
@@ -79,6 +85,7 @@ class S3FaultProxy:
         max_in_a_row: int = 2,
         cover_all: bool = False,
         outlast_first: bool = False,
+        operations: frozenset[str] = frozenset(OPERATIONS),
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -88,10 +95,12 @@ class S3FaultProxy:
         self.url = ""
         self.requests: Counter[str] = Counter()  # operation -> requests seen
         self.injected: Counter[tuple[str, str]] = Counter()  # (operation, kind)
+        self.refused: Counter[str] = Counter()  # operation -> answered BadDigest
         self._lock = threading.Lock()
         self._seen: Counter[str] = Counter()
         self._streaks: Counter[str] = Counter()
         self._outlast_first = outlast_first
+        self._operations = operations
         self._doomed_key: str | None = None
         plan = random.Random(seed)
         self._pending = {
@@ -149,6 +158,8 @@ class S3FaultProxy:
         key = f"{method} {parts.path}?{part}"
         with self._lock:
             self.requests[op] += 1
+            if op not in self._operations:
+                return None
             number = self._seen[key]
             self._seen[key] += 1
             if self._outlast_first and self._doomed_key is None and op == "PutObject":
@@ -198,6 +209,11 @@ class S3FaultProxy:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
         body = await _read_body(reader, request, is_request=True)
+        if (wrong := _wrong_checksum(request, body)) is not None:
+            self.refused[operation(method, target) or method] += 1
+            writer.write(_error_answer("400 Bad Request", "BadDigest", f"{wrong} mismatch"))
+            await writer.drain()
+            return True
         op = operation(method, target)
         kind = self._decide(method, target, op) if op else None
         if kind == "drop_before":
@@ -205,16 +221,7 @@ class S3FaultProxy:
             return False
         if kind in _ERRORS:
             reason, code, message = _ERRORS[kind]
-            xml = (
-                '<?xml version="1.0" encoding="UTF-8"?>\n'
-                f"<Error><Code>{code}</Code><Message>{message}</Message>"
-                "<RequestId>FAULT</RequestId></Error>"
-            ).encode()
-            writer.write(
-                f"HTTP/1.1 {kind} {reason}\r\nContent-Type: application/xml\r\n"
-                f"Content-Length: {len(xml)}\r\n\r\n".encode()
-                + xml
-            )
+            writer.write(_error_answer(f"{kind} {reason}", code, message))
             await writer.drain()
             return True
         head, payload = await self._forward(request, body, method)
@@ -287,6 +294,37 @@ async def _read_body(reader: asyncio.StreamReader, message: _Message, *, is_requ
     if length is not None:
         return await reader.readexactly(int(length))
     return b"" if is_request else await reader.read()
+
+
+def _wrong_checksum(request: _Message, body: bytes) -> str | None:
+    """What S3 does and the test server does not: check a checksum header against a plain
+    body. The name of the checksum that does not match, or None."""
+    if request.header("transfer-encoding") or "aws-chunked" in (
+        request.header("content-encoding") or ""
+    ):
+        return None  # framed bodies carry their checksums in trailers; S3 checks those
+    digests = {
+        "x-amz-checksum-crc32": lambda: zlib.crc32(body).to_bytes(4, "big"),
+        "x-amz-checksum-sha256": lambda: hashlib.sha256(body).digest(),
+    }
+    for name, digest in digests.items():
+        sent = request.header(name)
+        if sent is not None and sent != base64.b64encode(digest()).decode("ascii"):
+            return name
+    return None
+
+
+def _error_answer(status: str, code: str, message: str) -> bytes:
+    xml = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f"<Error><Code>{code}</Code><Message>{message}</Message>"
+        "<RequestId>PROXY</RequestId></Error>"
+    ).encode()
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(xml)}\r\n\r\n".encode()
+        + xml
+    )
 
 
 def _abort(writer: asyncio.StreamWriter) -> None:

@@ -1,0 +1,278 @@
+"""A multipart upload that sends a spool file's parts while the file is still being written.
+
+The writer appends to its spool file; :class:`PartChecksums`, fed the same bytes in the same
+worker job, keeps the CRC32 of each part. Each time a whole part is written, a worker of
+the store's part pool uploads it, straight from the file, with that CRC32, so S3 refuses a
+part whose bytes are not the ones the engine hashed (changed in the spool or on the way).
+On commit the rest of the file goes as the last part and the upload is completed. Until
+then S3 shows nothing at the key.
+
+Downloading and uploading so overlap: an artifact takes about as long as the slower of the
+two, not their sum. No part is held in memory; botocore reads each body from the file as it
+sends it, in blocks. S3 allows 10,000 parts, so the part size doubles every
+``PARTS_PER_SIZE`` parts (the first 8.4 GB go in 8 MiB parts, the default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import os
+import zlib
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from archiver.store.s3errors import BOTO_ERRORS, s3_error
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
+
+PARTS_PER_SIZE = 1000
+
+_T = TypeVar("_T")
+
+
+def part_size(number: int, base: int) -> int:
+    """The size of part ``number`` (from 1): ``base``, doubled every ``PARTS_PER_SIZE`` parts."""
+    return base << ((number - 1) // PARTS_PER_SIZE)
+
+
+class SpoolRange:
+    """A read-only, seekable view of ``[start, end)`` of an open file: one part's body.
+
+    It has a length but no ``fileno``, so botocore sends exactly this range.
+    """
+
+    def __init__(self, fd: int, start: int, end: int) -> None:
+        self._fd = fd
+        self._start = start
+        self._end = end
+        self._position = start
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._end - self._position
+        wanted = left if size is None or size < 0 else min(size, left)
+        if wanted <= 0:
+            return b""
+        data = os.pread(self._fd, wanted, self._position)
+        if len(data) < wanted:
+            ended = self._position + len(data)
+            raise OSError(f"the spool file ended at byte {ended}, before {self._end}")
+        self._position += wanted
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: self._start, os.SEEK_CUR: self._position, os.SEEK_END: self._end}
+        self._position = min(max(base[whence] + offset, self._start), self._end)
+        return self._position - self._start
+
+    def tell(self) -> int:
+        return self._position - self._start
+
+    def seekable(self) -> bool:
+        return True
+
+
+class PartChecksums:
+    """The CRC32 of each part of an object, from its bytes in the order they are written."""
+
+    def __init__(self, part_bytes: int) -> None:
+        self.part_bytes = part_bytes
+        self.finished: list[str] = []  # base64, as S3 wants it; part n is finished[n - 1]
+        self._crc32 = 0
+        self._filled = 0
+
+    def add(self, pieces: tuple[bytes, ...]) -> None:
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                size = part_size(len(self.finished) + 1, self.part_bytes)
+                taken = view[: size - self._filled]
+                self._crc32 = zlib.crc32(taken, self._crc32)
+                self._filled += len(taken)
+                view = view[len(taken) :]
+                if self._filled == size:
+                    self.finished.append(_base64(self._crc32))
+                    self._crc32 = self._filled = 0
+
+    def part(self, number: int, *, last: bool) -> tuple[int, str] | None:
+        """The size and CRC32 of part ``number`` if it is finished or, with ``last``, the
+        part being filled; None if it is not (yet) there."""
+        if number <= len(self.finished):
+            return part_size(number, self.part_bytes), self.finished[number - 1]
+        if last and number == len(self.finished) + 1 and self._filled:
+            return self._filled, _base64(self._crc32)
+        return None
+
+
+class StreamingUpload:
+    """One object's multipart upload, fed from a spool file that is still growing.
+
+    ``offer()`` after every write (it raises the upload's failure as soon as there is one),
+    ``complete`` once the spool is whole, ``abort`` in every other case. ``abort`` waits for
+    every worker job of this upload before it asks S3 to drop the parts, so no part can
+    arrive after that and no job reads a closed file.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        pool: Executor,
+        part_pool: Executor,
+        bucket: str,
+        key: str,
+        spool: Path,
+        checksums: PartChecksums,
+        create_args: Mapping[str, Any],
+    ) -> None:
+        self._client = client
+        self._pool = pool
+        self._part_pool = part_pool
+        self._bucket = bucket
+        self._key = key
+        self._checksums = checksums
+        self._create_args = create_args
+        self._fd = os.open(spool, os.O_RDONLY | os.O_CLOEXEC)
+        self._upload_id: str | None = None
+        self._end: int | None = None
+        self._wake = asyncio.Event()
+        self._jobs: set[Future[Any]] = set()
+        self._uploads: list[asyncio.Future[CompletedPartTypeDef]] = []
+        self._failure: BaseException | None = None
+        self._completed = False
+        self._closed = False
+        self._sender = asyncio.ensure_future(self._send_parts())
+        self._sender.add_done_callback(self._note_failure)
+
+    def offer(self) -> None:
+        """More of the spool is written; raises the upload's failure, if it failed."""
+        if self._failure is not None:
+            raise self._failure
+        self._wake.set()
+
+    async def complete(self, *, size: int) -> None:
+        """Send the rest of the ``size`` bytes and complete the upload."""
+        self._end = size
+        self._wake.set()
+        parts = await self._sender
+        await self._call(
+            "CompleteMultipartUpload",
+            self._pool,
+            self._client.complete_multipart_upload,
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._require_upload_id(),
+            MultipartUpload={"Parts": parts},
+        )
+        self._completed = True
+        self._close()
+
+    async def abort(self) -> None:
+        """Stop, wait for this upload's jobs, and drop the parts S3 has (unless completed)."""
+        tasks: list[asyncio.Future[Any]] = [self._sender, *self._uploads]
+        for task in tasks:
+            task.cancel()  # a queued job is dropped with its task; a running one is waited for
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for job in list(self._jobs):
+            with contextlib.suppress(BaseException):
+                await asyncio.wrap_future(job)
+        if not self._completed and self._upload_id is not None:
+            # Best effort: ``cleanup_incomplete`` removes what a failure here leaves behind.
+            with contextlib.suppress(*BOTO_ERRORS):
+                await self._in_worker(
+                    self._pool,
+                    self._client.abort_multipart_upload,
+                    Bucket=self._bucket,
+                    Key=self._key,
+                    UploadId=self._upload_id,
+                )
+        self._close()
+
+    # -- the sender: hands each part to the part pool once it is written -------------------
+
+    async def _send_parts(self) -> list[CompletedPartTypeDef]:
+        await self._call("CreateMultipartUpload", self._pool, self._create)
+        start, number = 0, 1
+        while True:
+            while (part := self._checksums.part(number, last=self._end is not None)) is None:
+                if self._end is not None:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+            if self._failure is not None:
+                raise self._failure
+            if part is None:
+                break
+            size, crc32 = part
+            upload = self._call(
+                "UploadPart", self._part_pool, self._upload_part, number, start, start + size, crc32
+            )
+            self._uploads.append(asyncio.ensure_future(upload))
+            self._uploads[-1].add_done_callback(self._note_failure)
+            start, number = start + size, number + 1
+        return list(await asyncio.gather(*self._uploads))
+
+    async def _call(
+        self,
+        operation: str,
+        executor: Executor,
+        function: Callable[..., _T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> _T:
+        try:
+            return await self._in_worker(executor, function, *args, **kwargs)
+        except BOTO_ERRORS as exc:
+            raise s3_error(operation, self._bucket, self._key, exc) from exc
+
+    async def _in_worker(
+        self, executor: Executor, function: Callable[..., _T], *args: Any, **kwargs: Any
+    ) -> _T:
+        """Run ``function`` in ``executor``, kept in ``_jobs`` until it has ended."""
+        job = executor.submit(function, *args, **kwargs)
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
+        return await asyncio.wrap_future(job)
+
+    def _note_failure(self, future: asyncio.Future[Any]) -> None:
+        if self._failure is None and not future.cancelled() and future.exception() is not None:
+            self._failure = future.exception()
+
+    def _require_upload_id(self) -> str:
+        assert self._upload_id is not None, "CreateMultipartUpload has not answered"
+        return self._upload_id
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            os.close(self._fd)
+
+    # -- in worker threads --------------------------------------------------------------------
+
+    def _create(self) -> None:
+        # Set here, in the thread: an abort that waited for this job then knows the upload.
+        self._upload_id = self._client.create_multipart_upload(**self._create_args)["UploadId"]
+
+    def _upload_part(self, number: int, start: int, end: int, crc32: str) -> CompletedPartTypeDef:
+        answer = self._client.upload_part(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._require_upload_id(),
+            PartNumber=number,
+            Body=SpoolRange(self._fd, start, end),  # type: ignore[arg-type]
+            ChecksumAlgorithm="CRC32",
+            ChecksumCRC32=crc32,
+        )
+        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": crc32}
+
+
+def _base64(crc32: int) -> str:
+    return base64.b64encode(crc32.to_bytes(4, "big")).decode("ascii")
