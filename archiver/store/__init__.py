@@ -10,8 +10,10 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   ``key`` is replaced atomically on commit: readers see the old bytes or the new, never a mix.
 * ``commit(sha256=..., size=...)`` checks the number of bytes written matches ``size`` and
   raises :class:`~archiver.errors.StoreError` otherwise. The caller hashed the bytes on the
-  way in; stores whose backend can verify a digest (S3 checksums) hand it over, so the
-  backend refuses bytes that do not match.
+  way in. Where the backend can check a digest of a whole object in one request (S3's
+  ``PutObject``), the store hands it over and a mismatch is refused. An S3 object sent in
+  parts while it downloads has each part checked against the CRC32 of the bytes written for
+  it instead; the filesystem store checks nothing (it writes the very buffers hashed).
 * ``put_bytes`` is the same for small in-memory payloads (manifests).
 * An object is durable (it survives a power cut) when ``commit``/``put_bytes`` returns, unless
   it was written with ``durable=False``: then it is visible at once but durable only once a

@@ -90,8 +90,10 @@ class LocalFileWriter(ABC):
             if in_flight is not None:
                 with contextlib.suppress(BaseException):  # its outcome no longer matters
                     await in_flight
-            await self.abort_more()
-            await asyncio.to_thread(self._discard_sync)
+            try:
+                await self.abort_more()
+            finally:
+                await asyncio.to_thread(self._discard_sync)
 
         # Shielded: a second cancellation must not stop the clean-up half-way.
         await asyncio.shield(asyncio.ensure_future(discard()))

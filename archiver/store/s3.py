@@ -3,7 +3,7 @@
 A writer spools its chunks to a private temp file, so memory stays flat whatever the size.
 An object that stays below ``multipart_threshold`` is hashed on commit, compared with the
 caller's SHA-256 and sent with one ``PutObject`` carrying ``ChecksumSHA256`` (S3 refuses
-bytes that do not match it) and ``Metadata={"sha256": <hex>}``. An object that grows past
+bytes that do not match it) and ``Metadata={"sha256": <hex>}``. An object that reaches
 the threshold becomes a multipart upload at once (:mod:`archiver.store.s3parts`): its parts
 go up while the rest is still being downloaded, each with the CRC32 of the bytes written for
 it (the bytes the caller hashed), so S3 refuses a part changed in the spool or on the way;
@@ -146,6 +146,7 @@ class S3Store:
         self._client = _make_client(endpoint_url, region, max_concurrency)
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3")
         self._part_pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3-part")
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"S3Store({self.description!r})"
@@ -263,9 +264,12 @@ class S3Store:
         return uploads + spools
 
     async def close(self) -> None:
-        await self._in_pool(self._client.close)
-        for pool in (self._pool, self._part_pool):
-            pool.shutdown(wait=False)
+        if self._closed:
+            return
+        self._closed = True
+        for pool in (self._part_pool, self._pool):  # what is running ends first
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        await asyncio.to_thread(self._client.close)
 
     # -- called from worker threads -------------------------------------------------------
 

@@ -20,6 +20,7 @@ _NO_CREDENTIALS = (
 _UNREACHABLE = (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError)
 _TRANSIENT_CODES = frozenset(
     {
+        "BadDigest",  # bytes changed on the way: sending them again may well work
         "InternalError",
         "RequestTimeout",
         "RequestTimeTooSkewed",

@@ -19,6 +19,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import threading
 import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
@@ -62,9 +63,12 @@ class SpoolRange:
         if wanted <= 0:
             return b""
         data = os.pread(self._fd, wanted, self._position)
-        if len(data) < wanted:
-            ended = self._position + len(data)
-            raise OSError(f"the spool file ended at byte {ended}, before {self._end}")
+        while len(data) < wanted:  # a read may return less (at most about 2 GiB at once)
+            more = os.pread(self._fd, wanted - len(data), self._position + len(data))
+            if not more:
+                ended = self._position + len(data)
+                raise OSError(f"the spool file ended at byte {ended}, before {self._end}")
+            data += more
         self._position += wanted
         return data
 
@@ -118,7 +122,8 @@ class StreamingUpload:
     ``offer()`` after every write (it raises the upload's failure as soon as there is one),
     ``complete`` once the spool is whole, ``abort`` in every other case. ``abort`` waits for
     every worker job of this upload before it asks S3 to drop the parts, so no part can
-    arrive after that and no job reads a closed file.
+    arrive after that; the spool file is closed only once no job uses it, even when a
+    cancellation cuts the abort short.
     """
 
     def __init__(
@@ -148,6 +153,8 @@ class StreamingUpload:
         self._uploads: list[asyncio.Future[CompletedPartTypeDef]] = []
         self._failure: BaseException | None = None
         self._completed = False
+        self._lock = threading.Lock()  # _jobs and closing, also touched by worker threads
+        self._closing = False
         self._closed = False
         self._sender = asyncio.ensure_future(self._send_parts())
         self._sender.add_done_callback(self._note_failure)
@@ -163,38 +170,32 @@ class StreamingUpload:
         self._end = size
         self._wake.set()
         parts = await self._sender
-        await self._call(
-            "CompleteMultipartUpload",
-            self._pool,
-            self._client.complete_multipart_upload,
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._require_upload_id(),
-            MultipartUpload={"Parts": parts},
-        )
-        self._completed = True
-        self._close()
+        await self._call("CompleteMultipartUpload", self._pool, self._complete, parts)
+        self._close_when_idle()
 
     async def abort(self) -> None:
         """Stop, wait for this upload's jobs, and drop the parts S3 has (unless completed)."""
-        tasks: list[asyncio.Future[Any]] = [self._sender, *self._uploads]
-        for task in tasks:
-            task.cancel()  # a queued job is dropped with its task; a running one is waited for
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for job in list(self._jobs):
-            with contextlib.suppress(BaseException):
-                await asyncio.wrap_future(job)
-        if not self._completed and self._upload_id is not None:
-            # Best effort: ``cleanup_incomplete`` removes what a failure here leaves behind.
-            with contextlib.suppress(*BOTO_ERRORS):
-                await self._in_worker(
-                    self._pool,
-                    self._client.abort_multipart_upload,
-                    Bucket=self._bucket,
-                    Key=self._key,
-                    UploadId=self._upload_id,
-                )
-        self._close()
+        try:
+            tasks: list[asyncio.Future[Any]] = [self._sender, *self._uploads]
+            for task in tasks:
+                task.cancel()  # a queued job is dropped with its task; a running one is not
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for job in list(self._jobs):
+                with contextlib.suppress(BaseException):
+                    await asyncio.wrap_future(job)
+            if not self._completed and self._upload_id is not None:
+                # Best effort (also when the store is already closed: RuntimeError);
+                # ``cleanup_incomplete`` removes what is left behind.
+                with contextlib.suppress(*BOTO_ERRORS, RuntimeError):
+                    await self._in_worker(
+                        self._pool,
+                        self._client.abort_multipart_upload,
+                        Bucket=self._bucket,
+                        Key=self._key,
+                        UploadId=self._upload_id,
+                    )
+        finally:
+            self._close_when_idle()
 
     # -- the sender: hands each part to the part pool once it is written -------------------
 
@@ -238,9 +239,17 @@ class StreamingUpload:
     ) -> _T:
         """Run ``function`` in ``executor``, kept in ``_jobs`` until it has ended."""
         job = executor.submit(function, *args, **kwargs)
-        self._jobs.add(job)
-        job.add_done_callback(self._jobs.discard)
+        with self._lock:
+            self._jobs.add(job)
+        job.add_done_callback(self._job_done)
         return await asyncio.wrap_future(job)
+
+    def _job_done(self, job: Future[Any]) -> None:  # in the job's thread, or here
+        with self._lock:
+            self._jobs.discard(job)
+            close = self._closing and not self._jobs
+        if close:
+            self._close()
 
     def _note_failure(self, future: asyncio.Future[Any]) -> None:
         if self._failure is None and not future.cancelled() and future.exception() is not None:
@@ -250,9 +259,19 @@ class StreamingUpload:
         assert self._upload_id is not None, "CreateMultipartUpload has not answered"
         return self._upload_id
 
+    def _close_when_idle(self) -> None:
+        """Close the spool file now, or as soon as the last job using it has ended (an
+        abort cut short by a cancellation leaves jobs running)."""
+        with self._lock:
+            self._closing = True
+            close = not self._jobs
+        if close:
+            self._close()
+
     def _close(self) -> None:
-        if not self._closed:
-            self._closed = True
+        with self._lock:
+            closed, self._closed = self._closed, True
+        if not closed:
             os.close(self._fd)
 
     # -- in worker threads --------------------------------------------------------------------
@@ -260,6 +279,16 @@ class StreamingUpload:
     def _create(self) -> None:
         # Set here, in the thread: an abort that waited for this job then knows the upload.
         self._upload_id = self._client.create_multipart_upload(**self._create_args)["UploadId"]
+
+    def _complete(self, parts: list[CompletedPartTypeDef]) -> None:
+        self._client.complete_multipart_upload(
+            Bucket=self._bucket,
+            Key=self._key,
+            UploadId=self._require_upload_id(),
+            MultipartUpload={"Parts": parts},
+        )
+        # Also here: an abort after a cancelled commit must not try to undo a completion.
+        self._completed = True
 
     def _upload_part(self, number: int, start: int, end: int, crc32: str) -> CompletedPartTypeDef:
         answer = self._client.upload_part(

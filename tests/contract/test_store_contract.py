@@ -761,8 +761,7 @@ async def test_s3_multipart_upload_arrives_intact(
     assert "ChecksumCRC32" in head  # every part was checked in transit (composite CRC32)
     assert head["Metadata"] == {}  # its upload began before its SHA-256 was known
     assert head["ContentType"] == "video/mp4"
-    assert list(tmp_path.iterdir()) == []
-    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_parts_go_up_while_the_object_is_still_being_written(
@@ -830,6 +829,77 @@ async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
         else:
             assert (proxy.requests["UploadPart"], proxy.refused) == (3, {})
     assert list(tmp_path.iterdir()) == []
+    assert open_files_under(tmp_path) == []
+
+
+async def test_s3_object_of_exactly_whole_parts_has_no_empty_last_part(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    data = os.urandom(10 * MIB)
+    async with s3_store.open_writer("src/s1/video.mp4") as writer:
+        await writer.write(data[: 5 * MIB])  # the threshold, reached by a whole part
+        await writer.write(data[5 * MIB :])
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+    head = s3_client.head_object(Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/video.mp4")
+    assert head["ETag"].endswith('-2"')
+    assert await s3_store.read_bytes("src/s1/video.mp4") == data
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+
+
+async def test_s3_writer_cancelled_while_parts_are_in_flight_leaves_nothing(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    key = f"{S3_PREFIX}/src/s1/video.mp4"
+    written = asyncio.Event()
+
+    async def download() -> None:
+        async with s3_store.open_writer("src/s1/video.mp4") as writer:
+            await writer.write(os.urandom(16 * MIB))  # three parts go up at once
+            written.set()
+            await asyncio.sleep(60)  # the rest of the download, cut short below
+
+    task = asyncio.ensure_future(download())
+    await written.wait()
+    await asyncio.to_thread(_parts_when_there, s3_client, s3_bucket, key, 1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    assert not await s3_store.exists("src/s1/video.mp4")
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+
+
+async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
+    s3_endpoint: str, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    with S3FaultProxy(
+        s3_endpoint,
+        seed=3,
+        rate=1.0,
+        max_in_a_row=100,
+        operations=frozenset({"CreateMultipartUpload"}),
+        kinds=("500", "503", "drop_before"),  # S3 never created it (see the e2e test)
+    ) as proxy:
+        store = S3Store(
+            s3_bucket,
+            S3_PREFIX,
+            endpoint_url=proxy.url,
+            multipart_threshold=5 * MIB,
+            multipart_chunksize=5 * MIB,
+            spool_dir=tmp_path,
+        )
+        with pytest.raises(
+            StoreError, match=r"CreateMultipartUpload of s3://.*/src/s1/video\.mp4 failed"
+        ):
+            async with store.open_writer("src/s1/video.mp4") as writer:
+                await writer.write(os.urandom(11 * MIB))
+                await writer.commit(sha256="0" * 64, size=11 * MIB)
+        await store.close()
+        await store.close()  # a second close does nothing
+        assert proxy.requests["UploadPart"] == 0
+
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_multipart_upload_left_without_commit_is_aborted(
@@ -842,9 +912,8 @@ async def test_s3_multipart_upload_left_without_commit_is_aborted(
             await asyncio.to_thread(_parts_when_there, s3_client, s3_bucket, key, 1)
             raise RuntimeError("download broke off")
 
-    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
     assert not await s3_store.exists("src/s1/video.mp4")
-    assert list(tmp_path.iterdir()) == []
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
@@ -871,8 +940,7 @@ async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
         assert proxy.requests["CompleteMultipartUpload"] == 0
         assert proxy.requests["UploadPart"] >= 3  # botocore's attempts, all of them failed
 
-    assert s3_client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
-    assert list(tmp_path.iterdir()) == []
+    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_small_object_is_one_put_with_metadata(
@@ -980,3 +1048,10 @@ def _parts_when_there(s3_client: S3Client, bucket: str, key: str, count: int) ->
                     return listed["Parts"]
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} parts of {key} arrived in 10 s")
+
+
+def assert_nothing_left(s3_client: S3Client, bucket: str, spool_dir: Path) -> None:
+    """No multipart upload left in the bucket, no spool file on disk or held open."""
+    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+    assert list(spool_dir.iterdir()) == []
+    assert open_files_under(spool_dir) == []

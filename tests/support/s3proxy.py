@@ -9,7 +9,7 @@ Seeded like the vendor simulators' fault mode: PutObject, CreateMultipartUpload,
 and CompleteMultipartUpload requests get, at ``rate``, a 500 ``InternalError``, a 503
 ``SlowDown``, a connection closed before the request reaches S3 (``drop_before``), or one
 closed after S3 did the work but before the answer got back (``drop_after``);
-``operations`` narrows that down to some of them. Whatever the fault plan, a request whose
+``operations`` and ``kinds`` narrow that down. Whatever the fault plan, a request whose
 plain body does not match its ``x-amz-checksum-crc32`` or ``-sha256`` header is answered
 ``400 BadDigest``, as S3 does (the test server does not check them). No request
 (method, path, part number) fails more than ``max_in_a_row`` times in a row. With
@@ -86,6 +86,7 @@ class S3FaultProxy:
         cover_all: bool = False,
         outlast_first: bool = False,
         operations: frozenset[str] = frozenset(OPERATIONS),
+        kinds: tuple[str, ...] = KINDS,
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -101,6 +102,7 @@ class S3FaultProxy:
         self._streaks: Counter[str] = Counter()
         self._outlast_first = outlast_first
         self._operations = operations
+        self._kinds = kinds
         self._doomed_key: str | None = None
         plan = random.Random(seed)
         self._pending = {
@@ -178,7 +180,7 @@ class S3FaultProxy:
                 self._streaks[key] = 0
                 return None
             else:
-                kind = rng.choice(KINDS)
+                kind = rng.choice(self._kinds)
             self._streaks[key] += 1
             self.injected[(op, kind)] += 1
             return kind
