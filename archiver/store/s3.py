@@ -25,7 +25,8 @@ mean "someone else got there" and return False.
 
 boto3 is synchronous: every call runs in a worker thread of the store's own, so slow S3
 calls never hold up the threads the rest of the daemon hashes and writes in; parts have a
-pool of their own (``max_concurrency`` uploads at once across all objects). Credentials
+pool of their own (``max_concurrency`` uploads at once across all objects, each object
+queueing at most that many, so objects share the pool fairly). Credentials
 come from boto3's default chain and are never kept on this object, printed, or put in an
 error message. botocore's ``standard`` retry mode already retries throttling, 5xx and
 connection errors a few times; what still fails becomes a StoreError
@@ -144,6 +145,7 @@ class S3Store:
         if endpoint_url:
             self.description += f" at {strip_query(endpoint_url)}"
         self._client = _make_client(endpoint_url, region, max_concurrency)
+        self._max_concurrency = max_concurrency
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3")
         self._part_pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="archiver-s3-part")
         self._closed = False
@@ -303,6 +305,7 @@ class S3Store:
             spool=spool,
             checksums=checksums,
             create_args=create_args,
+            parts_in_flight=self._max_concurrency,
         )
 
     def _lock_after_multipart(self, key: str) -> None:

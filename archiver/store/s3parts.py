@@ -137,6 +137,7 @@ class StreamingUpload:
         spool: Path,
         checksums: PartChecksums,
         create_args: Mapping[str, Any],
+        parts_in_flight: int,
     ) -> None:
         self._client = client
         self._pool = pool
@@ -149,6 +150,7 @@ class StreamingUpload:
         self._upload_id: str | None = None
         self._end: int | None = None
         self._wake = asyncio.Event()
+        self._in_flight = asyncio.Semaphore(parts_in_flight)
         self._jobs: set[Future[Any]] = set()
         self._uploads: list[asyncio.Future[CompletedPartTypeDef]] = []
         self._failure: BaseException | None = None
@@ -213,13 +215,24 @@ class StreamingUpload:
             if part is None:
                 break
             size, crc32 = part
-            upload = self._call(
-                "UploadPart", self._part_pool, self._upload_part, number, start, start + size, crc32
-            )
+            # Queued parts wait here, not in the part pool, where they would hold back
+            # every other object's parts until all of this one's were sent.
+            await self._in_flight.acquire()
+            upload = self._send_part(number, start, start + size, crc32)
             self._uploads.append(asyncio.ensure_future(upload))
             self._uploads[-1].add_done_callback(self._note_failure)
             start, number = start + size, number + 1
         return list(await asyncio.gather(*self._uploads))
+
+    async def _send_part(
+        self, number: int, start: int, end: int, crc32: str
+    ) -> CompletedPartTypeDef:
+        try:
+            return await self._call(
+                "UploadPart", self._part_pool, self._upload_part, number, start, end, crc32
+            )
+        finally:
+            self._in_flight.release()
 
     async def _call(
         self,

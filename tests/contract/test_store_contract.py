@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -900,6 +900,53 @@ async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
         assert proxy.requests["UploadPart"] == 0
 
     assert_nothing_left(s3_client, s3_bucket, tmp_path)
+
+
+async def test_s3_objects_share_the_part_pool_in_turn(
+    s3_store: S3Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A big object queues no more parts than the pool has workers (4 here), so a second
+    object's parts go up as soon as a worker is free, not after all of the first's."""
+    started: list[tuple[str, int]] = []
+    gate = threading.Semaphore(0)
+    upload_part = s3parts.StreamingUpload._upload_part
+
+    def held(self: s3parts.StreamingUpload, number: int, *args: Any) -> Any:
+        started.append((self._key.rsplit("/", 1)[-1], number))
+        gate.acquire()
+        return upload_part(self, number, *args)
+
+    monkeypatch.setattr(s3parts.StreamingUpload, "_upload_part", held)
+
+    async def until_started(count: int) -> None:
+        for _ in range(200):
+            if len(started) >= count:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"only {started} started")
+
+    big, small = os.urandom(40 * MIB), os.urandom(10 * MIB)
+    async with (
+        s3_store.open_writer("src/s1/big.mp4") as big_writer,
+        s3_store.open_writer("src/s2/small.mp4") as small_writer,
+    ):
+        try:
+            await big_writer.write(big)  # eight parts of 5 MiB
+            await until_started(4)
+            await small_writer.write(small)  # two parts, queued behind the four running
+            await asyncio.sleep(0.1)
+            gate.release()  # one of the big object's parts ends; a worker is free
+            await until_started(5)
+            assert started[4] == ("small.mp4", 1)
+        finally:
+            gate.release(100)  # whatever happened, no upload stays blocked
+        await asyncio.gather(
+            big_writer.commit(sha256=sha256(big), size=len(big)),
+            small_writer.commit(sha256=sha256(small), size=len(small)),
+        )
+
+    assert await s3_store.read_bytes("src/s1/big.mp4") == big
+    assert await s3_store.read_bytes("src/s2/small.mp4") == small
 
 
 async def test_s3_multipart_upload_left_without_commit_is_aborted(
