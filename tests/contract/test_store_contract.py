@@ -729,17 +729,22 @@ async def test_filesystem_without_syncfs_makes_each_object_durable_at_commit(
 # -- S3 only -----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def s3_store(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[S3Store]:
-    store = S3Store(
-        s3_bucket,
+def small_part_store(bucket: str, endpoint: str, spool_dir: Path) -> S3Store:
+    """An S3 store that sends objects of 5 MiB and more in 5 MiB parts, 4 at a time."""
+    return S3Store(
+        bucket,
         S3_PREFIX,
-        endpoint_url=s3_endpoint,
+        endpoint_url=endpoint,
         multipart_threshold=5 * MIB,
         multipart_chunksize=5 * MIB,
         max_concurrency=4,
-        spool_dir=tmp_path,
+        spool_dir=spool_dir,
     )
+
+
+@pytest.fixture
+async def s3_store(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIterator[S3Store]:
+    store = small_part_store(s3_bucket, s3_endpoint, tmp_path)
     yield store
     await store.close()
 
@@ -801,14 +806,7 @@ async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
         monkeypatch.setattr(s3parts.SpoolRange, "read", flip_first_byte)
     data = os.urandom(13 * MIB)
     with S3FaultProxy(s3_endpoint, seed=1, rate=0.0) as proxy:
-        store = S3Store(
-            s3_bucket,
-            S3_PREFIX,
-            endpoint_url=proxy.url,
-            multipart_threshold=5 * MIB,
-            multipart_chunksize=5 * MIB,
-            spool_dir=tmp_path,
-        )
+        store = small_part_store(s3_bucket, proxy.url, tmp_path)
         try:
             async with store.open_writer("src/s1/video.mp4") as writer:
                 for start in range(0, len(data), 3 * MIB):  # pieces across part boundaries
@@ -881,14 +879,7 @@ async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
         operations=frozenset({"CreateMultipartUpload"}),
         kinds=("500", "503", "drop_before"),  # S3 never created it (see the e2e test)
     ) as proxy:
-        store = S3Store(
-            s3_bucket,
-            S3_PREFIX,
-            endpoint_url=proxy.url,
-            multipart_threshold=5 * MIB,
-            multipart_chunksize=5 * MIB,
-            spool_dir=tmp_path,
-        )
+        store = small_part_store(s3_bucket, proxy.url, tmp_path)
         with pytest.raises(
             StoreError, match=r"CreateMultipartUpload of s3://.*/src/s1/video\.mp4 failed"
         ):
@@ -969,14 +960,7 @@ async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
     with S3FaultProxy(
         s3_endpoint, seed=5, rate=1.0, max_in_a_row=100, operations=frozenset({"UploadPart"})
     ) as proxy:
-        store = S3Store(
-            s3_bucket,
-            S3_PREFIX,
-            endpoint_url=proxy.url,
-            multipart_threshold=5 * MIB,
-            multipart_chunksize=5 * MIB,
-            spool_dir=tmp_path,
-        )
+        store = small_part_store(s3_bucket, proxy.url, tmp_path)
         with pytest.raises(StoreError, match=r"UploadPart of s3://.*/src/s1/video\.mp4.*transient"):
             async with store.open_writer("src/s1/video.mp4") as writer:
                 await writer.write(os.urandom(6 * MIB))
