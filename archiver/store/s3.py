@@ -273,18 +273,6 @@ class S3Store:
             await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
         await asyncio.to_thread(self._client.close)
 
-    # -- called from worker threads -------------------------------------------------------
-
-    def _put_spool(self, spool: Path, key: str, sha256: str, content_type: str | None) -> None:
-        if _file_sha256(spool) != sha256.lower():
-            raise StoreError(
-                f"S3 store: {key!r}: the SHA-256 given does not match the bytes written"
-            )
-        request = self._put_request(key, sha256, content_type)
-        with spool.open("rb") as body:
-            request["Body"] = body
-            self._client.put_object(**request)
-
     def _start_upload(
         self, key: str, spool: Path, checksums: PartChecksums, content_type: str | None
     ) -> StreamingUpload:
@@ -307,6 +295,18 @@ class S3Store:
             create_args=create_args,
             parts_in_flight=self._max_concurrency,
         )
+
+    # -- called from worker threads -------------------------------------------------------
+
+    def _put_spool(self, spool: Path, key: str, sha256: str, content_type: str | None) -> None:
+        if _file_sha256(spool) != sha256.lower():
+            raise StoreError(
+                f"S3 store: {key!r}: the SHA-256 given does not match the bytes written"
+            )
+        request = self._put_request(key, sha256, content_type)
+        with spool.open("rb") as body:
+            request["Body"] = body
+            self._client.put_object(**request)
 
     def _lock_after_multipart(self, key: str) -> None:
         """Set retention and legal hold again on the version a multipart upload made.
