@@ -729,8 +729,9 @@ async def test_filesystem_without_syncfs_makes_each_object_durable_at_commit(
 # -- S3 only -----------------------------------------------------------------------------------
 
 
-def small_part_store(bucket: str, endpoint: str, spool_dir: Path) -> S3Store:
-    """An S3 store that sends objects of 5 MiB and more in 5 MiB parts, 4 at a time."""
+def small_part_store(bucket: str, endpoint: str, tmp_path: Path) -> S3Store:
+    """An S3 store that sends objects of 5 MiB and more in 5 MiB parts, 4 at a time, and
+    spools where ``assert_no_leftovers`` looks."""
     return S3Store(
         bucket,
         S3_PREFIX,
@@ -738,7 +739,7 @@ def small_part_store(bucket: str, endpoint: str, spool_dir: Path) -> S3Store:
         multipart_threshold=5 * MIB,
         multipart_chunksize=5 * MIB,
         max_concurrency=4,
-        spool_dir=spool_dir,
+        spool_dir=tmp_path / "spool",
     )
 
 
@@ -766,7 +767,7 @@ async def test_s3_multipart_upload_arrives_intact(
     assert "ChecksumCRC32" in head  # every part was checked in transit (composite CRC32)
     assert head["Metadata"] == {}  # its upload began before its SHA-256 was known
     assert head["ContentType"] == "video/mp4"
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+    await assert_no_leftovers(s3_store, tmp_path)
 
 
 async def test_s3_parts_go_up_while_the_object_is_still_being_written(
@@ -821,13 +822,12 @@ async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
         else:
             assert not damaged
             assert await store.read_bytes("src/s1/video.mp4") == data
+        await assert_no_leftovers(store, tmp_path)
         await store.close()
         if damaged:
             assert proxy.refused["UploadPart"] >= 1
         else:
             assert (proxy.requests["UploadPart"], proxy.refused) == (3, {})
-    assert list(tmp_path.iterdir()) == []
-    assert open_files_under(tmp_path) == []
 
 
 async def test_s3_object_of_exactly_whole_parts_has_no_empty_last_part(
@@ -842,7 +842,7 @@ async def test_s3_object_of_exactly_whole_parts_has_no_empty_last_part(
     head = s3_client.head_object(Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/video.mp4")
     assert head["ETag"].endswith('-2"')
     assert await s3_store.read_bytes("src/s1/video.mp4") == data
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+    await assert_no_leftovers(s3_store, tmp_path)
 
 
 async def test_s3_writer_cancelled_while_parts_are_in_flight_leaves_nothing(
@@ -865,11 +865,11 @@ async def test_s3_writer_cancelled_while_parts_are_in_flight_leaves_nothing(
         await task
 
     assert not await s3_store.exists("src/s1/video.mp4")
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+    await assert_no_leftovers(s3_store, tmp_path)
 
 
 async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
-    s3_endpoint: str, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+    s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
     with S3FaultProxy(
         s3_endpoint,
@@ -886,11 +886,10 @@ async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
             async with store.open_writer("src/s1/video.mp4") as writer:
                 await writer.write(os.urandom(11 * MIB))
                 await writer.commit(sha256="0" * 64, size=11 * MIB)
+        await assert_no_leftovers(store, tmp_path)
         await store.close()
         await store.close()  # a second close does nothing
         assert proxy.requests["UploadPart"] == 0
-
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_objects_share_the_part_pool_in_turn(
@@ -951,11 +950,11 @@ async def test_s3_multipart_upload_left_without_commit_is_aborted(
             raise RuntimeError("download broke off")
 
     assert not await s3_store.exists("src/s1/video.mp4")
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
+    await assert_no_leftovers(s3_store, tmp_path)
 
 
 async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
-    s3_endpoint: str, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+    s3_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
     with S3FaultProxy(
         s3_endpoint, seed=5, rate=1.0, max_in_a_row=100, operations=frozenset({"UploadPart"})
@@ -967,11 +966,10 @@ async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
                 for _ in range(600):  # the download goes on until the upload's failure shows
                     await writer.write(b"x" * 1024)
                     await asyncio.sleep(0.05)
+        await assert_no_leftovers(store, tmp_path)
         await store.close()
         assert proxy.requests["CompleteMultipartUpload"] == 0
         assert proxy.requests["UploadPart"] >= 3  # botocore's attempts, all of them failed
-
-    assert_nothing_left(s3_client, s3_bucket, tmp_path)
 
 
 async def test_s3_small_object_is_one_put_with_metadata(
@@ -986,7 +984,7 @@ async def test_s3_small_object_is_one_put_with_metadata(
     assert "-" not in head["ETag"]
     assert head["Metadata"] == {"sha256": sha256(data)}
     assert head["ContentType"] == "text/plain"
-    assert list(tmp_path.iterdir()) == []
+    await assert_no_leftovers(s3_store, tmp_path)
 
 
 async def test_s3_keys_live_under_the_prefix(
@@ -1079,10 +1077,3 @@ def _parts_when_there(s3_client: S3Client, bucket: str, key: str, count: int) ->
                     return listed["Parts"]
         time.sleep(0.05)
     raise AssertionError(f"fewer than {count} parts of {key} arrived in 10 s")
-
-
-def assert_nothing_left(s3_client: S3Client, bucket: str, spool_dir: Path) -> None:
-    """No multipart upload left in the bucket, no spool file on disk or held open."""
-    assert s3_client.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    assert list(spool_dir.iterdir()) == []
-    assert open_files_under(spool_dir) == []
