@@ -9,7 +9,9 @@ then S3 shows nothing at the key.
 
 Downloading and uploading so overlap: an artifact takes about as long as the slower of the
 two, not their sum. No part is held in memory; botocore reads each body from the file as it
-sends it, in blocks. S3 allows 10,000 parts, so the part size doubles every
+sends it, in blocks. A part S3 has is punched out of the spool (:mod:`archiver.store.holes`),
+so the spool holds about as many pages and disk blocks as there are parts in flight,
+whatever the object's size. S3 allows 10,000 parts, so the part size doubles every
 ``PARTS_PER_SIZE`` parts (the first 8.4 GB go in 8 MiB parts, the default).
 """
 
@@ -26,6 +28,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from archiver.store.holes import punch_hole
 from archiver.store.s3errors import BOTO_ERRORS, s3_error
 
 if TYPE_CHECKING:
@@ -146,7 +149,8 @@ class StreamingUpload:
         self._key = key
         self._checksums = checksums
         self._create_args = create_args
-        self._fd = os.open(spool, os.O_RDONLY | os.O_CLOEXEC)
+        # Writable only so that parts S3 has can be punched out (see archiver.store.holes).
+        self._fd = os.open(spool, os.O_RDWR | os.O_CLOEXEC)
         self._upload_id: str | None = None
         self._end: int | None = None
         self._wake = asyncio.Event()
@@ -313,6 +317,7 @@ class StreamingUpload:
             ChecksumAlgorithm="CRC32",
             ChecksumCRC32=crc32,
         )
+        punch_hole(self._fd, start, end)
         return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": crc32}
 
 

@@ -22,7 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from archiver.errors import StoreBroken, StoreError
-from archiver.store import Store, beneath, open_store, s3parts, syncfs
+from archiver.store import Store, beneath, holes, open_store, s3parts, syncfs
 from archiver.store.filesystem import INCOMING, FilesystemStore
 from archiver.store.s3 import S3Store
 from archiver.store.s3errors import s3_error
@@ -787,6 +787,29 @@ async def test_s3_parts_go_up_while_the_object_is_still_being_written(
     assert await s3_store.read_bytes("src/s1/video.mp4") == data
 
 
+async def test_s3_parts_already_sent_are_punched_out_of_the_spool(
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+) -> None:
+    spool_dir = tmp_path / "spool"
+    if not _holes_supported(spool_dir):
+        pytest.skip(f"the file system of {spool_dir} cannot punch holes")
+    data = os.urandom(12 * MIB)
+    key = f"{S3_PREFIX}/src/s1/video.mp4"
+    async with s3_store.open_writer("src/s1/video.mp4") as writer:
+        await writer.write(data[: 11 * MIB])  # two whole parts of 5 MiB, and a bit
+        await asyncio.to_thread(_parts_when_there, s3_client, s3_bucket, key, 2)
+        (spool,) = spool_dir.iterdir()
+        # The two parts S3 has leave the spool; the MiB not yet sent stays.
+        allocated = await asyncio.to_thread(_allocated_when_below, spool, 2 * MIB)
+        assert allocated >= MIB
+        assert spool.stat().st_size == 11 * MIB
+        await writer.write(data[11 * MIB :])
+        await writer.commit(sha256=sha256(data), size=len(data))
+
+    assert await s3_store.read_bytes("src/s1/video.mp4") == data
+    await assert_no_leftovers(s3_store, tmp_path)
+
+
 @pytest.mark.parametrize("damaged", [False, True], ids=["intact", "changed-in-the-spool"])
 async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
     damaged: bool,
@@ -1064,6 +1087,23 @@ def test_s3_error_messages_say_when_retrying_can_help(
     message = str(s3_error("PutObject", "bucket", "a/key", error))
     assert message.startswith(f"S3 PutObject of s3://bucket/a/key failed: {code} (HTTP {status})")
     assert ("transient" in message) is transient
+
+
+def _holes_supported(folder: Path) -> bool:
+    with tempfile.TemporaryFile(dir=folder) as probe:
+        probe.write(b"x" * 8192)
+        probe.flush()
+        return holes.punch_hole(probe.fileno(), 0, 4096)
+
+
+def _allocated_when_below(path: Path, limit: int) -> int:
+    """The bytes the file system holds for ``path``, once fewer than ``limit``."""
+    for _ in range(200):
+        allocated = path.stat().st_blocks * 512
+        if allocated < limit:
+            return allocated
+        time.sleep(0.05)
+    raise AssertionError(f"{path} still holds {allocated} bytes after 10 s")
 
 
 def _parts_when_there(s3_client: S3Client, bucket: str, key: str, count: int) -> list[PartTypeDef]:
