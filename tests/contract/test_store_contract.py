@@ -1081,7 +1081,16 @@ def test_s3_error_messages_say_when_retrying_can_help(
     code: str, status: int, transient: bool
 ) -> None:
     error = ClientError(
-        {"Error": {"Code": code, "Message": "..."}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        {
+            "Error": {"Code": code, "Message": "..."},
+            "ResponseMetadata": {
+                "HTTPStatusCode": status,
+                "HTTPHeaders": {},
+                "HostId": "",
+                "RequestId": "",
+                "RetryAttempts": 0,
+            },
+        },
         "PutObject",
     )
     message = str(s3_error("PutObject", "bucket", "a/key", error))

@@ -29,6 +29,7 @@ import random
 import threading
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from urllib.parse import parse_qs, urlsplit
@@ -305,7 +306,7 @@ def _wrong_checksum(request: _Message, body: bytes) -> str | None:
         request.header("content-encoding") or ""
     ):
         return None  # framed bodies carry their checksums in trailers; S3 checks those
-    digests = {
+    digests: dict[str, Callable[[], bytes]] = {
         "x-amz-checksum-crc32": lambda: zlib.crc32(body).to_bytes(4, "big"),
         "x-amz-checksum-sha256": lambda: hashlib.sha256(body).digest(),
     }

@@ -90,7 +90,7 @@ TABLES: dict[str, dict[str, list[Any]]] = {
 
 NAMES = st.from_regex(r"[a-z][a-z_]{0,14}", fullmatch=True)
 SCALARS = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(),
     st.booleans(),

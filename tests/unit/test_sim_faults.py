@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import aiohttp
 import pytest
@@ -26,7 +27,7 @@ class TinySimulator:
         app.router.add_get("/files/{n}", self._file)
         return {"api": app}
 
-    def bind(self, base_urls: dict[str, str]) -> None:
+    def bind(self, base_urls: Mapping[str, str]) -> None:
         self.url = base_urls["api"]
 
     async def _item(self, request: web.Request) -> web.Response:
