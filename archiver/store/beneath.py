@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
-from collections.abc import Callable
+
+from archiver.store.libc import last_error, linux_function
 
 # openat2's number is the same on every Linux architecture (it came after the unification).
 _SYS_OPENAT2 = 437
@@ -31,19 +31,7 @@ class _OpenHow(ctypes.Structure):
     )
 
 
-def _load_syscall() -> Callable[..., int] | None:
-    if sys.platform != "linux":
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syscall
-    except (OSError, AttributeError):
-        return None
-    function.restype = ctypes.c_long
-    syscall: Callable[..., int] = function
-    return syscall
-
-
-_SYSCALL = _load_syscall()
+_SYSCALL = linux_function("syscall", restype=ctypes.c_long)
 
 
 class Opener:
@@ -73,6 +61,5 @@ class Opener:
             _SYS_OPENAT2, self._folder_fd, os.fsencode(path), ctypes.byref(how), self._size
         )
         if fd < 0:
-            number = ctypes.get_errno()
-            raise OSError(number, os.strerror(number), path)
+            raise last_error(path)
         return fd

@@ -14,27 +14,15 @@ as it would without this.
 from __future__ import annotations
 
 import ctypes
-import sys
-from collections.abc import Callable
+
+from archiver.store.libc import linux_function
 
 _PUNCH_HOLE = 0x02
 _KEEP_SIZE = 0x01  # required with _PUNCH_HOLE
-
-
-def _load() -> Callable[[int, int, int, int], int] | None:
-    if sys.platform != "linux":
-        return None
-    try:
-        # fallocate64 takes 64-bit offsets on every platform, fallocate only on 64-bit ones.
-        function = ctypes.CDLL(None, use_errno=True).fallocate64
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
-    function.restype = ctypes.c_int
-    return function
-
-
-_FALLOCATE = _load()
+# fallocate64 takes 64-bit offsets on every platform, fallocate only on 64-bit ones.
+_FALLOCATE = linux_function(
+    "fallocate64", argtypes=(ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+)
 
 
 def punch_hole(fd: int, start: int, end: int) -> bool:

@@ -10,21 +10,10 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Callable
+
+from archiver.store.libc import last_error, linux_function
 
 _REPORTS_ERRORS_SINCE = (5, 8)
-
-
-def _load() -> Callable[[int], int] | None:
-    if sys.platform != "linux" or _kernel_version() < _REPORTS_ERRORS_SINCE:
-        return None
-    try:
-        function = ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int]
-    function.restype = ctypes.c_int
-    return function
 
 
 def _kernel_version() -> tuple[int, int]:
@@ -35,7 +24,11 @@ def _kernel_version() -> tuple[int, int]:
         return 0, 0
 
 
-_SYNCFS = _load()
+_SYNCFS = (
+    linux_function("syncfs", argtypes=(ctypes.c_int,))
+    if sys.platform == "linux" and _kernel_version() >= _REPORTS_ERRORS_SINCE
+    else None
+)
 
 
 def available() -> bool:
@@ -52,5 +45,4 @@ def syncfs(fd: int) -> None:
     if _SYNCFS is None:
         raise OSError(0, "syncfs is not available on this system")
     if _SYNCFS(fd) != 0:
-        number = ctypes.get_errno()
-        raise OSError(number, os.strerror(number))
+        raise last_error()
