@@ -1,9 +1,11 @@
 """Give a range of a spool file back: ``fallocate(2)`` with ``FALLOC_FL_PUNCH_HOLE``.
 
 Once S3 has a part, its bytes in the spool are dead weight. Punching them out frees their
-page-cache pages at once, so the next parts are written into the same few, already mapped
-pages instead of ever-new ones, and blocks the file system had not yet allocated are never
-written to the disk at all. A big object's spool then holds only the parts in flight.
+page-cache pages and disk blocks at once, so a big object's spool holds only what is
+downloaded and not yet in S3, and the next parts are written into the same few, already
+mapped pages instead of ever-new ones. On ext4 (recent kernels) and tmpfs, bytes not yet
+written back never reach the disk; XFS, btrfs and older ext4 kernels first write the range
+out, then free it (a disk write per part, in the part's worker thread).
 
 The standard library has ``os.posix_fallocate`` (which only allocates), not ``fallocate``
 with flags; it is reached through libc. Where it does not exist or the file system does
@@ -14,15 +16,25 @@ as it would without this.
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 
 from archiver.store.libc import linux_function
 
 _PUNCH_HOLE = 0x02
 _KEEP_SIZE = 0x01  # required with _PUNCH_HOLE
-# fallocate64 takes 64-bit offsets on every platform, fallocate only on 64-bit ones.
-_FALLOCATE = linux_function(
-    "fallocate64", argtypes=(ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
-)
+
+
+def _load_fallocate() -> Callable[..., int] | None:
+    argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+    # fallocate64 takes 64-bit offsets everywhere. Where the C library lacks it (musl),
+    # plain fallocate does too, if off_t is 64-bit (the size of a long).
+    found = linux_function("fallocate64", argtypes=argtypes)
+    if found is None and ctypes.sizeof(ctypes.c_long) == 8:
+        found = linux_function("fallocate", argtypes=argtypes)
+    return found
+
+
+_FALLOCATE = _load_fallocate()
 
 
 def punch_hole(fd: int, start: int, end: int) -> bool:

@@ -10,9 +10,9 @@ then S3 shows nothing at the key.
 Downloading and uploading so overlap: an artifact takes about as long as the slower of the
 two, not their sum. No part is held in memory; botocore reads each body from the file as it
 sends it, in blocks. A part S3 has is punched out of the spool (:mod:`archiver.store.holes`),
-so the spool holds about as many pages and disk blocks as there are parts in flight,
-whatever the object's size. S3 allows 10,000 parts, so the part size doubles every
-``PARTS_PER_SIZE`` parts (the first 8.4 GB go in 8 MiB parts, the default).
+so the spool holds what is downloaded and not yet in S3, whatever the object's size.
+S3 allows 10,000 parts, so the part size doubles every ``PARTS_PER_SIZE`` parts (the
+first 8.4 GB go in 8 MiB parts, the default).
 """
 
 from __future__ import annotations
