@@ -451,7 +451,7 @@ class _SpoolWriter(LocalFileWriter):
                     self.key, self.temp, self._checksums, self._content_type
                 )
             except OSError as exc:
-                raise self.error("read", exc) from exc
+                raise self.error("open", exc) from exc
         self._upload.offer()
 
     async def finish(self, *, sha256: str, size: int) -> None:

@@ -212,12 +212,12 @@ class S3FaultProxy:
             writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             await writer.drain()
         body = await _read_body(reader, request, is_request=True)
+        op = operation(method, target)
         if (wrong := _wrong_checksum(request, body)) is not None:
-            self.refused[operation(method, target) or method] += 1
+            self.refused[op or method] += 1
             writer.write(_error_answer("400 Bad Request", "BadDigest", f"{wrong} mismatch"))
             await writer.drain()
             return True
-        op = operation(method, target)
         kind = self._decide(method, target, op) if op else None
         if kind == "drop_before":
             _abort(writer)
