@@ -30,26 +30,40 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 class PassRunner:
     """Runs one pass at a time and remembers the one in flight, so stop can wait for it.
 
-    A broken store (:class:`StoreBroken`) is kept in ``broken`` and sets ``stop``.
+    The pass runs in a task of its own inside the scheduler's job: at the end of the grace
+    period only the pass is cancelled, and the job itself ends normally, so the scheduler
+    has nothing to cancel and nothing to report. A broken store (:class:`StoreBroken`) is
+    kept in ``broken`` and sets ``stop``.
     """
 
     def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
         self.engine = engine
         self.stop_event = stop
-        self.current: asyncio.Task[Any] | None = None
+        self.job: asyncio.Task[Any] | None = None
+        self.current: asyncio.Task[PassReport] | None = None
         self.failed_passes = 0
         self.broken: StoreBroken | None = None
 
     async def run_pass(self) -> None:
         if self.engine.stopping.is_set():
             return
-        self.current = asyncio.current_task()
+        self.job = asyncio.current_task()
+        self.current = asyncio.create_task(self.engine.run_once(), name="archive-pass")
         try:
-            report = await self.engine.run_once()
+            report = await self.current
+        except asyncio.CancelledError:
+            if self.job is not None and self.job.cancelling():
+                raise
+            log.warning("pass_cancelled", reason="the shutdown grace period ended")
+            return
         except StoreBroken as exc:
             log.error("store_broken", error=redact(str(exc)), action="stopping")
             self.broken = exc
             self.stop_event.set()
+            return
+        except Exception:  # a bug in one pass must not stop the next
+            self.failed_passes += 1
+            log.exception("pass_crashed")
             return
         finally:
             self.current = None
@@ -57,16 +71,18 @@ class PassRunner:
             self.failed_passes += 1
 
     async def stop(self, grace_seconds: float) -> None:
+        """Start no new session; give the ones under way ``grace_seconds``, then cancel them."""
         self.engine.stopping.set()
-        task = self.current
-        if task is None or task.done():
+        job, current = self.job, self.current
+        if job is None or job.done():
             return
         log.info("stopping", grace_seconds=grace_seconds)
-        done, _ = await asyncio.wait({task}, timeout=grace_seconds)
+        done, _ = await asyncio.wait({job}, timeout=grace_seconds)
         if not done:
             log.warning("grace_period_over", action="cancelling in-flight sessions")
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if current is not None:
+                current.cancel()
+            await asyncio.wait({job})
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:
@@ -95,8 +111,11 @@ async def run_daemon(engine: Engine, *, interval_seconds: float, grace_seconds: 
     try:
         await stop.wait()
     finally:
-        scheduler.shutdown(wait=False)
+        # The scheduler's executor cancels running jobs when it shuts down, whatever its
+        # ``wait`` says: it may only shut down once the pass in flight has ended.
+        scheduler.pause()
         await runner.stop(grace_seconds)
+        scheduler.shutdown(wait=False)
         log.info("daemon_stopped")
     if runner.broken is not None:
         raise runner.broken  # the supervisor restarts the daemon
