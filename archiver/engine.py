@@ -167,12 +167,20 @@ class Engine:
         return report
 
     async def _run_source(self, source: Source, report: PassReport) -> None:
+        """One source's pass; its errors become the report's, except a broken store's.
+
+        Errors arrive grouped when they come from the pass's task group (a state database
+        that fails while a session is under way, say).
+        """
         try:
             await self._source_pass(source, report)
-        except ArchiverError as error:
-            message = redact(f"{source.name}: {error}")
-            report.source_errors.append(message)
-            log.error("source_pass_failed", source=source.name, error=message)
+        except* StoreBroken:
+            raise
+        except* ArchiverError as errors:
+            for error in _leaves(errors):
+                message = redact(f"{source.name}: {error}")
+                report.source_errors.append(message)
+                log.error("source_pass_failed", source=source.name, error=message)
 
     async def _source_pass(self, source: Source, report: PassReport) -> None:
         until = self.clock()
@@ -306,6 +314,21 @@ class Engine:
         structlog.contextvars.bind_contextvars(source=session.source, session_id=session.session_id)
         slot = _Slot(run)
         try:
+            await self._archive_or_record_why_not(run, session, overdue=overdue, slot=slot)
+        except StoreBroken:
+            raise  # not this session's fault: the whole pass stops
+        except ArchiverError as exc:
+            # The state could not even record the outcome; the other sessions go on.
+            message = redact(f"{run.source.name} session {session.session_id}: {exc}")
+            run.report.failed.append(message)
+            log.error("session_outcome_not_recorded", error=message)
+        finally:
+            slot.release()
+
+    async def _archive_or_record_why_not(
+        self, run: _SourcePass, session: Session, *, overdue: bool, slot: _Slot
+    ) -> None:
+        try:
             await self._archive(
                 run.source,
                 session,
@@ -314,7 +337,7 @@ class Engine:
                 artifacts_stored=slot.finish,
             )
         except StoreBroken:
-            raise  # not this session's fault: the whole pass stops
+            raise
         except NotReady:
             await self._hold_back(run, session)
         except ArchiverError as exc:
@@ -322,8 +345,6 @@ class Engine:
         except Exception as exc:  # a bug must not take the other sessions down with it
             log.exception("session_crashed")
             await self._record_failure(run.source, session.session_id, exc, run.report, session)
-        finally:
-            slot.release()
 
     async def _record_failure(
         self,
@@ -555,6 +576,13 @@ class _Slot:
 
     def release(self) -> None:
         (self._run.finishing if self._finishing else self._run.slots).release()
+
+
+def _leaves(errors: BaseExceptionGroup[ArchiverError]) -> list[ArchiverError]:
+    found: list[ArchiverError] = []
+    for error in errors.exceptions:
+        found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
+    return found
 
 
 def _first_leaf(errors: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from archiver import engine as engine_module
 from archiver.config import EngineSettings, HttpSettings, Secret, SourceSettings
 from archiver.engine import Engine
-from archiver.errors import StoreBroken, StoreError, VendorError
+from archiver.errors import StateError, StoreBroken, StoreError, VendorError
 from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
 from archiver.model import Artifact, Session
@@ -553,3 +553,34 @@ async def test_rearchive_records_an_unrecorded_manifest_before_replacing_it(rig:
         sha(first),
         sha(await rig.store.read_bytes("fake/s1/manifest.json")),
     ]
+
+
+async def test_a_state_error_while_recording_a_failure_fails_that_session_only(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def state_broken(*args: Any, **kwargs: Any) -> int:
+        raise StateError("state.db: disk I/O error")
+
+    monkeypatch.setattr(rig.state, "record_failure", state_broken)
+    rig.source.add("bad", paths=["/missing/x.mp4"])
+    rig.source.add("good")
+    report = await rig.engine.run_once()  # nothing escapes, grouped or not
+    assert report.archived == 1 and await rig.store.exists("fake/good/manifest.json")
+    assert len(report.failed) == 1 and "disk I/O error" in report.failed[0]
+    assert "fake session bad" in report.failed[0] and not report.source_errors
+
+
+async def test_a_state_error_while_holding_a_session_back_fails_that_session_only(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def state_broken(*args: Any, **kwargs: Any) -> None:
+        raise StateError("state.db: database disk image is malformed")
+
+    monkeypatch.setattr(rig.state, "record_pending", state_broken)
+    rig.files.not_ready.add("/rendering/report.pdf")
+    rig.source.add("rendering", paths=["/rendering/report.pdf"])
+    rig.source.add("good")
+    report = await rig.engine.run_once()
+    assert report.archived == 1 and not report.source_errors
+    assert report.failed == ["fake session rendering: state.db: database disk image is malformed"]
+    assert not await rig.store.exists("fake/rendering/manifest.json")
