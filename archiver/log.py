@@ -47,6 +47,8 @@ def redact_secrets(
 def configure_logging(
     *, level: str = "info", format: str = "auto", stream: TextIO | None = None
 ) -> None:
+    """structlog events, and the standard library's records (APScheduler's, botocore's...)
+    rendered by the same processors, so the stream has one format only."""
     out = stream or sys.stderr
     as_json = format == "json" or (format == "auto" and not out.isatty())
     renderer: structlog.typing.Processor = (
@@ -54,21 +56,38 @@ def configure_logging(
         if as_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )
+    threshold = logging.getLevelNamesMapping()[level.upper()]
+    stamped: list[structlog.typing.Processor] = [
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    rendered: list[structlog.typing.Processor] = [
+        structlog.processors.format_exc_info,
+        redact_secrets,
+        renderer,
+    ]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_secrets,
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelNamesMapping()[level.upper()]
-        ),
+        processors=[structlog.contextvars.merge_contextvars, *stamped, *rendered],
+        wrapper_class=structlog.make_filtering_bound_logger(threshold),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[
+                structlog.contextvars.merge_contextvars,
+                structlog.stdlib.add_logger_name,
+                *stamped,
+            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *rendered],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(threshold)
+    # Its INFO records ("Added job", "Running job ...") say nothing the daemon's events do not.
+    logging.getLogger("apscheduler").setLevel(max(threshold, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
