@@ -1,8 +1,15 @@
 """Command line: parse, load config, open the app, run one coroutine, map to an exit code.
 
-Exit codes: 0 everything archived (``verify``: everything checks; ``show``: found), 1 a
-session or a source pass failed (``verify``: a problem was found; ``show``: no such session),
-2 the configuration or start-up is wrong (bad config, state in use, store unreachable).
+Exit codes (as sysexits where one fits, so that supervisors can tell them apart):
+
+* 0 everything archived (``verify``: everything checks; ``show``: found);
+* 1 a session or a source pass failed (``verify``: a problem was found; ``show``: no such
+  session), or the store broke while running;
+* 2 the command line is wrong (argparse's usage error);
+* 75 (EX_TEMPFAIL) cannot start now: state in use, store unreachable; starting again
+  later may work, so a supervisor should restart;
+* 78 (EX_CONFIG) the configuration is wrong; nothing changes until someone edits it, so
+  the systemd unit does not restart on it (``RestartPreventExitStatus=78``).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from archiver.progress import TerminalProgress, human_bytes
 from archiver.show import render, summarize
 from archiver.verify import Selection, Verifier, VerifyReport
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+CONFIG_HELP = "TOML configuration (default: $ARCHIVER_CONFIG)"
+EXIT_OK, EXIT_FAILED, EXIT_TEMPFAIL, EXIT_CONFIG = 0, 1, 75, 78
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,16 +43,23 @@ def build_parser() -> argparse.ArgumentParser:
         description="Archive test-session evidence (videos, logs, captures, reports) "
         "with a SHA-256 manifest per session.",
     )
-    parser.add_argument("--version", action="version", version=f"archiver {__version__}")
-    parser.add_argument(
-        "--config", metavar="PATH", help="TOML configuration (default: $ARCHIVER_CONFIG)"
+    parser.add_argument("-V", "--version", action="version", version=f"archiver {__version__}")
+    parser.add_argument("--config", metavar="PATH", help=CONFIG_HELP)
+    # The same option after the command; SUPPRESS keeps an absent one from hiding the other.
+    with_config = argparse.ArgumentParser(add_help=False)
+    with_config.add_argument(
+        "--config", metavar="PATH", default=argparse.SUPPRESS, help=CONFIG_HELP
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon (or one pass with --once)")
+    run = commands.add_parser(
+        "run", parents=[with_config], help="run the daemon (or one pass with --once)"
+    )
     run.add_argument("--once", action="store_true", help="one pass over every source, then exit")
 
-    rearchive = commands.add_parser("rearchive", help="archive given sessions again now")
+    rearchive = commands.add_parser(
+        "rearchive", parents=[with_config], help="archive given sessions again now"
+    )
     rearchive.add_argument("--source", required=True, help="source name, e.g. perfecto")
     rearchive.add_argument(
         "--id", dest="ids", action="append", required=True, metavar="ID", help="session id"
@@ -52,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser(
         "verify",
+        parents=[with_config],
         help="check every manifest, every object it lists and the ledger's hash chain",
     )
     verify.add_argument("--source", help="only this source's sessions")
@@ -75,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a ledger head noted from an earlier run: entry SEQ must still have this SHA-256",
     )
 
-    show = commands.add_parser("show", help="summarize one archived session")
+    show = commands.add_parser("show", parents=[with_config], help="summarize one archived session")
     show.add_argument("--source", required=True, help="source name, e.g. perfecto")
     show.add_argument("--id", required=True, help="session id")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
@@ -123,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except ArchiverError as exc:
         print(f"archiver: cannot start: {redact(str(exc))}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_TEMPFAIL
     except KeyboardInterrupt:
         return EXIT_FAILED
 

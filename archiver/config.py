@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 from urllib.parse import SplitResult, urlsplit
 
 from archiver.errors import ConfigError
+from archiver.state import sqlite_path
+from archiver.store import check_store_url
 
 CONFIG_ENV = "ARCHIVER_CONFIG"
-KNOWN_STORE_SCHEMES = ("file", "s3", "memory")
-KNOWN_STATE_SCHEMES = ("sqlite",)
 OBJECT_LOCK_MODES = ("GOVERNANCE", "COMPLIANCE")
 SSE_ALGORITHMS = ("AES256", "aws:kms")
 STORAGE_CLASSES = (
@@ -356,16 +356,11 @@ def _required_table(root: _Table, key: str) -> _Table:
 
 def _store(table: _Table) -> StoreSettings:
     url = table.required_string("url")
-    parts = table.url("url", url)
-    scheme = parts.scheme
-    if scheme not in KNOWN_STORE_SCHEMES:
-        raise table.error(
-            "url", f"unknown store scheme {scheme!r} (use file:///path or s3://bucket/prefix)"
-        )
-    if scheme == "file" and not parts.path.startswith("/"):
-        raise table.error("url", "file URLs need an absolute path: file:///var/lib/...")
-    if scheme == "s3" and not parts.netloc:
-        raise table.error("url", "s3 URLs need a bucket: s3://bucket/optional/prefix")
+    table.url("url", url)
+    try:
+        scheme = check_store_url(url).scheme
+    except ValueError as exc:
+        raise table.error("url", str(exc)) from None
     mib = 1024 * 1024
     defaults = StoreSettings(url=url)
     settings = StoreSettings(
@@ -417,9 +412,11 @@ def _s3_protection(table: _Table) -> dict[str, Any]:
 
 def _state(table: _Table) -> StateSettings:
     url = table.required_string("url")
-    scheme = table.url("url", url).scheme
-    if scheme not in KNOWN_STATE_SCHEMES:
-        raise table.error("url", f"unknown state scheme {scheme!r} (use sqlite:////path/state.db)")
+    table.url("url", url)
+    try:
+        sqlite_path(url)
+    except ValueError as exc:
+        raise table.error("url", str(exc)) from None
     table.reject_unknown()
     return StateSettings(url=url)
 

@@ -5,7 +5,7 @@ config loader) and keep their cause (``raise ... from exc``). Each class says on
 whether retrying can help::
 
     ArchiverError
-    ├── ConfigError            bad configuration; names the key and the file (exit code 2)
+    ├── ConfigError            bad configuration; names the key and the file (exit code 78)
     ├── TransientError         retrying later may help; carries ``retry_after`` seconds
     │   ├── VendorUnavailable  429, 5xx, timeouts, connection resets from a vendor origin
     │   ├── IncompleteDownload body shorter/longer than its Content-Length

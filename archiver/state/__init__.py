@@ -94,6 +94,10 @@ class State(Protocol):
     async def close(self) -> None: ...
 
 
+# The state URL of a database kept in memory only: ``sqlite://:memory:``.
+SQLITE_MEMORY = ":memory:"
+
+
 async def open_state(url: str) -> State:
     """Open the state a URL names, taking its single-writer lock.
 
@@ -104,22 +108,27 @@ async def open_state(url: str) -> State:
     Raises StateLocked if another archiver process uses that state, and StateError if the
     URL or the database cannot be used. Close the state with ``await state.close()``.
     """
+    try:
+        path = sqlite_path(url)
+    except ValueError as exc:
+        raise StateError(str(exc)) from None
+    from archiver.state.sqlite import SqliteState
+
+    return await SqliteState.open(path)
+
+
+def sqlite_path(url: str) -> str:
+    """The database file a state URL names; ValueError says what is wrong with the URL."""
     scheme, _, rest = url.partition("://")
-    if scheme == "sqlite":
-        from archiver.state.sqlite import MEMORY, SqliteState
-
-        return await SqliteState.open(_sqlite_path(url, rest, memory=MEMORY))
-    raise StateError(f"unknown state scheme in {url!r} (use sqlite:////path/state.db)")
-
-
-def _sqlite_path(url: str, rest: str, *, memory: str) -> str:
-    if rest in (memory, f"/{memory}"):
-        return memory
+    if scheme != "sqlite":
+        raise ValueError(f"unknown state scheme in {url!r} (use sqlite:////path/state.db)")
+    if rest in (SQLITE_MEMORY, f"/{SQLITE_MEMORY}"):
+        return SQLITE_MEMORY
     if not rest.startswith("/") or "?" in rest or "#" in rest:
-        raise StateError(
+        raise ValueError(
             f"state url {url!r} is not sqlite:////absolute/path.db or sqlite:///relative.db"
         )
     path = unquote(rest[1:])
     if not path or path.endswith("/"):
-        raise StateError(f"state url {url!r} names no database file")
+        raise ValueError(f"state url {url!r} names no database file")
     return path

@@ -34,8 +34,8 @@ from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from archiver.errors import StateError, StateLocked
 from archiver.model import SessionRecord, SessionStatus
+from archiver.state import SQLITE_MEMORY as MEMORY
 
-MEMORY = ":memory:"
 SQLITE_HEADER = b"SQLite format 3\x00"
 BUSY_TIMEOUT_MS = 5_000
 FILE_MODE = 0o600

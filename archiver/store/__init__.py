@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 
 class ObjectWriter(Protocol):
@@ -96,20 +96,17 @@ def open_store(
     """The store a URL names: ``file:///abs/path``, ``s3://bucket/optional/prefix``, ``memory://``.
 
     ``s3_options`` are :class:`~archiver.store.s3.S3Store`'s transfer tunables; other schemes
-    ignore them (and ``endpoint_url``/``region``). An unknown scheme raises ValueError.
+    ignore them (and ``endpoint_url``/``region``). A URL :func:`check_store_url` refuses
+    raises ValueError.
     """
-    parts = urlsplit(url)
+    parts = check_store_url(url)
     if parts.scheme == "file":
         from archiver.store.filesystem import FilesystemStore
 
-        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ValueError(f"file store URLs need an absolute path (file:///...), got {url!r}")
         return FilesystemStore(unquote(parts.path))
     if parts.scheme == "s3":
         from archiver.store.s3 import S3Store
 
-        if not parts.netloc:
-            raise ValueError(f"s3 store URLs need a bucket (s3://bucket/prefix), got {url!r}")
         return S3Store(
             parts.netloc,
             unquote(parts.path),
@@ -117,8 +114,28 @@ def open_store(
             region=region,
             **s3_options,
         )
-    if parts.scheme == "memory":
-        from archiver.store.memory import MemoryStore
+    from archiver.store.memory import MemoryStore
 
-        return MemoryStore()
-    raise ValueError(f"unknown store scheme {parts.scheme!r} (use file://, s3:// or memory://)")
+    return MemoryStore()
+
+
+def check_store_url(url: str) -> SplitResult:
+    """``url`` split into its parts if it names a store; ValueError says what is wrong."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ValueError(
+                f"file store URLs need an absolute path (file:///var/lib/...), got {url!r}"
+            )
+        if parts.query or parts.fragment:
+            raise ValueError(f"file store URLs take no query or fragment, got {url!r}")
+        return parts
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ValueError(f"s3 store URLs need a bucket (s3://bucket/prefix), got {url!r}")
+        return parts
+    if parts.scheme == "memory":
+        return parts
+    raise ValueError(
+        f"unknown store scheme {parts.scheme!r} (use file:///path or s3://bucket/prefix)"
+    )

@@ -82,6 +82,11 @@ def test_s3_store_with_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         (MINIMAL.replace("https://mycloud", "mycloud"), "sources.perfecto.base_url"),
         (MINIMAL.replace("sqlite:", "mysql:"), "state.url"),
+        (MINIMAL.replace("file:///var", "file://var"), "store.url"),
+        (MINIMAL.replace("file:///var", "file://evidence/var"), "store.url"),
+        (MINIMAL.replace("file:///var/lib/archiver/evidence", "s3:///prefix"), "store.url"),
+        (MINIMAL.replace("sqlite:////var", "sqlite://var"), "state.url"),
+        (MINIMAL.replace("sqlite:////var/lib/archiver/state.db", "sqlite:////var/"), "state.url"),
         (MINIMAL.replace('[state]\nurl = "sqlite:////var/lib/archiver/state.db"\n', ""), "state"),
     ],
 )
