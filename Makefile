@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint typecheck check clean
+.PHONY: demo test bench lint typecheck check clean lock lock-check system-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,25 @@ typecheck: $(BIN)/python
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# requirements.lock: the runtime dependencies of pyproject.toml, pinned with hashes, that the
+# container image installs. Regenerate it after changing pyproject's dependencies.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet pip-tools
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+		--strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file requirements.lock pyproject.toml
+
+# Offline: the lock is all pins with hashes, within pyproject's ranges (also run by `make test`).
+lock-check: $(BIN)/python
+	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pytest -q tests/system/test_requirements_lock.py
+
+# Not part of `make test`: needs a Docker engine (DOCKER_HOST) and a few minutes. Builds the
+# image and runs it, then boots systemd in a container and runs the unit.
+system-test:
+	tests/system/container_image.sh
+	tests/system/systemd_unit.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache
