@@ -85,9 +85,9 @@ def configure_logging(
     )
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(threshold)
-    # Its INFO records ("Added job", "Running job ...") say nothing the daemon's events do not.
-    logging.getLogger("apscheduler").setLevel(max(threshold, logging.WARNING))
+    # The libraries' INFO records ("Found credentials in environment variables", "Running
+    # job ...") say nothing the daemon's own events do not; level "debug" shows them all.
+    root.setLevel(threshold if threshold <= logging.DEBUG else max(threshold, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
