@@ -6,6 +6,12 @@ object-store URLs (``/files/...?X-Amz-Signature=...``, no token). Some artifacts
 "secure download URLs" on the API origin (they need the token), and some answer there
 with a 302 to the artifact origin, so a client has to drop the token on the way.
 
+The commands report links images two ways, as the document shows: ``screenshots`` and,
+for visual checks, ``{"type": "IMAGE_KEY", "value": <url>}`` entries among a command's
+``expectedData`` (the baseline, a secure download URL) and ``resultData`` (the captured
+image, a signed URL). Beside them sit ``TEXT`` entries, some holding a link that is text,
+not a file: it points at a path neither origin serves.
+
 Everything derives from :class:`PerfectoSimConfig`: the same config gives the same ids,
 URL paths and bytes (only ``startTime`` follows the clock, unless ``newest_start_ms`` is
 set). Executions are built once, newest first, with their start times kept ascending
@@ -93,7 +99,7 @@ class PerfectoSimConfig:
     pdf_not_ready_requests: int = 1
     processing_seconds: float = 0.0
     stay_processing: int = 0
-    secure_types: frozenset[str] = frozenset({"DEVICE_LOGS"})
+    secure_types: frozenset[str] = frozenset({"DEVICE_LOGS", "expected_image"})
     redirect_types: frozenset[str] = frozenset({"VITALS"})
     uniform: UniformLayout | None = None  # None: a varied mix, as in real tenants
     latency_seconds: float = 0.0  # added to every request on both origins
@@ -130,6 +136,16 @@ class SimExecution:
     videos: int
     artifact_types: tuple[str, ...]
     screenshots: tuple[tuple[str, ...], ...]  # file names, one tuple per command
+    visual_checks: tuple[VisualCheck, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisualCheck:
+    """A command comparing a screen with a baseline: its expected and its result image."""
+
+    command: int  # the command's position in the commands report
+    expected: str  # file names; two checks may share one baseline
+    result: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,7 +153,8 @@ class SimFile:
     """A downloadable file; its bytes come from :mod:`archiver.sim.content` by ``body``."""
 
     execution_id: str
-    kind: str  # "video", "screenshot", "pdf" or the artifact type ("DEVICE_LOGS"...)
+    kind: str  # "video", "screenshot", "expected_image", "result_image", "pdf", or the
+    # artifact type ("DEVICE_LOGS"...)
     filename: str
     size: int
     content_type: str
@@ -265,9 +282,21 @@ class PerfectoSimulator(RequestLogged):
         }
 
     def files(self, execution_id: str) -> tuple[SimFile, ...]:
-        """Every file a complete execution links to: videos, artifacts, screenshots."""
+        """Every file a complete execution links to, each once.
+
+        Videos, artifacts, screenshots, and the expected and result images of visual checks.
+        """
         execution = self.execution(execution_id)
-        return (*self._videos(execution), *self._artifacts(execution), *self._shots(execution))
+        return (
+            *self._videos(execution),
+            *self._artifacts(execution),
+            *self._shots(execution),
+            *self._visual_images(execution),
+        )
+
+    def text_link(self, execution_id: str, command: int) -> str:
+        """The link a visual check's ``TEXT`` entries hold: text, no file is served there."""
+        return f"{self.files_url}/links/{quote(execution_id)}/{command:03d}/terms"
 
     def url(self, file: SimFile) -> str:
         """Where the API's JSON points for ``file``."""
@@ -514,11 +543,13 @@ class PerfectoSimulator(RequestLogged):
         moment = execution.start_ms
         commands = []
         last = len(execution.screenshots) - 1
+        checks = {check.command: check for check in execution.visual_checks}
         for number, shots in enumerate(execution.screenshots):
             duration = rng.randint(40, 4_000)
             failed = execution.status == "FAILED" and number == last
+            drawn = rng.choice(COMMAND_NAMES)  # drawn even when unused: the sequence stays
             command: dict[str, Any] = {
-                "name": rng.choice(COMMAND_NAMES),
+                "name": "Image checkpoint" if number in checks else drawn,
                 "status": "FAILURE" if failed else "SUCCESS",
             }
             if failed:
@@ -532,9 +563,26 @@ class PerfectoSimulator(RequestLogged):
                 command["screenshots"] = [self.url(self._shot(execution, name)) for name in shots]
                 command["expectedData"] = [{"type": "TEXT", "value": f"TEXT_{number}"}]
                 command["resultData"] = [{"type": "TEXT", "value": f"TEXT_{number}"}]
+            if number in checks:
+                command |= self._visual_data(execution, checks[number])
             commands.append(command)
             moment += duration + rng.randint(1, 50)
         return commands
+
+    def _visual_data(self, execution: SimExecution, check: VisualCheck) -> dict[str, Any]:
+        """``expectedData`` and ``resultData`` of a visual check, shaped as in the document."""
+        link = self.text_link(execution.id, check.command)
+        return {
+            role: [
+                {"type": "TEXT", "value": f"TEXT_{check.command}"},
+                {"type": "IMAGE_KEY", "value": self.url(image)},
+                {"type": "TEXT", "value": link},
+            ]
+            for role, image in (
+                ("expectedData", self._expected_image(execution, check)),
+                ("resultData", self._result_image(execution, check)),
+            )
+        }
 
     def _videos(self, execution: SimExecution) -> list[SimFile]:
         return [
@@ -567,6 +615,24 @@ class PerfectoSimulator(RequestLogged):
         content_type = "image/png" if filename.endswith(".png") else "image/jpeg"
         size = self.config.screenshot_size
         return self._new_file(execution, "screenshot", filename, size, content_type)
+
+    def _visual_images(self, execution: SimExecution) -> list[SimFile]:
+        files: dict[str, SimFile] = {}
+        for check in execution.visual_checks:
+            for file in (
+                self._expected_image(execution, check),
+                self._result_image(execution, check),
+            ):
+                files.setdefault(file.filename, file)
+        return list(files.values())
+
+    def _expected_image(self, execution: SimExecution, check: VisualCheck) -> SimFile:
+        size = self.config.screenshot_size
+        return self._new_file(execution, "expected_image", check.expected, size, "image/png")
+
+    def _result_image(self, execution: SimExecution, check: VisualCheck) -> SimFile:
+        size = self.config.screenshot_size
+        return self._new_file(execution, "result_image", check.result, size, "image/jpeg")
 
     def _pdf_file(self, execution: SimExecution) -> SimFile:
         size = self.config.pdf_size
@@ -718,12 +784,14 @@ def _execution(
     end_ms = start_ms + rng.randint(5_000, 300_000)
     tags = tuple(rng.sample(TAGS, rng.randint(1, 3)))
     screenshots = _screenshot_plan(rng)
+    visual_checks = _visual_plan(config, index, len(screenshots))
     if config.uniform is not None:
         videos = config.uniform.videos
         artifact_types = config.uniform.artifact_types
         screenshots = tuple(
             (f"screenshots/{number:03d}-0.png",) for number in range(config.uniform.screenshots)
         ) or ((),)
+        visual_checks = ()
     return SimExecution(
         index=index,
         id=_hex(config, "execution", index, 12),
@@ -740,6 +808,7 @@ def _execution(
         videos=videos,
         artifact_types=artifact_types,
         screenshots=screenshots,
+        visual_checks=visual_checks,
     )
 
 
@@ -755,6 +824,28 @@ def _screenshot_plan(rng: random.Random) -> tuple[tuple[str, ...], ...]:
             )
         )
     return tuple(plan)
+
+
+def _visual_plan(config: PerfectoSimConfig, index: int, commands: int) -> tuple[VisualCheck, ...]:
+    """Visual checks on the second and the last command, now and then one between.
+
+    The last check compares against the first one's baseline: one URL, linked twice.
+    Drawn from a generator of its own, so the rest of the dataset stays as it was.
+    """
+    rng = random.Random(f"perfecto:{config.seed}:{index}:visual")
+    numbers = [1, *(n for n in range(2, commands - 1) if rng.random() < 1 / 3), commands - 1]
+    checks = [
+        VisualCheck(
+            command=number,
+            expected=f"visual/baseline-{number:03d}.png",
+            result=f"visual/capture-{number:03d}.jpeg",
+        )
+        for number in sorted(set(numbers))
+        if 0 < number < commands
+    ]
+    if len(checks) > 1:
+        checks[-1] = replace(checks[-1], expected=checks[0].expected)
+    return tuple(checks)
 
 
 def _hex(config: PerfectoSimConfig, kind: str, number: int, size: int) -> str:
