@@ -2,8 +2,10 @@
 
 API: ``GET /export/api/v1/test-executions`` (windows of ``startExecutionTime[0]`` /
 ``endExecutionTime[0]`` in epoch ms, 1-based ``_page`` of up to 500, ``metadata.truncated``),
-``GET .../test-executions/{id}/commands`` (screenshots) and
-``GET .../test-executions/pdf?testExecutionId=`` (204 until the PDF is rendered).
+``GET .../test-executions/{id}/commands`` (each command's ``screenshots``, and the
+images of visual checks: ``{"type": "IMAGE_KEY", "value": <url>}`` entries of its
+``expectedData`` and ``resultData``) and ``GET .../test-executions/pdf?testExecutionId=``
+(204 until the PDF is rendered).
 
 ``metadata.processingStatus`` describes a whole response, so an execution listed on a
 page that is still PROCESSING is asked about alone (``externalId[0]``) before it counts as
@@ -29,6 +31,9 @@ from archiver.sources.records import json_artifact, time_windows, url_basename
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
 COMPLETE = "PROCESSING_COMPLETE"
+IMAGE_KEY = "IMAGE_KEY"
+# A command's data lists holding visual-check images, and the role each names.
+VISUAL_DATA = (("expectedData", "expected"), ("resultData", "result"))
 EMPTY_PAGE_ATTEMPTS = 3
 
 
@@ -98,7 +103,7 @@ class PerfectoSource:
             ),
             *_videos(record),
             *_typed_artifacts(record),
-            *_screenshots(commands),
+            *command_images(commands),
         ]
         if self.settings.pdf_report:
             found.append(
@@ -245,22 +250,44 @@ def _typed_artifacts(record: JSON) -> Iterator[Artifact]:
             )
 
 
-def _screenshots(commands: Any) -> Iterator[Artifact]:
+def command_images(commands: Any) -> Iterator[Artifact]:
+    """Every image the commands report links to, each URL once (under its first name).
+
+    Names carry the command's position in ``commands`` and the image's in its list, so
+    ``visual/0002-expected-01-x.jpeg`` is ``commands[2].expectedData[1]``.
+    """
     seen: set[str] = set()
     resources = commands.get("resources") if isinstance(commands, dict) else None
     for resource in _dicts(resources):
         for command_index, command in enumerate(_dicts(resource.get("commands"))):
-            shots = command.get("screenshots")
-            for shot_index, url in enumerate(shots if isinstance(shots, list) else []):
-                if not isinstance(url, str) or not url or url in seen:
-                    continue
-                seen.add(url)
-                name = f"screenshots/{command_index:04d}-{shot_index:02d}-{url_basename(url)}"
-                yield Artifact(name=name, kind="screenshot", url=url)
+            for url, name, kind in _images_of(command_index, command):
+                if url not in seen:
+                    seen.add(url)
+                    yield Artifact(name=name, kind=kind, url=url)
+
+
+def _images_of(number: int, command: JSON) -> Iterator[tuple[str, str, str]]:
+    """``(url, name, kind)`` of one command's screenshots, then of its visual-check images."""
+    for index, url in enumerate(_list(command.get("screenshots"))):
+        if isinstance(url, str) and url:
+            yield url, f"screenshots/{number:04d}-{index:02d}-{url_basename(url)}", "screenshot"
+    for field, role in VISUAL_DATA:
+        # Other entry types (TEXT...) are values, not files, even when they read as URLs.
+        for index, entry in enumerate(_list(command.get(field))):
+            if not isinstance(entry, dict) or entry.get("type") != IMAGE_KEY:
+                continue
+            url = entry.get("value")
+            if isinstance(url, str) and url:
+                name = f"visual/{number:04d}-{role}-{index:02d}-{url_basename(url)}"
+                yield url, name, f"{role}_image"
 
 
 def _dicts(value: Any) -> list[JSON]:
-    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+    return [item for item in _list(value) if isinstance(item, dict)]
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _epoch_ms(moment: datetime) -> int:

@@ -241,6 +241,55 @@ def test_token_never_reaches_the_artifact_origin(
     assert "X-Amz-Signature" not in manifests_text.split('"artifacts"')[-1]
 
 
+def test_visual_check_images_are_archived_and_the_token_stays_home(
+    perfecto_sim_factory: PerfectoFactory, tmp_path: Path
+) -> None:
+    """Each IMAGE_KEY of expectedData/resultData is kept once, named by command and role."""
+    sim = small_sim(perfecto_sim_factory, executions=4)
+    deployment = write_config(tmp_path, perfecto_url=sim.api_url)
+
+    result = run_archiver("run", "--once", config=deployment.config)
+
+    assert result.returncode == 0, result.stderr
+    manifests = deployment.manifests()
+    linked_twice = 0
+    for execution in sim.executions:
+        manifest = manifests[execution.id]
+        deployment.verify_manifest(manifest)
+        images: dict[str, tuple[str, str]] = {}  # url -> (key, kind), first link wins
+        commands = sim.commands(execution.id)["resources"][0]["commands"]
+        for number, command in enumerate(commands):
+            for field, role in (("expectedData", "expected"), ("resultData", "result")):
+                for index, entry in enumerate(command.get(field, [])):
+                    if entry["type"] != "IMAGE_KEY":
+                        continue
+                    name = entry["value"].split("?")[0].rsplit("/", 1)[-1]
+                    key = f"perfecto/{execution.id}/visual/{number:04d}-{role}-{index:02d}-{name}"
+                    linked_twice += entry["value"] in images
+                    images.setdefault(entry["value"], (key, f"{role}_image"))
+        assert images
+        listed = {
+            entry["key"]: entry
+            for entry in manifest["artifacts"]
+            if entry["kind"] in ("expected_image", "result_image")
+        }
+        assert sorted(listed) == sorted(key for key, _ in images.values())
+        for url, (key, kind) in images.items():
+            entry = listed[key]
+            assert entry["kind"] == kind
+            assert entry["source_url"] == url.split("?")[0]
+            assert (entry["size"], entry["sha256"]) == sim.expected_digest(url)
+    assert linked_twice  # the dataset links one baseline twice: stored once all the same
+
+    visual_files = [r for r in sim.requests("files") if "/visual/" in r.path]
+    visual_api = [r for r in sim.requests("api") if "/visual/" in r.path]
+    assert visual_files and visual_api  # result images off the API origin, baselines on it
+    assert not any(request.carries(TOKEN) for request in visual_files)
+    assert all(request.carries(TOKEN) for request in visual_api)
+    # TEXT entries holding a link are values, never fetched.
+    assert not [r for r in sim.requests() if r.path.startswith("/links/")]
+
+
 def test_underscore_auth_header_is_configurable(
     perfecto_sim_factory: PerfectoFactory, tmp_path: Path
 ) -> None:

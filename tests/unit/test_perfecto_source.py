@@ -11,7 +11,7 @@ import pytest
 from archiver.config import HttpSettings, PerfectoSettings, Secret
 from archiver.errors import BadVendorResponse
 from archiver.sim.faults import FaultPlan
-from archiver.sources.perfecto import PerfectoSource
+from archiver.sources.perfecto import PerfectoSource, command_images
 from tests.support.simulators import AsyncPerfectoFactory
 
 TOKEN = "unit-perfecto-token"
@@ -120,3 +120,105 @@ async def test_lasting_empty_truncated_page_fails_the_listing(
     ):
         [session async for session in source.sessions(until - timedelta(days=1), until)]
     assert faults.counts()["empty_page"] == 3
+
+
+# The second and third commands of the document's commands example (its "https://..."
+# shortened URLs completed), plus a TEXT value that reads as a link.
+DOCUMENT_COMMANDS = {
+    "resources": [
+        {
+            "testExecutionId": "57f612f1c6c46111b02db94f",
+            "commands": [
+                {"name": "Command_vhsc2", "status": "SUCCESS"},
+                {
+                    "name": "Command_iofcw",
+                    "status": "FAILURE",
+                    "screenshots": ["https://cdn.example.com/sample-data/jpg.jpeg"],
+                    "expectedData": [{"type": "TEXT", "value": "TEXT_0"}],
+                    "resultData": [{"type": "TEXT", "value": "TEXT_0"}],
+                },
+                {
+                    "name": "Command_hi dsffsdf dsfdsssb",
+                    "status": "FAILURE",
+                    "screenshots": [
+                        "https://cdn.example.com/sample-data/jpg.jpeg",
+                        "https://cdn.example.com/sample-data/png.png",
+                        "https://cdn.example.com/sample-data/png.png",
+                        "https://cdn.example.com/sample-data/png.png",
+                    ],
+                    "expectedData": [
+                        {"type": "TEXT", "value": "TEXT_0"},
+                        {"type": "IMAGE_KEY", "value": "https://cdn.example.com/sample-data/sample64.jpeg"},
+                        {"type": "TEXT", "value": "https://cdn.example.com/sample-data/terms.html"},
+                    ],
+                    "resultData": [
+                        {"type": "TEXT", "value": "TEXT_0"},
+                        {"type": "IMAGE_KEY", "value": "https://cdn.example.com/sample-data/sample65.jpeg"},
+                        {"type": "TEXT", "value": "TEXT_3"},
+                    ],
+                },
+            ],
+        }
+    ]
+}  # fmt: skip
+
+
+def test_document_commands_give_screenshots_and_visual_check_images() -> None:
+    found = [
+        (artifact.name, artifact.kind, artifact.url)
+        for artifact in command_images(DOCUMENT_COMMANDS)
+    ]
+
+    sample = "https://cdn.example.com/sample-data/"
+    assert found == [
+        ("screenshots/0001-00-jpg.jpeg", "screenshot", sample + "jpg.jpeg"),
+        ("screenshots/0002-01-png.png", "screenshot", sample + "png.png"),
+        ("visual/0002-expected-01-sample64.jpeg", "expected_image", sample + "sample64.jpeg"),
+        ("visual/0002-result-01-sample65.jpeg", "result_image", sample + "sample65.jpeg"),
+    ]
+
+
+def test_an_image_linked_twice_is_kept_once_under_its_first_name() -> None:
+    baseline = "https://cdn.example.com/baseline.png"
+    image = {"type": "IMAGE_KEY", "value": baseline}
+    commands = {
+        "resources": [
+            {
+                "commands": [
+                    {"expectedData": [image]},
+                    {"screenshots": [baseline], "resultData": [image]},
+                    # Not images: a bare string, another type, a value that is not a string.
+                    {"expectedData": ["IMAGE_KEY", {"type": "IMAGE", "value": baseline + "?x"}]},
+                    {"resultData": [{"type": "IMAGE_KEY", "value": {"url": baseline + "?y"}}]},
+                ]
+            }
+        ]
+    }
+
+    found = [(artifact.name, artifact.kind) for artifact in command_images(commands)]
+
+    assert found == [("visual/0000-expected-00-baseline.png", "expected_image")]
+
+
+async def test_visual_check_images_of_the_simulator_are_artifacts(
+    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+) -> None:
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=3)
+    source = source_for(http, sim.api_url)
+    execution = sim.executions[0]
+    session = await source.get_session(execution.id, locator=execution.external_id)
+
+    artifacts = await source.artifacts(session)
+
+    visual = {a.url: (a.name, a.kind) for a in artifacts if a.name.startswith("visual/")}
+    expected: dict[str, tuple[str, str]] = {}
+    for check in execution.visual_checks:
+        for role, filename in (("expected", check.expected), ("result", check.result)):
+            url = next(sim.url(f) for f in sim.files(execution.id) if f.filename == filename)
+            name = f"visual/{check.command:04d}-{role}-01-{filename.rsplit('/', 1)[-1]}"
+            expected.setdefault(url, (name, f"{role}_image"))
+    assert len(execution.visual_checks) >= 2  # the last one reuses the first's baseline
+    assert visual == expected
+    assert len([a for a in artifacts if a.url in expected]) == len(expected)
+    links = {sim.text_link(execution.id, check.command) for check in execution.visual_checks}
+    assert not links & {artifact.url for artifact in artifacts}
