@@ -363,7 +363,7 @@ def test_daemon_runs_passes_and_stops_on_sigterm(
     try:
         wait_for(lambda: len(deployment.manifests()) == 3)
         second = run_archiver("run", "--once", config=deployment.config)
-        assert second.returncode == 2
+        assert second.returncode == 75  # EX_TEMPFAIL: a supervisor may try again later
         assert "in use by another archiver process" in second.stderr
         sim.finish_all_processing()
         wait_for(lambda: len(deployment.manifests()) == 4)
@@ -399,13 +399,13 @@ def wait_for(condition: Any, timeout: float = 30) -> None:
         ),
     ],
 )
-def test_config_errors_exit_2_with_one_clear_line(
+def test_config_errors_exit_78_with_one_clear_line(
     tmp_path: Path, config_text: str, expected: str
 ) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(config_text)
     result = run_archiver("run", "--once", config=path)
-    assert result.returncode == 2
+    assert result.returncode == 78  # EX_CONFIG
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert expected in lines[0] and str(path) in lines[0]
