@@ -2,35 +2,108 @@
 
 from __future__ import annotations
 
-import time
+import asyncio
+
+import pytest
 
 from archiver.http import parse_error_body
-from archiver.pacing import RateLimitPacer
+from archiver.pacing import MAX_PAUSE_SECONDS, RateLimitPacer
+
+EPOCH_NOW = 1_800_000_000.0
+
+
+class FakeClock:
+    """Both clocks of a pacer; its sleeps are noted and move them on, without waiting."""
+
+    def __init__(self) -> None:
+        self.monotonic_now = 500.0
+        self.wall_now = EPOCH_NOW
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.monotonic_now
+
+    def wall(self) -> float:
+        return self.wall_now
+
+    def advance(self, seconds: float) -> None:
+        self.monotonic_now += seconds
+        self.wall_now += seconds
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.advance(seconds)
+
+    def pacer(self) -> RateLimitPacer:
+        return RateLimitPacer(monotonic=self.monotonic, wall_clock=self.wall, sleep=self.sleep)
 
 
 async def test_spent_budget_waits_for_the_reset() -> None:
-    pacer = RateLimitPacer()
+    clock = FakeClock()
+    pacer = clock.pacer()
     pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "0.2"})
-    started = time.monotonic()
+    clock.advance(0.05)  # the answer took a while to be handled
     await pacer.wait_turn()
-    assert time.monotonic() - started >= 0.15
+    assert clock.sleeps == [pytest.approx(0.15)]
+    await pacer.wait_turn()  # the window has reset: the next request goes at once
+    assert len(clock.sleeps) == 1
+
+
+async def test_low_budget_spreads_the_rest_over_the_window() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer()
+    pacer.observe({"X-Ratelimit-Remaining": "3", "X-Ratelimit-Reset": "8"})
+    await pacer.wait_turn()
+    assert clock.sleeps == [pytest.approx(2.0)]  # 8 s for 3 requests: one every 2 s
 
 
 async def test_ample_budget_does_not_wait() -> None:
-    pacer = RateLimitPacer()
+    clock = FakeClock()
+    pacer = clock.pacer()
     pacer.observe({"X-Ratelimit-Remaining": "500", "X-Ratelimit-Reset": "60"})
     pacer.observe({"Content-Type": "application/json"})
-    started = time.monotonic()
+    pacer.observe({"X-Ratelimit-Remaining": "soon", "X-Ratelimit-Reset": "60"})
     await pacer.wait_turn()
-    assert time.monotonic() - started < 0.05
+    assert clock.sleeps == []
+
+
+async def test_a_later_ample_budget_does_not_cut_a_wait_short() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer()
+    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "10"})
+    pacer.observe({"X-Ratelimit-Remaining": "500", "X-Ratelimit-Reset": "60"})
+    await pacer.wait_turn()
+    assert clock.sleeps == [pytest.approx(10.0)]
 
 
 async def test_epoch_reset_is_understood() -> None:
-    pacer = RateLimitPacer()
-    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(time.time() + 0.2)})
-    started = time.monotonic()
+    clock = FakeClock()
+    pacer = clock.pacer()
+    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(EPOCH_NOW + 0.2)})
     await pacer.wait_turn()
-    assert 0.1 <= time.monotonic() - started < 2
+    assert clock.sleeps == [pytest.approx(0.2)]
+
+
+async def test_a_reset_in_the_past_or_far_away_is_bounded() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer()
+    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": str(EPOCH_NOW - 30)})
+    await pacer.wait_turn()
+    assert clock.sleeps == []
+    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "86400"})
+    await pacer.wait_turn()
+    assert clock.sleeps == [MAX_PAUSE_SECONDS]
+
+
+async def test_the_default_clocks_really_wait() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    pacer = RateLimitPacer()
+    pacer.observe({"X-Ratelimit-Remaining": "0", "X-Ratelimit-Reset": "0.05"})
+    await pacer.wait_turn()
+    # A lower bound only (the loop may wake a timer a little early): a busy machine only
+    # makes the wait longer.
+    assert loop.time() - started >= 0.04
 
 
 def test_error_bodies() -> None:
