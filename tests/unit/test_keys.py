@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import posixpath
+import random
 import re
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -26,10 +31,52 @@ def test_a_key_never_escapes_its_root(parts: list[str]) -> None:
     assert len(key.split("/")) == len(parts)
 
 
-@given(names)
-def test_segments_are_stable(name: str) -> None:
-    assert safe_segment(name) == safe_segment(name)
-    assert safe_key(name, name) == f"{safe_segment(name)}/{safe_segment(name)}"
+@given(names, names)
+def test_a_key_joins_the_segments_of_its_parts(first: str, second: str) -> None:
+    assert safe_key(first, second) == f"{safe_segment(first)}/{safe_segment(second)}"
+
+
+# Keys written to a store must come out the same in every later run and release, or the
+# archiver would no longer find the evidence it stored under them (and archive it again).
+@pytest.mark.parametrize(
+    ("name", "segment"),
+    [
+        ("video-0.mp4", "video-0.mp4"),
+        ("a:b", "a_b--6783a31eabf6"),
+        ("user@example.com_device-logs.zip", "user_example.com_device-logs--7d420cc87b84.zip"),
+        ("../etc/passwd", "_._etc_passwd--7fef78f53440"),
+        ("", "_--e3b0c44298fc"),
+        ("caf\u00e9", "caf_--850f7dc43910"),
+        ("x" * 150 + ".mp4", "x" * 82 + "--caaf2ff649ca.mp4"),
+        ("a_b--0123456789ab", "a_b--0123456789ab--cffbfa62c787"),
+    ],
+)
+def test_segments_are_stable_across_releases(name: str, segment: str) -> None:
+    assert safe_segment(name) == segment
+
+
+def test_segments_do_not_depend_on_the_process() -> None:
+    # Other interpreters, with other seeds for str hashes, give every segment again.
+    rng = random.Random(17)
+    alphabet = "aA0._-/\\:\x00\n \u00e9\u0301\ufffd\U0001f600"
+    sample = ["".join(rng.choices(alphabet, k=rng.randint(0, 12))) for _ in range(300)]
+    sample += ["x" * 150 + str(number) for number in range(3)]
+    script = (
+        "import json, sys\n"
+        "from archiver.keys import safe_segment\n"
+        "print(json.dumps([safe_segment(name) for name in json.load(sys.stdin)]))"
+    )
+    expected = [safe_segment(name) for name in sample]
+    for seed in ("1", "2"):
+        answer = subprocess.run(
+            [sys.executable, "-c", script],
+            input=json.dumps(sample),
+            env={**os.environ, "PYTHONHASHSEED": seed},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert json.loads(answer.stdout) == expected
 
 
 @given(st.lists(names, unique=True, max_size=30))
