@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
@@ -384,15 +383,39 @@ async def test_rate_window_counts_down_then_refuses(
     assert 0 < int(headers["Retry-After"]) == answer["retry_after"] <= 60
 
 
+class SimClock:
+    """Stands in for a simulator module's ``time``: the monotonic clock moves only when the
+    test moves it; the wall clock is the real one."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.time = time.time
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 async def test_rate_window_resets(
-    devrev_sim_async_factory: AsyncDevRevFactory, http: aiohttp.ClientSession
+    devrev_sim_async_factory: AsyncDevRevFactory,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sim = await devrev_sim_async_factory(rate_limit=1, rate_window_seconds=0.2)
+    clock = SimClock()
+    monkeypatch.setattr("archiver.sim.devrev.time", clock)
+    sim = await devrev_sim_async_factory(rate_limit=1, rate_window_seconds=60)
     body = {"type": "mobile", "version_key": APP}
     assert (await post(http, sim, LIST_PATH, body))[0] == 200
-    assert (await post(http, sim, LIST_PATH, body))[0] == 429
-    await asyncio.sleep(0.25)
-    assert (await post(http, sim, LIST_PATH, body))[0] == 200
+    clock.now += 20
+    status, _, headers = await post(http, sim, LIST_PATH, body)
+    assert (status, headers["Retry-After"]) == (429, "40")
+    clock.now += 39
+    status, _, headers = await post(http, sim, LIST_PATH, body)
+    assert (status, headers["Retry-After"]) == (429, "1")
+    clock.now += 1
+    status, _, headers = await post(http, sim, LIST_PATH, body)
+    assert (status, headers["X-Ratelimit-Remaining"]) == (200, "0")
+    clock.now += 60
+    assert (await post(http, sim, LIST_PATH, body))[0] == 200  # one window later
 
 
 async def test_500_carries_a_unique_reference_id_and_503_is_typed(

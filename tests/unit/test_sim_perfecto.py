@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import hashlib
 import json
@@ -238,13 +237,37 @@ async def test_processing_status_is_per_response_until_finished(
     assert (await list_page(http, sim))["metadata"]["processingStatus"] == "PROCESSING"
 
 
+class SimClock:
+    """Stands in for a simulator module's ``time``: the monotonic clock moves only when the
+    test moves it; the wall clock is the real one."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.time = time.time
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 async def test_processing_ends_after_processing_seconds(
-    perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
+    perfecto_sim_async_factory: AsyncPerfectoFactory,
+    http: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    sim = await perfecto_sim_async_factory(processing_seconds=0.3)
-    assert (await list_page(http, sim))["metadata"]["processingStatus"] == "PROCESSING"
-    await asyncio.sleep(0.35)
-    assert (await list_page(http, sim))["metadata"]["processingStatus"] == "PROCESSING_COMPLETE"
+    clock = SimClock()
+    monkeypatch.setattr("archiver.sim.perfecto.time", clock)
+    sim = await perfecto_sim_async_factory(processing_seconds=30)
+
+    async def status() -> str:
+        body = await list_page(http, sim)
+        value: str = body["metadata"]["processingStatus"]
+        return value
+
+    assert await status() == "PROCESSING"
+    clock.now += 29
+    assert await status() == "PROCESSING"
+    clock.now += 1
+    assert await status() == "PROCESSING_COMPLETE"
 
 
 # -- commands and PDF ------------------------------------------------------------------------
