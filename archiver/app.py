@@ -40,7 +40,7 @@ async def open_app(config: Config) -> AsyncIterator[App]:
     async with AsyncExitStack() as stack:
         state = await open_state(config.state.url)
         stack.push_async_callback(state.close)
-        store = await stack.enter_async_context(open_checked_store(config.store))
+        store = await stack.enter_async_context(open_checked_store(config.store, writes=True))
         removed = await store.cleanup_incomplete(
             older_than=config.engine.cleanup_incomplete_after_seconds
         )
@@ -69,11 +69,14 @@ async def open_app(config: Config) -> AsyncIterator[App]:
 
 
 @asynccontextmanager
-async def open_checked_store(settings: StoreSettings) -> AsyncIterator[Store]:
-    """The configured store, after its start-up check (bucket, versioning, Object Lock)."""
+async def open_checked_store(
+    settings: StoreSettings, *, writes: bool = False
+) -> AsyncIterator[Store]:
+    """The configured store, after its start-up check (bucket, versioning, Object Lock; with
+    ``writes``, also what an S3 server does with conditional and encrypted writes)."""
     s3_options: dict[str, Any] = {}
     if urlsplit(settings.url).scheme == "s3":
-        from archiver.store.s3 import S3Protection
+        from archiver.store.s3promises import S3Protection
 
         s3_options["protection"] = S3Protection(
             object_lock_mode=settings.object_lock_mode,
@@ -83,6 +86,8 @@ async def open_checked_store(settings: StoreSettings) -> AsyncIterator[Store]:
             sse_kms_key_id=settings.sse_kms_key_id,
             storage_class=settings.storage_class,
         )
+        s3_options["single_writer"] = settings.single_writer
+        s3_options["read_only"] = not writes
     store = open_store(
         settings.url,
         endpoint_url=settings.endpoint_url,

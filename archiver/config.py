@@ -39,6 +39,7 @@ S3_ONLY_KEYS = (
     "sse",
     "sse_kms_key_id",
     "storage_class",
+    "single_writer",
 )
 
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class StoreSettings:
     sse: str | None = None
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
+    single_writer: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -407,6 +409,7 @@ def _s3_protection(table: _Table) -> dict[str, Any]:
         "sse": sse,
         "sse_kms_key_id": kms_key_id,
         "storage_class": _optional_choice(table, "storage_class", STORAGE_CLASSES),
+        "single_writer": table.boolean("single_writer", False),
     }
 
 

@@ -292,7 +292,7 @@ class Ledger:
         if not await self._store.exists(key):
             return None
         try:
-            return LedgerEntry.from_bytes(await self._store.read_bytes(key))
+            return LedgerEntry.from_bytes(await self._store.read_created(key))
         except ValueError:
             return None
 
@@ -322,7 +322,7 @@ class Ledger:
                 f"ledger entry {key} is missing, so the chain cannot be continued; "
                 "run `archiver verify`"
             )
-        return sha256_hex(await self._store.read_bytes(key))
+        return sha256_hex(await self._store.read_created(key))
 
 
 def parse_rfc3339(text: str) -> datetime:

@@ -5,6 +5,8 @@ Three checks, all read-only:
 1. **The ledger** (:mod:`archiver.ledger`): entries ``0..n`` are all there, each parses, and
    each one's ``previous_entry_sha256`` is the SHA-256 of the entry before it. A missing
    number, an unreadable entry or a hash that does not match breaks the chain and is reported.
+   On a versioned bucket an entry is its key's oldest version, and a key with more than one
+   version is reported (``ledger_entry_versions``).
 2. **Every manifest** of every session checked: the current ``manifest.json`` must have the
    SHA-256 of the newest ledger entry for its key; each copy a re-archive kept under
    ``history/`` (named by the next entry's ``previous_manifest_key``) must have the hash of
@@ -13,7 +15,8 @@ Three checks, all read-only:
 3. **Every object every manifest lists** is read back in chunks (memory does not grow with
    its size), at most ``concurrency`` at once, and its size and SHA-256 compared with the
    manifest. Objects missing or different are reported, and so are objects in a session's
-   folder that no manifest lists (``unlisted``).
+   folder that no manifest lists (``unlisted``), and objects the server says lack the
+   encryption, retention or legal hold the store is configured to give (``unprotected``).
 
 The ledger is always checked whole; ``Selection`` narrows the sessions checked (a source,
 some ids, or those archived since a date). The report ends with the ledger's head (last
@@ -62,6 +65,8 @@ MANIFEST_UNRECORDED = "manifest_unrecorded"  # no ledger entry records this mani
 MANIFEST_INVALID = "manifest_invalid"  # a manifest that is not valid manifest JSON
 LEDGER_ENTRY_MISSING = "ledger_entry_missing"  # a number missing from the chain
 LEDGER_ENTRY_ALTERED = "ledger_entry_altered"  # an entry that does not chain or parse
+LEDGER_ENTRY_VERSIONS = "ledger_entry_versions"  # a ledger key with more than one version
+UNPROTECTED = "unprotected"  # an object lacks encryption, retention or hold the store asks for
 LEDGER_ANCHOR_MISMATCH = "ledger_anchor_mismatch"  # the entry given by --anchor differs
 
 
@@ -178,10 +183,18 @@ class Verifier:
         async def read(seq: int, key: str) -> None:
             async with self._slots:
                 try:
-                    stored[seq] = await self._store.read_bytes(key)
+                    stored[seq] = await self._store.read_created(key)
                 except StoreError as error:
                     report.add(UNREADABLE, key, str(error))
 
+        for key, count in (await self._store.extra_versions(LEDGER_PREFIX)).items():
+            report.add(
+                LEDGER_ENTRY_VERSIONS,
+                key,
+                f"{count} versions: the oldest is the entry; a newer one was written over it "
+                "(by a writer that lost the race for this number on a server that ignores "
+                "conditional writes, or by someone else)",
+            )
         async with asyncio.TaskGroup() as group:
             async for key in self._store.list_keys(LEDGER_PREFIX):
                 seq = entry_seq(key)
@@ -372,6 +385,9 @@ class Verifier:
                     f"{size} bytes with SHA-256 {digest}; {check.manifest_key} lists "
                     f"{check.size} bytes with SHA-256 {check.sha256}",
                 )
+            if digest is not None:
+                for unmet in await self._store.unkept_promises(check.key):
+                    report.add(UNPROTECTED, check.key, unmet)
             if self._progress:
                 self._progress(done[0], done[1], len(checks), total_bytes)
 

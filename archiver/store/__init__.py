@@ -23,12 +23,18 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   artifacts that way; the manifest, written after them, is their barrier.
 * ``put_bytes_if_absent`` creates the object only if nothing is at ``key`` yet, atomically:
   of several writers racing for one key exactly one gets ``True``, the others ``False``, and
-  the object holds the winner's bytes, whole. The ledger builds its hash chain on this.
+  ``read_created`` returns the winner's bytes, whole. The ledger builds its hash chain on
+  this. (An S3 server that ignores conditional writes on a versioned bucket leaves the
+  losers' versions behind where retention keeps them; ``read_created`` reads the winner's,
+  and ``extra_versions`` lists keys with more than one version, for ``verify``.)
 * ``iter_bytes`` streams an object in chunks (memory does not grow with its size);
   ``list_keys`` yields every key under a prefix in sorted order.
 * ``object_info`` returns what the backend reports about a stored object beyond its bytes
   (S3: retention mode and date, legal hold, encryption, storage class, version), as
   printable strings; stores with nothing to report return an empty mapping.
+* ``unkept_promises`` says what the backend reports a stored object lacks of what the store
+  was configured to give every object (S3: encryption, retention, legal hold); empty when
+  all is there or nothing was promised.
 * ``check`` is the start-up check: the store is there and can do what it was configured to
   do (an S3 bucket exists, with versioning and Object Lock when retention is asked for); it
   raises :class:`~archiver.errors.StoreError` naming what is missing otherwise.
@@ -73,6 +79,12 @@ class Store(Protocol):
 
     async def read_bytes(self, key: str) -> bytes: ...
 
+    async def read_created(self, key: str) -> bytes: ...
+
+    async def extra_versions(self, prefix: str) -> Mapping[str, int]: ...
+
+    async def unkept_promises(self, key: str) -> list[str]: ...
+
     def iter_bytes(self, key: str) -> AsyncIterator[bytes]: ...
 
     async def exists(self, key: str) -> bool: ...
@@ -88,6 +100,24 @@ class Store(Protocol):
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int: ...
 
     async def close(self) -> None: ...
+
+
+class _Readable(Protocol):
+    async def read_bytes(self, key: str) -> bytes: ...
+
+
+class OneVersionPerKey:
+    """The contract's version methods for stores that keep one version of a key and promise
+    nothing beyond its bytes (a folder, memory)."""
+
+    async def read_created(self: _Readable, key: str) -> bytes:
+        return await self.read_bytes(key)
+
+    async def extra_versions(self, prefix: str) -> Mapping[str, int]:
+        return {}
+
+    async def unkept_promises(self, key: str) -> list[str]:
+        return []
 
 
 def open_store(

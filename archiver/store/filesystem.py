@@ -55,7 +55,7 @@ import aiofiles
 
 from archiver.errors import StoreBroken, StoreError
 from archiver.keys import check_key, check_prefix
-from archiver.store import ObjectWriter, beneath, syncfs
+from archiver.store import ObjectWriter, OneVersionPerKey, beneath, syncfs
 from archiver.store.localfile import LocalFileWriter
 
 INCOMING = ".incoming"
@@ -81,7 +81,7 @@ _REASONS = {
 }
 
 
-class FilesystemStore:
+class FilesystemStore(OneVersionPerKey):
     def __init__(
         self,
         root: str | os.PathLike[str],

@@ -15,12 +15,12 @@ from contextlib import asynccontextmanager
 
 from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
-from archiver.store import ObjectWriter
+from archiver.store import ObjectWriter, OneVersionPerKey
 
 CHUNK_SIZE = 64 * 1024
 
 
-class MemoryStore:
+class MemoryStore(OneVersionPerKey):
     def __init__(self, *, chunk_size: int = CHUNK_SIZE) -> None:
         self.description = "memory://"
         self.objects: dict[str, bytes] = {}

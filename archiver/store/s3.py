@@ -45,22 +45,30 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
-import botocore.exceptions
 from botocore.config import Config
 
 from archiver.errors import StoreError
 from archiver.keys import check_key, check_prefix
+from archiver.log import get_logger
 from archiver.model import rfc3339, strip_query
 from archiver.store import ObjectWriter
 from archiver.store.localfile import LocalFileWriter
-from archiver.store.s3errors import BOTO_ERRORS, http_status, s3_error
+from archiver.store.s3bucket import CONDITION_FAILED, CONTROL_FOLDER, BucketTraits, inspect_bucket
+from archiver.store.s3errors import BOTO_ERRORS, error_code, http_status, s3_error
 from archiver.store.s3parts import PartChecksums, StreamingUpload
+from archiver.store.s3promises import (
+    S3Protection,
+    check_encryption,
+    check_stored_bytes,
+    md5_base64,
+    new_md5,
+)
+from archiver.store.s3versions import oldest_version, version_counts, withdraw
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -74,40 +82,9 @@ HASH_BLOCK = 4 * MIB
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# 412: the key exists; 409: another conditional write to the same key is in flight.
-_CONDITION_FAILED = frozenset({409, 412})
+log = get_logger(__name__)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class S3Protection:
-    """What every object written gets: retention, legal hold, encryption, storage class."""
-
-    object_lock_mode: str | None = None  # GOVERNANCE | COMPLIANCE (checked by the config)
-    object_lock_days: int = 0
-    legal_hold: bool = False
-    sse: str | None = None  # AES256 | aws:kms
-    sse_kms_key_id: str | None = None
-    storage_class: str | None = None
-
-    @property
-    def needs_object_lock(self) -> bool:
-        return self.object_lock_mode is not None or self.legal_hold
-
-    def request_args(self, now: datetime) -> dict[str, Any]:
-        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``."""
-        args: dict[str, Any] = {}
-        if self.object_lock_mode is not None:
-            args["ObjectLockMode"] = self.object_lock_mode
-            args["ObjectLockRetainUntilDate"] = now + timedelta(days=self.object_lock_days)
-        if self.legal_hold:
-            args["ObjectLockLegalHoldStatus"] = "ON"
-        if self.sse is not None:
-            args["ServerSideEncryption"] = self.sse
-            if self.sse == "aws:kms" and self.sse_kms_key_id:
-                args["SSEKMSKeyId"] = self.sse_kms_key_id
-        if self.storage_class is not None:
-            args["StorageClass"] = self.storage_class
-        return args
+__all__ = ["S3Protection", "S3Store"]
 
 
 class S3Store:
@@ -124,9 +101,15 @@ class S3Store:
         spool_dir: str | os.PathLike[str] | None = None,
         chunk_size: int = CHUNK_SIZE,
         protection: S3Protection | None = None,
+        single_writer: bool = False,
+        read_only: bool = False,
     ) -> None:
         self._bucket = bucket
         self._protection = protection or S3Protection()
+        self._single_writer = single_writer
+        self._read_only = read_only  # ``check`` then writes no probe
+        # Until ``check`` says otherwise: conditional creates honoured, nothing versioned.
+        self._traits = BucketTraits(versioned=False, conditional_create=True)
         self._prefix = prefix.strip("/")
         check_prefix(self._prefix)
         self._key_prefix = f"{self._prefix}/" if self._prefix else ""
@@ -169,33 +152,81 @@ class S3Store:
         self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> None:
         check_key(key)
-        digest = hashlib.sha256(data).hexdigest()
-        request = self._put_request(key, digest, content_type)
-        request["Body"] = data
-        await self._call("PutObject", key, self._client.put_object, **request)
+        await self._call("PutObject", key, self._put_data, key, data, content_type, None)
 
     async def put_bytes_if_absent(
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> bool:
         check_key(key)
-        request = self._put_request(key, hashlib.sha256(data).hexdigest(), content_type)
-        request["Body"] = data
-        request["IfNoneMatch"] = "*"
+        if not self._traits.conditional_create and self._traits.versioned:
+            return await self._call("PutObject", key, self._create_by_version_order, key, data)
         try:
-            await self._call("PutObject", key, self._client.put_object, **request)
+            await self._call("PutObject", key, self._put_data, key, data, content_type, "*")
         except StoreError as error:
-            if http_status(error.__cause__) in _CONDITION_FAILED:
+            if http_status(error.__cause__) in CONDITION_FAILED:
                 return False
             raise
         return True
+
+    async def read_created(self, key: str) -> bytes:
+        """What ``put_bytes_if_absent``'s winner wrote at ``key``: on a versioned bucket the
+        oldest version, not the newest (see :mod:`archiver.store.s3versions`); a version
+        written over it is there for ``extra_versions`` to report, not to be read."""
+        if not self._traits.versioned:
+            return await self.read_bytes(key)
+        check_key(key)
+        version = await self._call(
+            "ListObjectVersions", key, oldest_version, self._client, self._bucket, self._full(key)
+        )
+        if version is None:
+            return await self.read_bytes(key)
+        return b"".join([chunk async for chunk in self._iter_version(key, version)])
+
+    async def extra_versions(self, prefix: str) -> Mapping[str, int]:
+        """Keys under ``prefix`` that have more than one version, with their count."""
+        check_prefix(prefix)
+        if not self._traits.versioned:
+            return {}
+        counts = await self._call(
+            "ListObjectVersions",
+            prefix,
+            version_counts,
+            self._client,
+            self._bucket,
+            self._full(prefix),
+        )
+        skip = len(self._key_prefix)
+        return {key[skip:]: count for key, count in sorted(counts.items()) if count > 1}
+
+    async def unkept_promises(self, key: str) -> list[str]:
+        """What the server says ``key`` lacks of the encryption, retention and legal hold
+        this store was configured to give every object."""
+        protection = self._protection
+        if protection.sse is None and not protection.needs_object_lock:
+            return []
+        check_key(key)
+        head = await self._call(
+            "HeadObject", key, self._client.head_object, Bucket=self._bucket, Key=self._full(key)
+        )
+        return protection.unmet_on_head(head)
 
     async def read_bytes(self, key: str) -> bytes:
         return b"".join([chunk async for chunk in self.iter_bytes(key)])
 
     async def iter_bytes(self, key: str) -> AsyncIterator[bytes]:
         check_key(key)
+        async for chunk in self._iter_version(key, None):
+            yield chunk
+
+    async def _iter_version(self, key: str, version: str | None) -> AsyncIterator[bytes]:
+        which = {"VersionId": version} if version else {}
         response = await self._call(
-            "GetObject", key, self._client.get_object, Bucket=self._bucket, Key=self._full(key)
+            "GetObject",
+            key,
+            self._client.get_object,
+            Bucket=self._bucket,
+            Key=self._full(key),
+            **which,  # type: ignore[arg-type]
         )
         body = response["Body"]
         try:
@@ -227,7 +258,8 @@ class S3Store:
         check_prefix(prefix)
         keys = await self._call("ListObjectsV2", prefix, self._list_keys, self._full(prefix))
         for key in keys:
-            yield key
+            if not key.startswith(CONTROL_FOLDER):  # the store's own probes
+                yield key
 
     async def object_info(self, key: str) -> Mapping[str, str]:
         check_key(key)
@@ -251,11 +283,44 @@ class S3Store:
         return {name: str(value) for name, value in info.items() if value not in (None, "null")}
 
     async def check(self) -> None:
-        await self._call("HeadBucket", "", self._check_bucket)
+        self._traits = await self._call(
+            "start-up check",
+            "",
+            inspect_bucket,
+            self._client,
+            self._bucket,
+            self._key_prefix,
+            self._protection,
+            single_writer=self._single_writer,
+            probe_writes=not self._read_only,
+        )
+        if not self._traits.conditional_create:
+            log.warning(
+                "s3_conditional_writes_ignored",
+                store=self.description,
+                races_decided_by="version order" if self._traits.versioned else "single writer",
+            )
+
+    @property
+    def traits(self) -> BucketTraits:
+        """What the start-up check found out about the bucket and its server."""
+        return self._traits
 
     async def cleanup_incomplete(self, *, older_than: float = 0.0) -> int:
         cutoff = time.time() - older_than
-        uploads = await self._call("AbortMultipartUpload", "", self._abort_stale_uploads, cutoff)
+        try:
+            uploads = await self._call(
+                "ListMultipartUploads", "", self._abort_stale_uploads, cutoff
+            )
+        except StoreError as error:
+            if error_code(error.__cause__) != "NotImplemented":
+                raise
+            log.warning(
+                "incomplete_uploads_not_cleaned",
+                store=self.description,
+                reason="the server does not list multipart uploads (NotImplemented)",
+            )
+            uploads = 0
         try:
             spools = await asyncio.to_thread(self._remove_stale_spools, cutoff)
         except OSError as exc:
@@ -294,28 +359,101 @@ class S3Store:
             checksums=checksums,
             create_args=create_args,
             parts_in_flight=self._max_concurrency,
+            protection=self._protection,
         )
 
     # -- called from worker threads -------------------------------------------------------
 
     def _put_spool(self, spool: Path, key: str, sha256: str, content_type: str | None) -> None:
-        if _file_sha256(spool) != sha256.lower():
+        digest, md5 = _file_digests(spool)
+        if digest != sha256.lower():
             raise StoreError(
                 f"S3 store: {key!r}: the SHA-256 given does not match the bytes written"
             )
-        request = self._put_request(key, sha256, content_type)
         with spool.open("rb") as body:
-            request["Body"] = body
-            self._client.put_object(**request)
+            self._put(key, body, sha256, md5, content_type, None)
 
-    def _lock_after_multipart(self, key: str) -> None:
-        """Set retention and legal hold again on the version a multipart upload made.
+    def _put_data(
+        self, key: str, data: bytes, content_type: str | None, if_none_match: str | None
+    ) -> dict[str, Any]:
+        md5 = new_md5()
+        md5.update(data)
+        return self._put(
+            key, data, hashlib.sha256(data).hexdigest(), md5.digest(), content_type, if_none_match
+        )
 
-        They were sent with CreateMultipartUpload already, which S3 honours; some
-        S3-compatible servers ignore them there, so they are set explicitly too. The date is
-        a moment later than the first one: S3 allows extending a retention, never shortening.
+    def _put(
+        self,
+        key: str,
+        body: Any,
+        sha256: str,
+        md5: bytes,
+        content_type: str | None,
+        if_none_match: str | None,
+    ) -> dict[str, Any]:
+        """One PutObject, then every promise checked from the server's answer."""
+        now = datetime.now(UTC)
+        request = self._put_request(key, sha256, content_type, now)
+        request["Body"] = body
+        request["ContentMD5"] = md5_base64(md5)
+        if if_none_match:
+            request["IfNoneMatch"] = if_none_match
+        answer = cast("dict[str, Any]", self._client.put_object(**request))
+        what = f"S3 PutObject of s3://{self._bucket}/{self._full(key)}"
+        try:
+            check_stored_bytes(answer, md5.hex(), protection=self._protection, what=what)
+        except StoreError:
+            # A server that checks no digest kept changed bytes. In a versioned bucket that
+            # version goes again (retention permitting); elsewhere the retry replaces it.
+            if answer.get("VersionId"):
+                withdraw(self._client, self._bucket, self._full(key), answer["VersionId"])
+            raise
+        check_encryption(answer, protection=self._protection, what=what)
+        self._confirm_lock(key, answer.get("VersionId"), now)
+        return answer
+
+    def _create_by_version_order(self, key: str, data: bytes) -> bool:
+        """``put_bytes_if_absent`` where the server ignores If-None-Match on a versioned
+        bucket: the oldest version wins (see :mod:`archiver.store.s3versions`)."""
+        full = self._full(key)
+        if oldest_version(self._client, self._bucket, full) is not None:
+            return False  # seen before writing: no version of ours to withdraw
+        mine = self._put_data(key, data, "application/json", "*").get("VersionId")
+        if not mine:
+            raise StoreError(f"S3 PutObject of s3://{self._bucket}/{full}: no version id")
+        if oldest_version(self._client, self._bucket, full) == mine:
+            return True
+        if not withdraw(self._client, self._bucket, full, mine):
+            log.warning("s3_lost_create_race_version_kept", key=full, version_id=mine)
+        return False
+
+    def _confirm_lock(self, key: str, version_id: str | None, now: datetime) -> None:
+        """The retention and legal hold asked for, as a HEAD of the version written shows."""
+        protection = self._protection
+        if not protection.needs_object_lock:
+            return
+        which = {"VersionId": version_id} if version_id else {}
+        head = self._client.head_object(Bucket=self._bucket, Key=self._full(key), **which)  # type: ignore[arg-type]
+        unmet = protection.unmet_lock(head, retain_until=protection.retain_until(now))
+        if unmet:
+            raise StoreError(
+                f"S3 store: s3://{self._bucket}/{self._full(key)}: {'; '.join(unmet)}; "
+                "the object must not be counted as archived"
+            )
+
+    def _lock_after_multipart(self, key: str, version_id: str | None) -> None:
+        """Set retention and legal hold on the version a multipart upload made, then check.
+
+        They were sent with CreateMultipartUpload already, which S3 honours; Ceph RGW and
+        moto ignore them there, so they are set explicitly too, on that very version. Until
+        then such a server leaves the new version unlocked, unless the bucket's default
+        retention locks it from the start (see :meth:`BucketTraits.covers`); the manifest
+        that lists the object is written only after the lock is confirmed. The date is a
+        moment later than the first one: S3 allows extending a retention, never shortening.
         """
-        protection = self._protection.request_args(datetime.now(UTC))
+        now = datetime.now(UTC)
+        protection = self._protection.request_args(now)
+        which = {"VersionId": version_id} if version_id else {}
         if "ObjectLockMode" in protection:
             self._client.put_object_retention(
                 Bucket=self._bucket,
@@ -325,6 +463,7 @@ class S3Store:
                     "RetainUntilDate": protection["ObjectLockRetainUntilDate"],
                 },
                 ChecksumAlgorithm="SHA256",
+                **which,  # type: ignore[arg-type]
             )
         if "ObjectLockLegalHoldStatus" in protection:
             self._client.put_object_legal_hold(
@@ -332,32 +471,9 @@ class S3Store:
                 Key=self._full(key),
                 LegalHold={"Status": "ON"},
                 ChecksumAlgorithm="SHA256",
+                **which,  # type: ignore[arg-type]
             )
-
-    def _check_bucket(self) -> None:
-        where = f"S3 bucket {self._bucket!r}"
-        try:
-            self._client.head_bucket(Bucket=self._bucket)
-        except botocore.exceptions.ClientError as exc:
-            if http_status(exc) == 404:
-                raise StoreError(f"{where} does not exist") from exc
-            raise
-        if not self._protection.needs_object_lock:
-            return
-        wanted = "[store] object_lock_mode/legal_hold ask for Object Lock"
-        versioning = self._client.get_bucket_versioning(Bucket=self._bucket)
-        if versioning.get("Status") != "Enabled":
-            raise StoreError(f"{where} does not have versioning enabled, but {wanted}")
-        try:
-            lock = self._client.get_object_lock_configuration(Bucket=self._bucket)
-            enabled = lock.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "")
-            if code != "ObjectLockConfigurationNotFoundError":
-                raise
-            enabled = None
-        if enabled != "Enabled":
-            raise StoreError(f"{where} does not have Object Lock enabled, but {wanted}")
+        self._confirm_lock(key, version_id, now)
 
     def _list_keys(self, full_prefix: str) -> list[str]:
         keys: list[str] = []
@@ -395,7 +511,7 @@ class S3Store:
     # -- helpers --------------------------------------------------------------------------
 
     def _put_request(
-        self, key: str, sha256: str, content_type: str | None
+        self, key: str, sha256: str, content_type: str | None, now: datetime
     ) -> PutObjectRequestTypeDef:
         request: PutObjectRequestTypeDef = {
             "Bucket": self._bucket,
@@ -407,7 +523,7 @@ class S3Store:
         }
         if content_type:
             request["ContentType"] = content_type
-        protection = self._protection.request_args(datetime.now(UTC))
+        protection = self._protection.request_args(now)
         request.update(cast("PutObjectRequestTypeDef", protection))
         return request
 
@@ -469,10 +585,14 @@ class _SpoolWriter(LocalFileWriter):
                     self._content_type,
                 )
             else:
-                await self._upload.complete(size=size)
+                version_id = await self._upload.complete(size=size)
                 if store._protection.needs_object_lock:
                     await store._call(
-                        "retention and legal hold", self.key, store._lock_after_multipart, self.key
+                        "PutObjectRetention",
+                        self.key,
+                        store._lock_after_multipart,
+                        self.key,
+                        version_id,
                     )
         finally:
             await asyncio.to_thread(spool.unlink, missing_ok=True)
@@ -498,14 +618,21 @@ def _make_client(endpoint_url: str | None, region: str | None, max_concurrency: 
         max_pool_connections=2 * max_concurrency,
         # S3-compatible servers reached by endpoint_url rarely resolve bucket subdomains.
         s3={"addressing_style": "path"} if endpoint_url else None,
+        # The store sends its own checksums on every write. botocore's default adds a CRC32
+        # trailer to bodies it can, which some servers refuse (Ceph RGW over https: 411
+        # MissingContentLength), and checks responses against checksums they may not have.
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
     session = boto3.session.Session()
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
-def _file_sha256(path: Path) -> str:
-    hasher = hashlib.sha256()
+def _file_digests(path: Path) -> tuple[str, bytes]:
+    """The SHA-256 (hex) and the MD5 (bytes) of a file, in one pass."""
+    sha256, md5 = hashlib.sha256(), new_md5()
     with path.open("rb") as handle:
         while block := handle.read(HASH_BLOCK):
-            hasher.update(block)
-    return hasher.hexdigest()
+            sha256.update(block)
+            md5.update(block)
+    return sha256.hexdigest(), md5.digest()

@@ -25,11 +25,24 @@ import threading
 import zlib
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor, Future
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import botocore.exceptions
+
 from archiver.store.holes import punch_hole
-from archiver.store.s3errors import BOTO_ERRORS, s3_error
+from archiver.store.s3errors import BOTO_ERRORS, error_code, s3_error
+from archiver.store.s3promises import (
+    S3Protection,
+    check_encryption,
+    check_multipart_bytes,
+    check_stored_bytes,
+    etag_of,
+    md5_base64,
+    multipart_etag,
+    new_md5,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -87,13 +100,23 @@ class SpoolRange:
         return True
 
 
+@dataclass(frozen=True, slots=True)
+class PartDigest:
+    """One part's size, CRC32 (base64, as S3 wants it) and MD5 (bytes)."""
+
+    size: int
+    crc32: str
+    md5: bytes
+
+
 class PartChecksums:
-    """The CRC32 of each part of an object, from its bytes in the order they are written."""
+    """The CRC32 and MD5 of each part of an object, from its bytes in the order written."""
 
     def __init__(self, part_bytes: int) -> None:
         self.part_bytes = part_bytes
-        self.finished: list[str] = []  # base64, as S3 wants it; part n is finished[n - 1]
+        self.finished: list[PartDigest] = []  # part n is finished[n - 1]
         self._crc32 = 0
+        self._md5 = new_md5()
         self._filled = 0
 
     def add(self, pieces: tuple[bytes, ...]) -> None:
@@ -103,19 +126,20 @@ class PartChecksums:
                 size = part_size(len(self.finished) + 1, self.part_bytes)
                 taken = view[: size - self._filled]
                 self._crc32 = zlib.crc32(taken, self._crc32)
+                self._md5.update(taken)
                 self._filled += len(taken)
                 view = view[len(taken) :]
                 if self._filled == size:
-                    self.finished.append(_base64(self._crc32))
-                    self._crc32 = self._filled = 0
+                    self.finished.append(PartDigest(size, _base64(self._crc32), self._md5.digest()))
+                    self._crc32, self._md5, self._filled = 0, new_md5(), 0
 
-    def part(self, number: int, *, last: bool) -> tuple[int, str] | None:
-        """The size and CRC32 of part ``number`` if it is finished or, with ``last``, the
-        part being filled; None if it is not (yet) there."""
+    def part(self, number: int, *, last: bool) -> PartDigest | None:
+        """Part ``number`` if it is finished or, with ``last``, the part being filled; None
+        if it is not (yet) there."""
         if number <= len(self.finished):
-            return part_size(number, self.part_bytes), self.finished[number - 1]
+            return self.finished[number - 1]
         if last and number == len(self.finished) + 1 and self._filled:
-            return self._filled, _base64(self._crc32)
+            return PartDigest(self._filled, _base64(self._crc32), self._md5.digest())
         return None
 
 
@@ -141,8 +165,10 @@ class StreamingUpload:
         checksums: PartChecksums,
         create_args: Mapping[str, Any],
         parts_in_flight: int,
+        protection: S3Protection,
     ) -> None:
         self._client = client
+        self._protection = protection
         self._pool = pool
         self._part_pool = part_pool
         self._bucket = bucket
@@ -156,7 +182,7 @@ class StreamingUpload:
         self._wake = asyncio.Event()
         self._in_flight = asyncio.Semaphore(parts_in_flight)
         self._jobs: set[Future[Any]] = set()
-        self._uploads: list[asyncio.Future[CompletedPartTypeDef]] = []
+        self._uploads: list[asyncio.Future[_SentPart]] = []
         self._failure: BaseException | None = None
         self._completed = False
         self._lock = threading.Lock()  # _jobs and closing, also touched by worker threads
@@ -171,13 +197,15 @@ class StreamingUpload:
             raise self._failure
         self._wake.set()
 
-    async def complete(self, *, size: int) -> None:
-        """Send the rest of the ``size`` bytes and complete the upload."""
+    async def complete(self, *, size: int) -> str | None:
+        """Send the rest of the ``size`` bytes and complete the upload; returns the id of
+        the version it made (None on a bucket without versioning)."""
         self._end = size
         self._wake.set()
         parts = await self._sender
-        await self._call("CompleteMultipartUpload", self._pool, self._complete, parts)
+        version_id = await self._call("CompleteMultipartUpload", self._pool, self._complete, parts)
         self._close_when_idle()
+        return version_id
 
     async def abort(self) -> None:
         """Stop, wait for this upload's jobs, and drop the parts S3 has (unless completed)."""
@@ -205,7 +233,7 @@ class StreamingUpload:
 
     # -- the sender: hands each part to the part pool once it is written -------------------
 
-    async def _send_parts(self) -> list[CompletedPartTypeDef]:
+    async def _send_parts(self) -> list[_SentPart]:
         await self._call("CreateMultipartUpload", self._pool, self._create)
         start, number = 0, 1
         while True:
@@ -218,22 +246,19 @@ class StreamingUpload:
                 raise self._failure
             if part is None:
                 break
-            size, crc32 = part
             # Queued parts wait here, not in the part pool, where they would hold back
             # every other object's parts until all of this one's were sent.
             await self._in_flight.acquire()
-            upload = self._send_part(number, start, start + size, crc32)
+            upload = self._send_part(number, start, part)
             self._uploads.append(asyncio.ensure_future(upload))
             self._uploads[-1].add_done_callback(self._note_failure)
-            start, number = start + size, number + 1
+            start, number = start + part.size, number + 1
         return list(await asyncio.gather(*self._uploads))
 
-    async def _send_part(
-        self, number: int, start: int, end: int, crc32: str
-    ) -> CompletedPartTypeDef:
+    async def _send_part(self, number: int, start: int, part: PartDigest) -> _SentPart:
         try:
             return await self._call(
-                "UploadPart", self._part_pool, self._upload_part, number, start, end, crc32
+                "UploadPart", self._part_pool, self._upload_part, number, start, part
             )
         finally:
             self._in_flight.release()
@@ -297,17 +322,43 @@ class StreamingUpload:
         # Set here, in the thread: an abort that waited for this job then knows the upload.
         self._upload_id = self._client.create_multipart_upload(**self._create_args)["UploadId"]
 
-    def _complete(self, parts: list[CompletedPartTypeDef]) -> None:
-        self._client.complete_multipart_upload(
-            Bucket=self._bucket,
-            Key=self._key,
-            UploadId=self._require_upload_id(),
-            MultipartUpload={"Parts": parts},
-        )
+    def _complete(self, parts: list[_SentPart]) -> str | None:
+        md5s = [part.md5.hex() for part in parts]
+        try:
+            answer: Mapping[str, Any] = self._client.complete_multipart_upload(
+                Bucket=self._bucket,
+                Key=self._key,
+                UploadId=self._require_upload_id(),
+                MultipartUpload={"Parts": [part.completed for part in parts]},
+            )
+        except botocore.exceptions.ClientError as exc:
+            # botocore sent it again after an answer was lost, and the server had completed
+            # it the first time: the object is there, made of exactly these parts.
+            if error_code(exc) != "NoSuchUpload":
+                raise
+            answer = self._completed_before(exc, md5s)
         # Also here: an abort after a cancelled commit must not try to undo a completion.
         self._completed = True
+        what = f"S3 CompleteMultipartUpload of s3://{self._bucket}/{self._key}"
+        check_multipart_bytes(answer, md5s, protection=self._protection, what=what)
+        check_encryption(answer, protection=self._protection, what=what)
+        return answer.get("VersionId")
 
-    def _upload_part(self, number: int, start: int, end: int, crc32: str) -> CompletedPartTypeDef:
+    def _completed_before(
+        self, exc: botocore.exceptions.ClientError, md5s: list[str]
+    ) -> Mapping[str, Any]:
+        """The HEAD of the object a lost CompleteMultipartUpload made, if its ETag says it
+        is made of these parts; otherwise the NoSuchUpload error stands."""
+        try:
+            head = self._client.head_object(Bucket=self._bucket, Key=self._key)
+        except botocore.exceptions.ClientError:
+            raise exc from None
+        if etag_of(head) != multipart_etag(md5s):
+            raise exc
+        return head
+
+    def _upload_part(self, number: int, start: int, part: PartDigest) -> _SentPart:
+        end = start + part.size
         answer = self._client.upload_part(
             Bucket=self._bucket,
             Key=self._key,
@@ -315,10 +366,25 @@ class StreamingUpload:
             PartNumber=number,
             Body=SpoolRange(self._fd, start, end),  # type: ignore[arg-type]
             ChecksumAlgorithm="CRC32",
-            ChecksumCRC32=crc32,
+            ChecksumCRC32=part.crc32,
+            ContentMD5=md5_base64(part.md5),
         )
+        what = f"S3 UploadPart {number} of s3://{self._bucket}/{self._key}"
+        check_stored_bytes(answer, part.md5.hex(), protection=self._protection, what=what)
+        check_encryption(answer, protection=self._protection, what=what)
         punch_hole(self._fd, start, end)
-        return {"PartNumber": number, "ETag": answer["ETag"], "ChecksumCRC32": crc32}
+        completed: CompletedPartTypeDef = {
+            "PartNumber": number,
+            "ETag": answer["ETag"],
+            "ChecksumCRC32": part.crc32,
+        }
+        return _SentPart(completed=completed, md5=part.md5)
+
+
+@dataclass(frozen=True, slots=True)
+class _SentPart:
+    completed: CompletedPartTypeDef
+    md5: bytes
 
 
 def _base64(crc32: int) -> str:

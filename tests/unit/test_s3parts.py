@@ -3,17 +3,28 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import zlib
 from pathlib import Path
 
 import pytest
 
-from archiver.store.s3parts import PARTS_PER_SIZE, PartChecksums, SpoolRange, part_size
+from archiver.store.s3parts import (
+    PARTS_PER_SIZE,
+    PartChecksums,
+    PartDigest,
+    SpoolRange,
+    part_size,
+)
 
 
 def crc32(data: bytes) -> str:
     return base64.b64encode(zlib.crc32(data).to_bytes(4, "big")).decode("ascii")
+
+
+def digest(data: bytes) -> PartDigest:
+    return PartDigest(len(data), crc32(data), hashlib.md5(data, usedforsecurity=False).digest())
 
 
 def test_part_size_doubles_every_thousand_parts_and_stays_within_s3_limits() -> None:
@@ -31,17 +42,17 @@ def test_part_checksums_follow_part_boundaries_whatever_the_pieces(piece: int) -
     for start in range(0, len(data), 2 * piece):  # two pieces per write, as from the network
         checksums.add((data[start : start + piece], data[start + piece : start + 2 * piece]))
 
-    assert checksums.finished == [crc32(data[n : n + 10]) for n in range(0, 90, 10)]
-    assert checksums.part(9, last=False) == (10, crc32(data[80:90]))
+    assert checksums.finished == [digest(data[n : n + 10]) for n in range(0, 90, 10)]
+    assert checksums.part(9, last=False) == digest(data[80:90])
     assert checksums.part(10, last=False) is None  # the part being filled is not finished
-    assert checksums.part(10, last=True) == (5, crc32(data[90:]))
+    assert checksums.part(10, last=True) == digest(data[90:])
     assert checksums.part(11, last=True) is None
 
 
 def test_part_checksums_of_an_exact_multiple_have_no_last_part() -> None:
     checksums = PartChecksums(part_bytes=4)
     checksums.add((b"abcdefgh",))
-    assert checksums.finished == [crc32(b"abcd"), crc32(b"efgh")]
+    assert checksums.finished == [digest(b"abcd"), digest(b"efgh")]
     assert checksums.part(3, last=True) is None
 
 
