@@ -9,13 +9,17 @@ import pytest
 
 from archiver.store import Store, open_store
 from archiver.store.filesystem import FilesystemStore
+from tests.support.s3server import SERVERS, new_bucket, server_named
 
 S3_PREFIX = "evidence/run"
 
 
-@pytest.fixture(params=["filesystem", "filesystem-named-temps", "s3", "memory"])
+@pytest.fixture(
+    params=["filesystem", "filesystem-named-temps", "memory", *(f"s3-{name}" for name in SERVERS)]
+)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A new, empty store of each kind; S3 spools under ``tmp_path / "spool"``.
+    """A new, empty store of each kind; S3 (on each server under test) spools under
+    ``tmp_path / "spool"``.
 
     ``filesystem-named-temps`` is the folder store as it works where the file system has no
     unnamed temp files (``O_TMPFILE``) and the kernel no ``openat2``.
@@ -30,11 +34,12 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     elif kind == "memory":
         opened = open_store("memory://")
     else:
-        endpoint: str = request.getfixturevalue("s3_endpoint")
-        bucket: str = request.getfixturevalue("s3_bucket")
+        endpoint = server_named(kind.removeprefix("s3-"), request).endpoint
         (tmp_path / "spool").mkdir()
         opened = open_store(
-            f"s3://{bucket}/{S3_PREFIX}", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool")
+            f"s3://{new_bucket(endpoint)}/{S3_PREFIX}",
+            endpoint_url=endpoint,
+            spool_dir=str(tmp_path / "spool"),
         )
     yield opened
     await opened.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from tests.e2e.test_faults_cli import archived_events, state_rows
 from tests.e2e.test_perfecto_cli import assert_matches_simulator
 from tests.support.cli import TOKEN, archiver_env, run_archiver, write_config
 from tests.support.s3proxy import KINDS, OPERATIONS, S3FaultProxy
+from tests.support.s3server import S3Server
 from tests.support.secrets import SecretScan
 from tests.support.simulators import PerfectoFactory
 
@@ -29,12 +31,19 @@ if TYPE_CHECKING:
 MIB = 1024 * 1024
 KIB = 1024
 MAX_PASSES = 6
-# Credentials only this test hands out, so a leak of them is unmistakable.
+# Credentials only this test hands out, so a leak of them is unmistakable (a server that
+# checks them, Ceph's gateway, gets its own, which must not leak either).
 AWS = {
     "AWS_ACCESS_KEY_ID": "AKIAS3FAULTTEST0001",
     "AWS_SECRET_ACCESS_KEY": "s3-fault-secret-Zq8wX2",
     "AWS_SESSION_TOKEN": "s3-fault-session-token-Hk3v",
 }
+
+
+def credentials_for(server: S3Server) -> dict[str, str]:
+    if not server.is_ceph:
+        return AWS
+    return {name: os.environ[name] for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
 
 
 def bucket_keys(s3_client: S3Client, bucket: str) -> list[str]:
@@ -57,7 +66,8 @@ def test_s3_errors_and_drops_during_uploads_heal(
     rate: float,
     max_in_a_row: int,
     perfecto_sim_factory: PerfectoFactory,
-    s3_endpoint: str,
+    s3_server: S3Server,
+    s3_http_endpoint: str,
     s3_client: S3Client,
     s3_bucket: str,
     tmp_path: Path,
@@ -70,12 +80,13 @@ def test_s3_errors_and_drops_during_uploads_heal(
         artifact_size=16 * KIB,
         screenshot_size=4 * KIB,
     )
-    env = archiver_env(**AWS)
-    scan = SecretScan(*AWS.values())
+    aws = credentials_for(s3_server)
+    env = archiver_env(**aws)
+    scan = SecretScan(*aws.values())
     events: list[tuple[str, str]] = []
     failures: list[str] = []
     with S3FaultProxy(
-        s3_endpoint,
+        s3_http_endpoint,
         seed=31,
         rate=rate,
         max_in_a_row=max_in_a_row,

@@ -9,14 +9,17 @@ Seeded like the vendor simulators' fault mode: PutObject, CreateMultipartUpload,
 and CompleteMultipartUpload requests get, at ``rate``, a 500 ``InternalError``, a 503
 ``SlowDown``, a connection closed before the request reaches S3 (``drop_before``), or one
 closed after S3 did the work but before the answer got back (``drop_after``);
-``operations`` and ``kinds`` narrow that down. Whatever the fault plan, a request whose
+``operations`` and ``kinds`` narrow that down (the store's start-up probe, under
+``.archiver/``, is never faulted). Whatever the fault plan, a request whose
 plain body does not match its ``x-amz-checksum-crc32`` or ``-sha256`` header is answered
 ``400 BadDigest``, as S3 does (the test server does not check them). No request
 (method, path, part number) fails more than ``max_in_a_row`` times in a row. With
 ``cover_all`` every kind is injected on every operation before chance takes over, so a short
 run is sure to have seen each one. With ``outlast_first`` the first PutObject's request fails
 ``max_in_a_row`` times in a row whatever chance says, so a run that sets ``max_in_a_row``
-above the client's retry attempts is sure to see one fault outlast them.
+above the client's retry attempts is sure to see one fault outlast them. With ``corrupt``,
+one byte in the middle of every plain body of those operations is flipped on its way
+upstream, and the server alone judges it (the proxy checks no checksum of such a request).
 """
 
 from __future__ import annotations
@@ -88,6 +91,7 @@ class S3FaultProxy:
         outlast_first: bool = False,
         operations: frozenset[str] = frozenset(OPERATIONS),
         kinds: tuple[str, ...] = KINDS,
+        corrupt: frozenset[str] = frozenset(),
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -98,6 +102,8 @@ class S3FaultProxy:
         self.requests: Counter[str] = Counter()  # operation -> requests seen
         self.injected: Counter[tuple[str, str]] = Counter()  # (operation, kind)
         self.refused: Counter[str] = Counter()  # operation -> answered BadDigest
+        self.corrupted: Counter[str] = Counter()  # operation -> bodies changed on the way
+        self._corrupt = corrupt
         self._lock = threading.Lock()
         self._seen: Counter[str] = Counter()
         self._streaks: Counter[str] = Counter()
@@ -213,12 +219,18 @@ class S3FaultProxy:
             await writer.drain()
         body = await _read_body(reader, request, is_request=True)
         op = operation(method, target)
-        if (wrong := _wrong_checksum(request, body)) is not None:
+        if op in self._corrupt and body and not request.header("transfer-encoding"):
+            middle = len(body) // 2
+            body = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
+            with self._lock:
+                self.corrupted[op] += 1
+        elif (wrong := _wrong_checksum(request, body)) is not None:
             self.refused[op or method] += 1
             writer.write(_error_answer("400 Bad Request", "BadDigest", f"{wrong} mismatch"))
             await writer.drain()
             return True
-        kind = self._decide(method, target, op) if op else None
+        # The store's start-up probe (under .archiver/) passes: faults land on evidence.
+        kind = self._decide(method, target, op) if op and "/.archiver/" not in target else None
         if kind == "drop_before":
             _abort(writer)
             return False
