@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import functools
 import hashlib
 import os
@@ -50,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import boto3
+import botocore.exceptions
 from botocore.config import Config
 
 from archiver.errors import StoreError
@@ -158,8 +160,11 @@ class S3Store:
         self, key: str, data: bytes, *, content_type: str | None = None
     ) -> bool:
         check_key(key)
-        if not self._traits.conditional_create and self._traits.versioned:
-            return await self._call("PutObject", key, self._create_by_version_order, key, data)
+        if not self._traits.conditional_create:
+            create = (
+                self._create_by_version_order if self._traits.versioned else self._create_if_unseen
+            )
+            return await self._call("PutObject", key, create, key, data, content_type)
         try:
             await self._call("PutObject", key, self._put_data, key, data, content_type, "*")
         except StoreError as error:
@@ -374,13 +379,18 @@ class S3Store:
             self._put(key, body, sha256, md5, content_type, None)
 
     def _put_data(
-        self, key: str, data: bytes, content_type: str | None, if_none_match: str | None
+        self,
+        key: str,
+        data: bytes,
+        content_type: str | None,
+        if_none_match: str | None,
+        *,
+        lock: bool = True,
     ) -> dict[str, Any]:
         md5 = new_md5()
         md5.update(data)
-        return self._put(
-            key, data, hashlib.sha256(data).hexdigest(), md5.digest(), content_type, if_none_match
-        )
+        digest = hashlib.sha256(data).hexdigest()
+        return self._put(key, data, digest, md5.digest(), content_type, if_none_match, lock=lock)
 
     def _put(
         self,
@@ -390,10 +400,13 @@ class S3Store:
         md5: bytes,
         content_type: str | None,
         if_none_match: str | None,
+        *,
+        lock: bool = True,
     ) -> dict[str, Any]:
-        """One PutObject, then every promise checked from the server's answer."""
+        """One PutObject, then every promise checked from the server's answer; without
+        ``lock``, retention and legal hold are left for the caller to set."""
         now = datetime.now(UTC)
-        request = self._put_request(key, sha256, content_type, now)
+        request = self._put_request(key, sha256, content_type, now, lock=lock)
         request["Body"] = body
         request["ContentMD5"] = md5_base64(md5)
         if if_none_match:
@@ -403,28 +416,55 @@ class S3Store:
         try:
             check_stored_bytes(answer, md5.hex(), protection=self._protection, what=what)
         except StoreError:
-            # A server that checks no digest kept changed bytes. In a versioned bucket that
-            # version goes again (retention permitting); elsewhere the retry replaces it.
-            if answer.get("VersionId"):
-                withdraw(self._client, self._bucket, self._full(key), answer["VersionId"])
+            # A server that checks no digest kept changed bytes: they go again (in a
+            # versioned bucket that version, retention permitting), as a write that failed.
+            self._withdraw_written(key, answer.get("VersionId"))
             raise
         check_encryption(answer, protection=self._protection, what=what)
-        self._confirm_lock(key, answer.get("VersionId"), now)
+        if lock:
+            self._confirm_lock(key, answer.get("VersionId"), now)
         return answer
 
-    def _create_by_version_order(self, key: str, data: bytes) -> bool:
+    def _withdraw_written(self, key: str, version_id: str | None) -> None:
+        if version_id:
+            withdraw(self._client, self._bucket, self._full(key), version_id)
+            return
+        with contextlib.suppress(*BOTO_ERRORS):
+            self._client.delete_object(Bucket=self._bucket, Key=self._full(key))
+
+    def _create_by_version_order(self, key: str, data: bytes, content_type: str | None) -> bool:
         """``put_bytes_if_absent`` where the server ignores If-None-Match on a versioned
-        bucket: the oldest version wins (see :mod:`archiver.store.s3versions`)."""
+        bucket: the oldest version wins (see :mod:`archiver.store.s3versions`).
+
+        The version is written unlocked and locked only once it has won, so that a writer
+        that lost can withdraw its own (unless the bucket's default retention locks it).
+        """
         full = self._full(key)
         if oldest_version(self._client, self._bucket, full) is not None:
             return False  # seen before writing: no version of ours to withdraw
-        mine = self._put_data(key, data, "application/json", "*").get("VersionId")
+        answer = self._put_data(key, data, content_type, "*", lock=False)
+        mine = answer.get("VersionId")
         if not mine:
             raise StoreError(f"S3 PutObject of s3://{self._bucket}/{full}: no version id")
         if oldest_version(self._client, self._bucket, full) == mine:
+            if self._protection.needs_object_lock:
+                self._lock_version(key, mine)
             return True
         if not withdraw(self._client, self._bucket, full, mine):
             log.warning("s3_lost_create_race_version_kept", key=full, version_id=mine)
+        return False
+
+    def _create_if_unseen(self, key: str, data: bytes, content_type: str | None) -> bool:
+        """``put_bytes_if_absent`` on a server that honours neither If-None-Match nor
+        versions, allowed with ``single_writer``: this process's own writes are already one
+        at a time (the ledger appends under a lock)."""
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=self._full(key))
+        except botocore.exceptions.ClientError as exc:
+            if http_status(exc) != 404:
+                raise
+            self._put_data(key, data, content_type, None)
+            return True
         return False
 
     def _confirm_lock(self, key: str, version_id: str | None, now: datetime) -> None:
@@ -441,11 +481,12 @@ class S3Store:
                 "the object must not be counted as archived"
             )
 
-    def _lock_after_multipart(self, key: str, version_id: str | None) -> None:
-        """Set retention and legal hold on the version a multipart upload made, then check.
+    def _lock_version(self, key: str, version_id: str | None) -> None:
+        """Set retention and legal hold on a version written without them (a multipart
+        upload's, or a create decided by version order), then check them.
 
-        They were sent with CreateMultipartUpload already, which S3 honours; Ceph RGW and
-        moto ignore them there, so they are set explicitly too, on that very version. Until
+        A multipart upload sent them with CreateMultipartUpload already, which S3 honours;
+        Ceph RGW and moto ignore them there, so they are set explicitly too. Until
         then such a server leaves the new version unlocked, unless the bucket's default
         retention locks it from the start (see :meth:`BucketTraits.covers`); the manifest
         that lists the object is written only after the lock is confirmed. The date is a
@@ -511,7 +552,7 @@ class S3Store:
     # -- helpers --------------------------------------------------------------------------
 
     def _put_request(
-        self, key: str, sha256: str, content_type: str | None, now: datetime
+        self, key: str, sha256: str, content_type: str | None, now: datetime, *, lock: bool
     ) -> PutObjectRequestTypeDef:
         request: PutObjectRequestTypeDef = {
             "Bucket": self._bucket,
@@ -523,7 +564,7 @@ class S3Store:
         }
         if content_type:
             request["ContentType"] = content_type
-        protection = self._protection.request_args(now)
+        protection = self._protection.request_args(now, lock=lock)
         request.update(cast("PutObjectRequestTypeDef", protection))
         return request
 
@@ -590,7 +631,7 @@ class _SpoolWriter(LocalFileWriter):
                     await store._call(
                         "PutObjectRetention",
                         self.key,
-                        store._lock_after_multipart,
+                        store._lock_version,
                         self.key,
                         version_id,
                     )

@@ -70,13 +70,14 @@ class S3Protection:
     def retain_until(self, now: datetime) -> datetime:
         return now + timedelta(days=self.object_lock_days)
 
-    def request_args(self, now: datetime) -> dict[str, Any]:
-        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``."""
+    def request_args(self, now: datetime, *, lock: bool = True) -> dict[str, Any]:
+        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``.
+        Without ``lock``, no retention or legal hold (to be set on the version later)."""
         args: dict[str, Any] = {}
-        if self.object_lock_mode is not None:
+        if self.object_lock_mode is not None and lock:
             args["ObjectLockMode"] = self.object_lock_mode
             args["ObjectLockRetainUntilDate"] = self.retain_until(now)
-        if self.legal_hold:
+        if self.legal_hold and lock:
             args["ObjectLockLegalHoldStatus"] = "ON"
         args.update(self.encryption_args())
         if self.storage_class is not None:

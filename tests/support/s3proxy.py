@@ -20,6 +20,9 @@ run is sure to have seen each one. With ``outlast_first`` the first PutObject's 
 above the client's retry attempts is sure to see one fault outlast them. With ``corrupt``,
 one byte in the middle of every plain body of those operations is flipped on its way
 upstream, and the server alone judges it (the proxy checks no checksum of such a request).
+To make moto (which checks no signature) behave like servers that ignore what they are
+asked, ``strip`` drops request headers (``If-None-Match``, encryption or Object Lock ones),
+and ``not_implemented`` answers 501 to those operations (s3rver and ListMultipartUploads).
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class _Message:
 def operation(method: str, target: str) -> str | None:
     parts = urlsplit(target)
     query = parse_qs(parts.query, keep_blank_values=True)
+    if method == "GET" and "uploads" in query:
+        return "ListMultipartUploads"
     if method == "PUT" and parts.path.strip("/").count("/") >= 1:
         return "UploadPart" if "partNumber" in query else "PutObject"
     if method == "POST" and "uploads" in query:
@@ -92,6 +97,8 @@ class S3FaultProxy:
         operations: frozenset[str] = frozenset(OPERATIONS),
         kinds: tuple[str, ...] = KINDS,
         corrupt: frozenset[str] = frozenset(),
+        strip: frozenset[str] = frozenset(),
+        not_implemented: frozenset[str] = frozenset(),
     ) -> None:
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname or "127.0.0.1", parts.port or 80)
@@ -104,6 +111,8 @@ class S3FaultProxy:
         self.refused: Counter[str] = Counter()  # operation -> answered BadDigest
         self.corrupted: Counter[str] = Counter()  # operation -> bodies changed on the way
         self._corrupt = corrupt
+        self._strip = frozenset(name.lower() for name in strip)
+        self._not_implemented = not_implemented
         self._lock = threading.Lock()
         self._seen: Counter[str] = Counter()
         self._streaks: Counter[str] = Counter()
@@ -219,6 +228,14 @@ class S3FaultProxy:
             await writer.drain()
         body = await _read_body(reader, request, is_request=True)
         op = operation(method, target)
+        if op in self._not_implemented:
+            with self._lock:
+                self.requests[op] += 1
+            writer.write(_error_answer("501 Not Implemented", "NotImplemented", "not here"))
+            await writer.drain()
+            return True
+        if self._strip:  # only for a server that checks no signature (moto)
+            request.headers = [(k, v) for k, v in request.headers if k.lower() not in self._strip]
         if op in self._corrupt and body and not request.header("transfer-encoding"):
             middle = len(body) // 2
             body = body[:middle] + bytes([body[middle] ^ 0x01]) + body[middle + 1 :]
