@@ -14,9 +14,10 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import Future
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 from botocore.exceptions import ClientError
@@ -667,6 +668,26 @@ async def test_filesystem_after_a_failed_syncfs_nothing_more_is_made_durable(
     await reopened.close()
 
 
+class _NotingLock(asyncio.Lock):
+    """A lock that notes whether each task that asked for it had to wait, and how often it
+    was let go while ``busy()``."""
+
+    def __init__(self, busy: Callable[[], bool]) -> None:
+        super().__init__()
+        self._busy = busy
+        self.had_to_wait: dict[str, bool] = {}  # by task name, the first time it asked
+        self.let_go_while_busy = 0
+
+    async def acquire(self) -> Literal[True]:
+        task = asyncio.current_task()
+        self.had_to_wait.setdefault(task.get_name() if task else "", self.locked())
+        return await super().acquire()
+
+    def release(self) -> None:
+        self.let_go_while_busy += self._busy()
+        super().release()
+
+
 @needs_syncfs
 async def test_filesystem_syncfs_runs_to_its_end_when_its_caller_is_cancelled(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -674,43 +695,83 @@ async def test_filesystem_syncfs_runs_to_its_end_when_its_caller_is_cancelled(
     release, entered = threading.Event(), threading.Event()
     running: list[int] = []
     most_at_once = 0
+    returned = 0  # syncfs calls that have ended
 
     def slow_syncfs(fd: int) -> None:
-        nonlocal most_at_once
+        nonlocal most_at_once, returned
         running.append(fd)
         most_at_once = max(most_at_once, len(running))
         entered.set()
-        release.wait(5)
+        release.wait(60)
         running.remove(fd)
+        returned += 1
+
+    ended_after: dict[str, int] = {}  # how many syncfs calls had ended when each task did
+
+    def start(name: str, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(lambda _: ended_after.setdefault(name, returned))
+        return task
 
     monkeypatch.setattr(syncfs, "syncfs", slow_syncfs)
     store = FilesystemStore(tmp_path)
-    first = asyncio.ensure_future(store.put_bytes("s1/manifest.json", b"{}"))
-    await asyncio.to_thread(entered.wait, 5)
-    first.cancel()
-    await asyncio.sleep(0.01)
-    second = asyncio.ensure_future(store.put_bytes("s2/manifest.json", b"{}"))
-    await asyncio.sleep(0.05)
-    assert not first.done() and not second.done()  # both wait for it
-    release.set()
-    with pytest.raises(asyncio.CancelledError):
-        await first
-    await second
-    assert most_at_once == 1
-    assert not await store.exists("s1/manifest.json")
-    assert await store.read_bytes("s2/manifest.json") == b"{}"
+    lock = _NotingLock(busy=lambda: bool(running))
+    monkeypatch.setattr(store, "_syncing", lock)
+    sync_written = store._sync_written
+    arrived: list[str] = []
+    arrival = asyncio.Event()
 
-    release.clear()
-    entered.clear()
-    third = asyncio.ensure_future(store.put_bytes("s3/manifest.json", b"{}"))
-    await asyncio.to_thread(entered.wait, 5)
-    closing = asyncio.ensure_future(store.close())
-    await asyncio.sleep(0.05)
-    assert not closing.done()  # not while a syncfs uses the descriptor
-    release.set()
-    with pytest.raises(StoreError, match=r"'s3/manifest\.json'.*the store is closed"):
-        await third  # its name would need another syncfs
-    await closing
+    async def noting_sync_written(key: str) -> None:
+        arrived.append(key)
+        arrival.set()
+        await sync_written(key)  # goes on, in this same step, to ask for the lock
+
+    monkeypatch.setattr(store, "_sync_written", noting_sync_written)
+
+    try:
+        first = start("first", store.put_bytes("s1/manifest.json", b"{}"))
+        await asyncio.to_thread(entered.wait, 60)
+        first.cancel()
+        second = start("second", store.put_bytes("s2/manifest.json", b"{}"))
+        while "s2/manifest.json" not in arrived:
+            arrival.clear()
+            await arrival.wait()
+        # The cancelled caller still holds the lock: the second waits for the same syncfs.
+        assert lock.had_to_wait == {"first": False, "second": True}
+        assert lock.let_go_while_busy == 0
+        assert not first.done() and not second.done()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        await second
+        assert ended_after["first"] >= 1  # the cancelled caller ended only after its syncfs
+        assert most_at_once == 1
+        assert not await store.exists("s1/manifest.json")
+        assert await store.read_bytes("s2/manifest.json") == b"{}"
+
+        release.clear()
+        entered.clear()
+        third = start("third", store.put_bytes("s3/manifest.json", b"{}"))
+        await asyncio.to_thread(entered.wait, 60)
+        returned_before = returned
+        close_called = asyncio.Event()
+
+        async def close_store() -> None:
+            close_called.set()
+            await store.close()  # goes on, in this same step, until it has to wait
+
+        closing = start("closing", close_store())
+        await close_called.wait()
+        assert not closing.done()  # not while a syncfs uses the descriptor
+        assert lock.had_to_wait.get("closing") is True
+        release.set()
+        with pytest.raises(StoreError, match=r"'s3/manifest\.json'.*the store is closed"):
+            await third  # its name would need another syncfs
+        await closing
+        assert ended_after["closing"] > returned_before
+        assert lock.let_go_while_busy == 0
+    finally:
+        release.set()  # a failed check leaves no syncfs waiting
 
 
 async def test_filesystem_without_syncfs_makes_each_object_durable_at_commit(
@@ -920,23 +981,44 @@ async def test_s3_objects_share_the_part_pool_in_turn(
 ) -> None:
     """A big object queues no more parts than the pool has workers (4 here), so a second
     object's parts go up as soon as a worker is free, not after all of the first's."""
-    started: list[tuple[str, int]] = []
+    progress = threading.Condition()
+    queued: list[tuple[str, int]] = []  # parts handed to the part pool, in turn
+    started: list[tuple[str, int]] = []  # parts a worker began to send, in turn
     gate = threading.Semaphore(0)
     upload_part = s3parts.StreamingUpload._upload_part
 
+    def object_name(upload: s3parts.StreamingUpload) -> str:
+        return upload._key.rsplit("/", 1)[-1]
+
     def held(self: s3parts.StreamingUpload, number: int, *args: Any) -> Any:
-        started.append((self._key.rsplit("/", 1)[-1], number))
+        with progress:
+            started.append((object_name(self), number))
+            progress.notify_all()
         gate.acquire()
         return upload_part(self, number, *args)
 
     monkeypatch.setattr(s3parts.StreamingUpload, "_upload_part", held)
+    part_pool = s3_store._part_pool
+    submit = part_pool.submit
 
-    async def until_started(count: int) -> None:
-        for _ in range(200):
-            if len(started) >= count:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"only {started} started")
+    def noting_submit(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = submit(function, *args, **kwargs)
+        upload = getattr(function, "__self__", None)
+        if isinstance(upload, s3parts.StreamingUpload):
+            with progress:
+                queued.append((object_name(upload), args[0]))
+                progress.notify_all()
+        return future
+
+    monkeypatch.setattr(part_pool, "submit", noting_submit)
+
+    async def until(condition: Callable[[], bool]) -> None:
+        def wait() -> None:
+            with progress:
+                if not progress.wait_for(condition, timeout=120):
+                    raise AssertionError(f"parts queued {queued}, started {started}")
+
+        await asyncio.to_thread(wait)
 
     big, small = os.urandom(40 * MIB), os.urandom(10 * MIB)
     async with (
@@ -945,11 +1027,14 @@ async def test_s3_objects_share_the_part_pool_in_turn(
     ):
         try:
             await big_writer.write(big)  # eight parts of 5 MiB
-            await until_started(4)
+            await until(lambda: len(started) == 4)  # every worker holds one
             await small_writer.write(small)  # two parts, queued behind the four running
-            await asyncio.sleep(0.1)
+            await until(lambda: ("small.mp4", 1) in queued)
+            assert [part for part in queued if part[0] == "big.mp4"] == [
+                ("big.mp4", number) for number in range(1, 5)
+            ]  # the big object's other four wait outside the pool
             gate.release()  # one of the big object's parts ends; a worker is free
-            await until_started(5)
+            await until(lambda: len(started) >= 5)
             assert started[4] == ("small.mp4", 1)
         finally:
             gate.release(100)  # whatever happened, no upload stays blocked
