@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test bench lint typecheck check clean lock lock-check system-test
+.PHONY: demo test test-s3 bench lint typecheck check clean lock lock-check system-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ demo: $(BIN)/python
 test: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest
+
+# The S3 tests again, on real S3 servers (Ceph RGW over http and https, LocalStack) that
+# tests/system/s3_servers.sh starts on loopback; `make test` runs them on moto.
+test-s3: $(BIN)/python
+	$(BIN)/python -m pip install --quiet ".[test]"
+	@exports=$$(tests/system/s3_servers.sh start) || { \
+		echo "test-s3: the S3 servers could not be started (see above)" >&2; exit 1; }; \
+	eval "$$exports" && $(BIN)/python -m pytest -m s3 -k "not moto"
 
 bench: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test]"
