@@ -30,6 +30,7 @@ from archiver.store.s3errors import s3_error
 from tests.contract.conftest import S3_PREFIX
 from tests.support.openfiles import open_files_under
 from tests.support.s3proxy import S3FaultProxy
+from tests.support.s3server import S3Server
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -812,7 +813,7 @@ async def s3_store(s3_endpoint: str, s3_bucket: str, tmp_path: Path) -> AsyncIte
 
 
 async def test_s3_multipart_upload_arrives_intact(
-    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, tmp_path: Path
+    s3_store: S3Store, s3_bucket: str, s3_client: S3Client, s3_server: S3Server, tmp_path: Path
 ) -> None:
     data = os.urandom(12 * MIB)
     async with s3_store.open_writer("src/s1/video.mp4", content_type="video/mp4") as writer:
@@ -825,7 +826,11 @@ async def test_s3_multipart_upload_arrives_intact(
         Bucket=s3_bucket, Key=f"{S3_PREFIX}/src/s1/video.mp4", ChecksumMode="ENABLED"
     )
     assert head["ETag"].endswith('-3"')  # three parts of 5 MiB, the last one 2 MiB
-    assert "ChecksumCRC32" in head  # every part was checked in transit (composite CRC32)
+    parts = [data[start : start + 5 * MIB] for start in range(0, len(data), 5 * MIB)]
+    md5s = b"".join(hashlib.md5(part, usedforsecurity=False).digest() for part in parts)
+    assert head["ETag"] == f'"{hashlib.md5(md5s, usedforsecurity=False).hexdigest()}-3"'
+    if s3_server.stores_checksums:
+        assert "ChecksumCRC32" in head  # every part was checked in transit (composite CRC32)
     assert head["Metadata"] == {}  # its upload began before its SHA-256 was known
     assert head["ContentType"] == "video/mp4"
     await assert_no_leftovers(s3_store, tmp_path)
@@ -874,7 +879,7 @@ async def test_s3_parts_already_sent_are_punched_out_of_the_spool(
 @pytest.mark.parametrize("damaged", [False, True], ids=["intact", "changed-in-the-spool"])
 async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
     damaged: bool,
-    s3_endpoint: str,
+    s3_http_endpoint: str,
     s3_bucket: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -890,7 +895,7 @@ async def test_s3_parts_carry_the_crc32_of_the_bytes_written(
 
         monkeypatch.setattr(s3parts.SpoolRange, "read", flip_first_byte)
     data = os.urandom(13 * MIB)
-    with S3FaultProxy(s3_endpoint, seed=1, rate=0.0) as proxy:
+    with S3FaultProxy(s3_http_endpoint, seed=1, rate=0.0) as proxy:
         store = small_part_store(s3_bucket, proxy.url, tmp_path)
         try:
             async with store.open_writer("src/s1/video.mp4") as writer:
@@ -953,10 +958,10 @@ async def test_s3_writer_cancelled_while_parts_are_in_flight_leaves_nothing(
 
 
 async def test_s3_multipart_upload_that_cannot_start_fails_the_write(
-    s3_endpoint: str, s3_bucket: str, tmp_path: Path
+    s3_http_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
     with S3FaultProxy(
-        s3_endpoint,
+        s3_http_endpoint,
         seed=3,
         rate=1.0,
         max_in_a_row=100,
@@ -1062,10 +1067,10 @@ async def test_s3_multipart_upload_left_without_commit_is_aborted(
 
 
 async def test_s3_a_part_that_keeps_failing_fails_the_write_before_its_commit(
-    s3_endpoint: str, s3_bucket: str, tmp_path: Path
+    s3_http_endpoint: str, s3_bucket: str, tmp_path: Path
 ) -> None:
     with S3FaultProxy(
-        s3_endpoint, seed=5, rate=1.0, max_in_a_row=100, operations=frozenset({"UploadPart"})
+        s3_http_endpoint, seed=5, rate=1.0, max_in_a_row=100, operations=frozenset({"UploadPart"})
     ) as proxy:
         store = small_part_store(s3_bucket, proxy.url, tmp_path)
         with pytest.raises(StoreError, match=r"UploadPart of s3://.*/src/s1/video\.mp4.*transient"):
