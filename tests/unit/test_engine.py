@@ -328,31 +328,77 @@ async def test_sessions_past_their_downloads_free_their_slot_but_are_bounded(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rig.source.settings = replace(rig.source.settings, session_concurrency=1)
+    finishing = engine_module.FINISHING_PER_SLOT
+    events: list[str] = []  # what the pass did, in order
+    changed = asyncio.Event()
     disk_answers = asyncio.Event()
-    waiting_manifests: list[str] = []
+
+    def note(event: str) -> None:
+        events.append(event)
+        changed.set()
 
     async def slow(key: str) -> None:
-        waiting_manifests.append(key)
+        note("manifest waits")
         await disk_answers.wait()
 
     before_manifest_writes(rig, monkeypatch, slow)
+    artifacts = rig.source.artifacts
+
+    async def noting_artifacts(session: Session) -> list[Artifact]:
+        note(f"start {session.session_id}")
+        return await artifacts(session)
+
+    monkeypatch.setattr(rig.source, "artifacts", noting_artifacts)
+    source_pass = engine_module._SourcePass
+
+    def noting_source_pass(**fields: Any) -> engine_module._SourcePass:
+        """The pass's book-keeping, with its session slots and finishing places watched."""
+        run = source_pass(**fields)
+        free_slot, take_place = run.slots.release, run.finishing.acquire
+
+        def noting_free_slot() -> None:
+            note("slot freed")
+            free_slot()
+
+        async def noting_take_place() -> bool:
+            note("asks to finish")
+            taken = await take_place()
+            note("finishing")
+            return taken
+
+        monkeypatch.setattr(run.slots, "release", noting_free_slot)
+        monkeypatch.setattr(run.finishing, "acquire", noting_take_place)
+        return run
+
+    monkeypatch.setattr(engine_module, "_SourcePass", noting_source_pass)
     for number in range(8):
         rig.source.add(f"s{number}")
     passing = asyncio.create_task(rig.engine.run_once())
-    finishing = engine_module.FINISHING_PER_SLOT
-    for _ in range(500):
-        await asyncio.sleep(0.01)
-        if len(waiting_manifests) == finishing:
-            break
-    await asyncio.sleep(0.1)
+    async with asyncio.timeout(120):  # only against a hang: the events below come quickly
+        while not (
+            events.count("manifest waits") >= finishing
+            and events.count("asks to finish") > finishing
+        ):
+            changed.clear()
+            await changed.wait()
     # One session slot, yet four sessions wait for the disk with their manifests, and a
-    # fifth has its artifacts stored and waits for one of them to finish; no sixth started.
-    assert len(waiting_manifests) == finishing
+    # fifth has its artifacts stored and waits for one of them to finish, keeping its
+    # session slot meanwhile: no sixth can start.
+    assert events.count("manifest waits") == finishing
+    assert events.count("finishing") == finishing
+    assert events.count("slot freed") == finishing
+    assert [event for event in events if event.startswith("start")] == [
+        f"start s{number}" for number in range(finishing + 1)
+    ]
     downloaded = {path.split("/")[1] for path in rig.files.requests}
     assert len(downloaded) == finishing + 1
     disk_answers.set()
     report = await passing
     assert report.ok and report.archived == 8
+    # Throughout the pass, a session gave its slot back only once it had a finishing place.
+    for end in range(len(events) + 1):
+        so_far = events[:end]
+        assert so_far.count("slot freed") <= so_far.count("finishing"), so_far
 
 
 async def test_sessions_failing_after_their_downloads_give_their_places_back(
