@@ -90,6 +90,7 @@ class EngineSettings:
     not_ready_attempts: int = 3
     not_ready_delay_seconds: float = 5.0
     cleanup_incomplete_after_seconds: float = 3600.0
+    claim_lease_minutes: float = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,6 +447,7 @@ def _engine(table: _Table | None) -> EngineSettings:
         cleanup_incomplete_after_seconds=table.number(
             "cleanup_incomplete_after_seconds", defaults.cleanup_incomplete_after_seconds
         ),
+        claim_lease_minutes=table.number("claim_lease_minutes", defaults.claim_lease_minutes),
     )
     table.reject_unknown()
     return settings

@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 import structlog
 
 from archiver import __version__
+from archiver.claims import claim_session
 from archiver.config import EngineSettings
 from archiver.errors import ArchiverError, NotReady, StoreBroken
 from archiver.keys import safe_key
@@ -118,6 +119,13 @@ class Engine:
         self.ledger = ledger or Ledger(store, clock=clock)
         self.stopping = asyncio.Event()
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
+        self._writer_id: str | None = None
+
+    async def _writer(self) -> str:
+        """Who this archiver is in the store's session claims (kept by the state)."""
+        if self._writer_id is None:
+            self._writer_id = await self.state.writer_id()
+        return self._writer_id
 
     async def run_once(self) -> PassReport:
         """One pass over every enabled source; sources run side by side."""
@@ -405,7 +413,17 @@ class Engine:
             report.skipped += 1
             return
         archived_at = self.clock()
-        base = prefix if previous is None else f"{prefix}/rearchived/{_stamp(archived_at)}"
+        if previous is None:  # the first archive: claimed, so no other writer shares its keys
+            claim = await claim_session(
+                self.store,
+                prefix,
+                writer=await self._writer(),
+                now=archived_at,
+                lease=timedelta(minutes=self.settings.claim_lease_minutes),
+            )
+            base = claim.base(prefix)
+        else:
+            base = f"{prefix}/rearchived/{_stamp(archived_at)}"
         artifacts = await source.artifacts(session)
         stored, missing = await self._store_artifacts(
             source, base, artifacts, accept_not_ready=accept_incomplete
@@ -435,7 +453,21 @@ class Engine:
             previous_manifest=history_key,
         )
         manifest_bytes = manifest.to_bytes()
-        await self.store.put_bytes(manifest_key, manifest_bytes, content_type="application/json")
+        if previous is not None:
+            await self.store.put_bytes(
+                manifest_key, manifest_bytes, content_type="application/json"
+            )
+        elif not await self.store.put_bytes_if_absent(
+            manifest_key, manifest_bytes, content_type="application/json"
+        ):
+            # Another writer took the session over and stored its manifest first: the
+            # session is archived, by that manifest; ours, and the objects it lists, are not.
+            log.warning("session_archived_by_another_writer", manifest_key=manifest_key)
+            await self.state.record_success(
+                source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
+            )
+            report.skipped += 1
+            return
         entry = await self.ledger.append(
             source=source.name,
             session_id=session.session_id,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from archiver.claims import is_claim_key
 from archiver.errors import StoreError
 from archiver.keys import safe_key, safe_segment
 from archiver.ledger import (
@@ -322,7 +323,8 @@ class Verifier:
                 else:
                     report.add(MISSING, artifact.key, f"listed in {manifest_key}, not in the store")
         for key in sorted(keys - listed):
-            report.add(UNLISTED, key, "in the session's folder, but no manifest lists it")
+            if not is_claim_key(folder, key):  # who claimed the session: not evidence
+                report.add(UNLISTED, key, "in the session's folder, but no manifest lists it")
         return checks
 
     async def _check_manifest(

@@ -74,6 +74,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Who writes to the store on behalf of this state: named in the store's session
+        # claims (archiver.claims), the same across restarts.
+        """
+        CREATE TABLE writer (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            id        TEXT    NOT NULL
+        )
+        """,
+        "INSERT INTO writer (singleton, id) VALUES (1, lower(hex(randomblob(16))))",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -170,6 +181,9 @@ class SqliteState:
 
     async def watermark(self, source: str) -> datetime | None:
         return await self._run(_Database.watermark, source)
+
+    async def writer_id(self) -> str:
+        return await self._run(_Database.writer_id)
 
     async def set_watermark(self, source: str, at: datetime) -> None:
         await self._write(_SET_WATERMARK, {"source": source, "at": _to_micros(at)})
@@ -339,6 +353,11 @@ class _Database:
         finally:
             if self._lock is not None:
                 self._lock.release()
+
+    def writer_id(self) -> str:
+        with self._errors():
+            row = self._connection.execute("SELECT id FROM writer").fetchone()
+        return str(row[0])
 
     def watermark(self, source: str) -> datetime | None:
         with self._errors():

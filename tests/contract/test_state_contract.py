@@ -307,6 +307,25 @@ async def test_data_survives_close_and_reopen(backend: Backend) -> None:
         await second.close()
 
 
+async def test_the_writer_id_is_kept_across_reopens_and_differs_between_states(
+    backend: Backend, tmp_path: Path
+) -> None:
+    first = await open_state(backend.url)
+    try:
+        writer = await first.writer_id()
+        assert len(writer) == 32 and writer == await first.writer_id()
+    finally:
+        await first.close()
+    again = await open_state(backend.url)
+    other = await open_state(f"sqlite:///{tmp_path}/other.db")
+    try:
+        assert await again.writer_id() == writer
+        assert await other.writer_id() != writer
+    finally:
+        await again.close()
+        await other.close()
+
+
 async def test_close_twice_is_harmless_and_later_calls_fail(backend: Backend) -> None:
     opened = await open_state(backend.url)
     await opened.close()

@@ -184,15 +184,22 @@ async def rig(files: ArtifactServer, tmp_path: Path) -> AsyncIterator[Rig]:
 def before_manifest_writes(
     rig: Rig, monkeypatch: pytest.MonkeyPatch, action: Callable[[str], Awaitable[None]]
 ) -> None:
-    """Run ``action(key)`` before every manifest the store is asked to write."""
-    put_bytes = rig.store.put_bytes
+    """Run ``action(key)`` before every manifest the store is asked to write (a first
+    archive's is created only if absent, a re-archive's replaces the one before)."""
+    put_bytes, put_bytes_if_absent = rig.store.put_bytes, rig.store.put_bytes_if_absent
 
     async def put_bytes_after_action(key: str, data: bytes, **options: Any) -> None:
         if key.endswith("/manifest.json"):
             await action(key)
         await put_bytes(key, data, **options)
 
+    async def create_after_action(key: str, data: bytes, **options: Any) -> bool:
+        if key.endswith("/manifest.json"):
+            await action(key)
+        return await put_bytes_if_absent(key, data, **options)
+
     monkeypatch.setattr(rig.store, "put_bytes", put_bytes_after_action)
+    monkeypatch.setattr(rig.store, "put_bytes_if_absent", create_after_action)
 
 
 async def manifest(rig: Rig, session_id: str) -> dict[str, object]:
@@ -630,3 +637,38 @@ async def test_a_state_error_while_holding_a_session_back_fails_that_session_onl
     assert report.archived == 1 and not report.source_errors
     assert report.failed == ["fake session rendering: state.db: database disk image is malformed"]
     assert not await rig.store.exists("fake/rendering/manifest.json")
+
+
+async def test_two_archivers_sharing_a_store_archive_each_session_once(
+    rig: Rig, tmp_path: Path
+) -> None:
+    """A second archiver with a state of its own, on the same store and sessions: each
+    session gets one writer (the store's claim), one manifest and one ledger record."""
+    for number in range(6):
+        rig.source.add(f"s{number}", paths=[f"/s{number}/a.mp4", f"/s{number}/b.mp4"])
+    other_state = await open_state(f"sqlite:///{tmp_path}/other.db")
+    try:
+        other = Engine(
+            sources=rig.engine.sources,
+            store=rig.store,
+            state=other_state,
+            settings=rig.engine.settings,
+            clock=rig.engine.clock,
+        )
+        first, second = await asyncio.gather(rig.engine.run_once(), other.run_once())
+        assert first.archived + second.archived == 6
+        assert first.pending + second.pending == 6  # each waited for the other's sessions
+        assert not first.failed and not second.failed
+        again = await asyncio.gather(rig.engine.run_once(), other.run_once())
+        assert [report.archived for report in again] == [0, 0]
+        ids = [f"s{number}" for number in range(6)]
+        for state in (rig.state, other_state):  # both know every session is archived
+            rows = await state.get_many("fake", ids)
+            assert sorted(rows) == ids and {row.status for row in rows.values()} == {"archived"}
+    finally:
+        await other_state.close()
+    records = [record for entry in await ledger_entries(rig.store) for record in entry.records]
+    assert sorted(record.session_id for record in records) == [f"s{n}" for n in range(6)]
+    for number in range(6):
+        claims = [key async for key in rig.store.list_keys(f"fake/s{number}/claims/")]
+        assert claims == [f"fake/s{number}/claims/0000.json"]

@@ -1,0 +1,101 @@
+"""Session claims: one writer at a time for a session's objects in a shared store.
+
+Two archivers with states of their own (or, later, replicas that lost track of each other)
+may reach for the same session. Before it writes the first object of a session's first
+archive, a writer claims the session in the store: ``<session>/claims/<generation>.json``,
+created only if absent (the store's ``put_bytes_if_absent``, the primitive the ledger uses),
+naming the writer and when it claimed. Then:
+
+* no claim yet: generation 0 is created; its objects go to the session's usual keys;
+* the newest claim is this writer's (the same state, after a restart): it goes on in that
+  generation and writes over its own unfinished objects, nobody else's;
+* the newest claim is another writer's and younger than ``lease``: the session is left to it
+  for now (held back, tried again on a later pass);
+* it is older than ``lease`` without a manifest (its writer died, or is very slow): the next
+  generation is created, whose objects go under ``<session>/attempts/<generation>/``, so they
+  never replace an object the older writer may still be writing.
+
+Whichever writer then stores the session's first manifest (created only if absent, too) has
+archived it; the other's objects are left unlisted, which ``verify`` reports. Safety rests
+on the conditional creates alone; the lease decides only when a stalled session is taken
+over. ``verify`` does not count a session's claims as unlisted objects.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from archiver.errors import NotReady
+from archiver.ledger import parse_rfc3339
+from archiver.model import rfc3339
+from archiver.store import Store
+
+CLAIMS = "claims/"
+ATTEMPTS = "attempts/"
+GENERATION_DIGITS = 4
+
+
+class ClaimedElsewhere(NotReady):
+    """Another writer is archiving this session; it is tried again on a later pass."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    generation: int
+
+    def base(self, prefix: str) -> str:
+        """Where this generation's objects go, under the session's folder ``prefix``."""
+        if self.generation == 0:
+            return prefix
+        return f"{prefix}/{ATTEMPTS}{self.generation:0{GENERATION_DIGITS}d}"
+
+
+def claim_key(prefix: str, generation: int) -> str:
+    return f"{prefix}/{CLAIMS}{generation:0{GENERATION_DIGITS}d}.json"
+
+
+def is_claim_key(folder: str, key: str) -> bool:
+    """Whether ``key`` is a claim of the session whose folder is ``folder``."""
+    name = key.removeprefix(f"{folder}/{CLAIMS}")
+    return name != key and name.endswith(".json") and name[:-5].isdigit()
+
+
+async def claim_session(
+    store: Store, prefix: str, *, writer: str, now: datetime, lease: timedelta
+) -> Claim:
+    """This writer's claim on the session at ``prefix``; ClaimedElsewhere if another
+    writer's claim stands."""
+    for _ in range(3):  # a create lost to another writer: look again
+        generations = sorted(
+            [
+                int(key.rsplit("/", 1)[-1][:-5])
+                async for key in store.list_keys(f"{prefix}/{CLAIMS}")
+                if is_claim_key(prefix, key)
+            ]
+        )
+        if generations:
+            newest = generations[-1]
+            holder, claimed_at = _read(await store.read_created(claim_key(prefix, newest)))
+            if holder == writer:
+                return Claim(newest)
+            if claimed_at is not None and now - claimed_at < lease:
+                raise ClaimedElsewhere(
+                    f"another archiver ({holder}) has been archiving it since {rfc3339(claimed_at)}"
+                )
+        generation = generations[-1] + 1 if generations else 0
+        body = json.dumps({"writer": writer, "claimed_at": rfc3339(now), "generation": generation})
+        if await store.put_bytes_if_absent(
+            claim_key(prefix, generation), body.encode() + b"\n", content_type="application/json"
+        ):
+            return Claim(generation)
+    raise ClaimedElsewhere("other archivers keep claiming it at the same moment")
+
+
+def _read(data: bytes) -> tuple[str | None, datetime | None]:
+    try:
+        raw = json.loads(data)
+        return str(raw["writer"]), parse_rfc3339(str(raw["claimed_at"]))
+    except (ValueError, KeyError, TypeError):
+        return None, None  # unreadable: treated as an expired claim of nobody's
