@@ -305,6 +305,15 @@ class S3Store:
                 store=self.description,
                 races_decided_by="version order" if self._traits.versioned else "single writer",
             )
+        if self._protection.object_lock_mode and not self._traits.covers(self._protection):
+            # Servers that ignore Object Lock headers on multipart uploads (Ceph RGW, moto)
+            # leave each new version unlocked until the store sets its retention.
+            log.info(
+                "s3_bucket_without_default_retention",
+                store=self.description,
+                advice="a default retention at least as long as object_lock_days locks "
+                "every object from the moment it is created",
+            )
 
     @property
     def traits(self) -> BucketTraits:

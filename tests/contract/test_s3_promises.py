@@ -312,3 +312,25 @@ async def test_unprotected_objects_are_a_verify_problem(
     locked = make_store(moto_lock_bucket, moto_endpoint, protection=LOCKED, read_only=True)
     report = await Verifier(locked, concurrency=2).run()
     assert (UNPROTECTED, "src/s1/video.mp4") in {(p.kind, p.key) for p in report.problems}
+
+
+async def test_the_start_up_check_reads_the_bucket_s_default_retention(
+    make_store: MakeStore, s3_endpoint: str, lock_bucket: str, s3_client: S3Client
+) -> None:
+    store = make_store(lock_bucket, s3_endpoint, protection=LOCKED)
+    await store.check()
+    assert store.traits.default_retention is None and not store.traits.covers(LOCKED)
+    s3_client.put_object_lock_configuration(
+        Bucket=lock_bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 2}},
+        },
+    )
+    store = make_store(lock_bucket, s3_endpoint, protection=LOCKED)
+    await store.check()
+    assert store.traits.default_retention == ("GOVERNANCE", 2)
+    assert store.traits.covers(LOCKED)
+    longer = S3Protection(object_lock_mode="GOVERNANCE", object_lock_days=3)
+    assert not store.traits.covers(longer)
+    assert not store.traits.covers(S3Protection(object_lock_mode="COMPLIANCE", object_lock_days=1))
