@@ -457,11 +457,15 @@ class Engine:
             await self.store.put_bytes(
                 manifest_key, manifest_bytes, content_type="application/json"
             )
-        elif not await self.store.put_bytes_if_absent(
-            manifest_key, manifest_bytes, content_type="application/json"
+        elif (
+            not await self.store.put_bytes_if_absent(
+                manifest_key, manifest_bytes, content_type="application/json"
+            )
+            and await self.store.read_created(manifest_key) != manifest_bytes
         ):
             # Another writer took the session over and stored its manifest first: the
             # session is archived, by that manifest; ours, and the objects it lists, are not.
+            # (The same bytes are ours: a write retried after its answer was lost.)
             log.warning("session_archived_by_another_writer", manifest_key=manifest_key)
             await self.state.record_success(
                 source.name, session.session_id, manifest_key=manifest_key, at=self.clock()

@@ -672,3 +672,22 @@ async def test_two_archivers_sharing_a_store_archive_each_session_once(
     for number in range(6):
         claims = [key async for key in rig.store.list_keys(f"fake/s{number}/claims/")]
         assert claims == [f"fake/s{number}/claims/0000.json"]
+
+
+async def test_a_manifest_create_whose_answer_was_lost_is_still_recorded(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store made the manifest, the answer got lost, the retry was told "exists": the
+    manifest is this writer's own, so the session is archived and enters the ledger."""
+    create = rig.store.put_bytes_if_absent
+
+    async def created_but_answer_lost(key: str, data: bytes, **options: Any) -> bool:
+        made = await create(key, data, **options)
+        return made and not key.endswith("/manifest.json")
+
+    monkeypatch.setattr(rig.store, "put_bytes_if_absent", created_but_answer_lost)
+    rig.source.add("s1")
+    report = await rig.engine.run_once()
+    assert report.archived == 1 and report.ok
+    records = [record for entry in await ledger_entries(rig.store) for record in entry.records]
+    assert [record.manifest_key for record in records] == ["fake/s1/manifest.json"]
