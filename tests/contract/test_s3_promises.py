@@ -334,3 +334,14 @@ async def test_the_start_up_check_reads_the_bucket_s_default_retention(
     longer = S3Protection(object_lock_mode="GOVERNANCE", object_lock_days=3)
     assert not store.traits.covers(longer)
     assert not store.traits.covers(S3Protection(object_lock_mode="COMPLIANCE", object_lock_days=1))
+
+
+async def test_the_client_sends_only_the_checksums_the_store_computes(
+    make_store: MakeStore, moto_endpoint: str, moto_bucket: str
+) -> None:
+    """botocore's default adds a CRC32 trailer (aws-chunked) to bodies it can: Ceph RGW over
+    https answers 411 to it. The ceph-tls runs of these suites are the end-to-end check."""
+    store = make_store(moto_bucket, moto_endpoint)
+    config = store._client.meta.config
+    assert getattr(config, "request_checksum_calculation", None) == "when_required"
+    assert getattr(config, "response_checksum_validation", None) == "when_required"
