@@ -60,4 +60,4 @@ system-test:
 	tests/system/systemd_unit.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floor build *.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache
