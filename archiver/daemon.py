@@ -7,11 +7,16 @@ cancelled. A cancelled session leaves no manifest (the manifest is always writte
 so the next start simply does it again. A store that can make nothing durable any more
 (``StoreBroken``) stops the daemon the same way, and it exits with an error so that its
 supervisor (systemd's ``Restart=on-failure``) starts it afresh.
+
+Under systemd (``Type=notify``, :mod:`archiver.notify`) the daemon says READY=1 once it
+runs (the start-up checks are behind it), a STATUS line after every pass, WATCHDOG=1 from
+the event loop while it turns, and STOPPING=1 when a signal arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from archiver.engine import Engine, PassReport
 from archiver.errors import StoreBroken
 from archiver.log import get_logger, redact
+from archiver.notify import SystemdNotifier
 
 log = get_logger(__name__)
 
@@ -36,9 +42,12 @@ class PassRunner:
     kept in ``broken`` and sets ``stop``.
     """
 
-    def __init__(self, engine: Engine, stop: asyncio.Event) -> None:
+    def __init__(
+        self, engine: Engine, stop: asyncio.Event, notifier: SystemdNotifier | None = None
+    ) -> None:
         self.engine = engine
         self.stop_event = stop
+        self.notifier = notifier or SystemdNotifier({})
         self.job: asyncio.Task[Any] | None = None
         self.current: asyncio.Task[PassReport] | None = None
         self.failed_passes = 0
@@ -69,6 +78,7 @@ class PassRunner:
             self.current = None
         if not report.ok:
             self.failed_passes += 1
+        self.notifier.status(status_line(report, datetime.now(UTC)))
 
     async def stop(self, grace_seconds: float) -> None:
         """Start no new session; give the ones under way ``grace_seconds``, then cancel them."""
@@ -91,10 +101,40 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(signum, stop.set)
 
 
-async def run_daemon(engine: Engine, *, interval_seconds: float, grace_seconds: float) -> None:
+def status_line(report: PassReport, at: datetime) -> str:
+    """One line for ``systemctl status``: the last pass, and the sources that failed."""
+    line = (
+        f"last pass {at.strftime('%Y-%m-%d %H:%M:%SZ')}: {report.archived} archived, "
+        f"{len(report.failed)} failed, {report.pending} held back"
+    )
+    failing = sorted({error.split(":", 1)[0] for error in report.source_errors})
+    return line + (f"; failing sources: {', '.join(failing)}" if failing else "")
+
+
+async def _keep_watchdog_fed(notifier: SystemdNotifier, stop: asyncio.Event) -> None:
+    """WATCHDOG=1 twice per watchdog period, from the event loop itself: a loop that stops
+    turning stops feeding it, and systemd restarts the daemon."""
+    if notifier.watchdog_seconds is None:
+        return
+    while not stop.is_set():
+        notifier.watchdog()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), notifier.watchdog_seconds / 2)
+
+
+async def run_daemon(
+    engine: Engine,
+    *,
+    interval_seconds: float,
+    grace_seconds: float,
+    notifier: SystemdNotifier | None = None,
+) -> None:
+    """Run passes until SIGTERM/SIGINT. Called once the start-up checks have passed (the
+    state is open, the store checked), so this is where systemd hears READY=1."""
+    notifier = notifier or SystemdNotifier()
     stop = asyncio.Event()
     install_stop_signals(stop)
-    runner = PassRunner(engine, stop)
+    runner = PassRunner(engine, stop, notifier)
     scheduler = AsyncIOScheduler(timezone=UTC)
     scheduler.add_job(
         runner.run_pass,
@@ -108,14 +148,19 @@ async def run_daemon(engine: Engine, *, interval_seconds: float, grace_seconds: 
     )
     scheduler.start()
     log.info("daemon_started", interval_seconds=interval_seconds, sources=sorted(engine.sources))
+    notifier.ready(f"started; sources: {', '.join(sorted(engine.sources)) or 'none'}")
+    watchdog = asyncio.create_task(_keep_watchdog_fed(notifier, stop), name="watchdog")
     try:
         await stop.wait()
     finally:
+        notifier.stopping(f"stopping; in-flight sessions get {grace_seconds:g} s")
         # The scheduler's executor cancels running jobs when it shuts down, whatever its
         # ``wait`` says: it may only shut down once the pass in flight has ended.
         scheduler.pause()
         await runner.stop(grace_seconds)
         scheduler.shutdown(wait=False)
+        stop.set()
+        await watchdog
         log.info("daemon_stopped")
     if runner.broken is not None:
         raise runner.broken  # the supervisor restarts the daemon

@@ -11,10 +11,12 @@
 # It builds tests/system/systemd.Dockerfile (the archiver installed in /opt/archiver as the
 # README says), boots it, installs the unit, a config and an environment file, and a
 # Perfecto simulator that answers slowly, so that passes take a while. Then:
-#   1. `systemctl start archiver`: the unit is active and the daemon logs daemon_started;
+#   1. `systemctl start archiver` returns once the daemon says READY=1 (Type=notify): the
+#      unit is active, the daemon logs daemon_started, the unit has a watchdog;
 #   2. `systemctl stop archiver` in the middle of a pass: the daemon itself exits 0
 #      (not killed), logs daemon_stopped, within TimeoutStopSec; the stop time is printed;
-#   3. with a configuration error the daemon exits 78 and the unit ends up failed, with no
+#   3. with a configuration error `systemctl start` fails, the daemon exits 78, and the
+#      unit ends up failed, with no
 #      restart (RestartPreventExitStatus=78), not activating again every RestartSec;
 #   4. prints the exposure score of `systemd-analyze security archiver.service`.
 # It exits non-zero on the first failed check; the container it started is removed on exit.
@@ -132,7 +134,10 @@ active=$(on_machine systemctl is-active archiver || true)
 [ "$active" = active ] || fail "the unit is $active, not active"
 user=$(on_machine ps -o user= -p "$(unit_property MainPID)" | xargs)
 [ "$user" = archiver ] || fail "the daemon runs as $user, not archiver"
-say "  ok: active, running as $user"
+[ "$(unit_property Type)" = notify ] || fail "the unit is Type=$(unit_property Type), not notify"
+[ "$(unit_property WatchdogUSec)" != 0 ] || fail "the unit has no watchdog"
+say "  ok: active (READY=1 received), running as $user, watchdog $(unit_property WatchdogUSec)"
+say "  status: $(unit_property StatusText)"
 
 # --- 2. stop in the middle of a pass -------------------------------------------------------
 sleep 3
@@ -168,7 +173,11 @@ no_such_setting = 1
 EOF
 on_machine rm -f /run/archiver-test-exit
 on_machine systemctl reset-failed archiver 2>/dev/null || true
-on_machine systemctl start archiver || true
+# Type=notify: no READY=1 ever comes, so `systemctl start` itself reports the failure.
+if on_machine systemctl start archiver; then
+  fail "systemctl start succeeded with a configuration error"
+fi
+say "  ok: systemctl start failed"
 wait_for 30 "the daemon did not exit on a bad configuration" exit_record
 record=$(exit_record)
 say "  the daemon's exit: $record"
