@@ -1,4 +1,5 @@
-"""Composition root: opens the state, the store, the HTTP session and the sources."""
+"""Composition root: opens the state, the store, the HTTP session and the sources, and with
+``observed``, the observers ``[metrics]`` asks for (served by :mod:`archiver.endpoints`)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ import aiohttp
 from archiver import __version__
 from archiver.config import Config, StoreSettings
 from archiver.engine import Engine
+from archiver.health import Readiness
 from archiver.log import get_logger, register_secret
+from archiver.metrics import PrometheusObserver
+from archiver.observe import NO_OBSERVER, Observer, fan_out
 from archiver.sources import Source, open_sources
 from archiver.state import State, open_state
 from archiver.store import Store, open_store
+from archiver.store.observed import ObservedStore
 from archiver.urlpolicy import GuardedResolver
 
 log = get_logger(__name__)
@@ -31,16 +36,33 @@ class App:
     store: Store
     state: State
     sources: dict[str, Source]
+    metrics: PrometheusObserver | None = None
+    readiness: Readiness | None = None
 
 
 @asynccontextmanager
-async def open_app(config: Config) -> AsyncIterator[App]:
+async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[App]:
+    """``observed``: metrics and readiness are kept, if ``[metrics]`` asks for them."""
     for source in config.sources.values():
         register_secret(source.token.reveal())
+    metrics: PrometheusObserver | None = None
+    readiness: Readiness | None = None
+    observer: Observer = NO_OBSERVER
+    if observed and config.metrics is not None:
+        # Vendor labels are the vendors' names in lower case: the source names.
+        metrics = PrometheusObserver(config.sources, vendors=config.sources)
+        readiness = Readiness(
+            config.sources,
+            interval_seconds=config.engine.interval_seconds,
+            max_missed_passes=config.metrics.readiness_max_missed_passes,
+        )
+        observer = fan_out([metrics, readiness])
     async with AsyncExitStack() as stack:
         state = await open_state(config.state.url)
         stack.push_async_callback(state.close)
-        store = await stack.enter_async_context(open_checked_store(config.store, writes=True))
+        store: Store = await stack.enter_async_context(
+            open_checked_store(config.store, writes=True)
+        )
         removed = await store.cleanup_incomplete(
             older_than=config.engine.cleanup_incomplete_after_seconds
         )
@@ -64,8 +86,24 @@ async def open_app(config: Config) -> AsyncIterator[App]:
             )
         )
         sources = open_sources(http, config.sources, config.http)
-        engine = Engine(sources=sources, store=store, state=state, settings=config.engine)
-        yield App(config=config, engine=engine, store=store, state=state, sources=sources)
+        if observer is not NO_OBSERVER:
+            store = ObservedStore(store, observer)
+            for opened in sources.values():
+                opened.client.observer = observer
+        engine = Engine(
+            sources=sources, store=store, state=state, settings=config.engine, observer=observer
+        )
+        if readiness is not None:
+            readiness.started_up = True
+        yield App(
+            config=config,
+            engine=engine,
+            store=store,
+            state=state,
+            sources=sources,
+            metrics=metrics,
+            readiness=readiness,
+        )
 
 
 @asynccontextmanager

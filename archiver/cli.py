@@ -19,6 +19,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from archiver import __version__
 from archiver.app import App, open_app, open_checked_store
 from archiver.config import Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
+from archiver.endpoints import serving
 from archiver.engine import PassReport
 from archiver.errors import ArchiverError, ConfigError, StoreBroken
 from archiver.log import configure_logging, redact
@@ -127,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load_config(args.config)
         configure_logging(level=config.log.level, format=config.log.format)
         if args.command == "run" and not args.once:
-            return asyncio.run(_with_app(config, _daemon))
+            return asyncio.run(_with_app(config, _daemon, observed=True))
         if args.command == "run":
             return asyncio.run(_with_app(config, _once))
         return asyncio.run(_with_app(config, _rearchive_command(args.source, args.ids)))
@@ -147,17 +149,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 AppCommand = Callable[[App], Awaitable[int]]
 
 
-async def _with_app(config: Config, command: AppCommand) -> int:
-    async with open_app(config) as app:
+async def _with_app(config: Config, command: AppCommand, *, observed: bool = False) -> int:
+    async with open_app(config, observed=observed) as app:
         return await command(app)
 
 
 async def _daemon(app: App) -> int:
-    await run_daemon(
-        app.engine,
-        interval_seconds=app.config.engine.interval_seconds,
-        grace_seconds=app.config.engine.shutdown_grace_seconds,
-    )
+    async with AsyncExitStack() as stack:
+        settings = app.config.metrics
+        if settings is not None and app.metrics is not None and app.readiness is not None:
+            await stack.enter_async_context(serving(settings, app.metrics, app.readiness))
+        await run_daemon(
+            app.engine,
+            interval_seconds=app.config.engine.interval_seconds,
+            grace_seconds=app.config.engine.shutdown_grace_seconds,
+        )
     return EXIT_OK
 
 

@@ -42,6 +42,8 @@ S3_ONLY_KEYS = (
     "single_writer",
 )
 
+DEFAULT_MAX_MISSED_PASSES = 3
+
 T = TypeVar("T")
 
 
@@ -190,6 +192,15 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSettings:
+    """``archiver run`` serves /metrics, /healthz and /readyz on ``host``:``port``."""
+
+    host: str
+    port: int
+    readiness_max_missed_passes: int = DEFAULT_MAX_MISSED_PASSES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     path: str
     store: StoreSettings
@@ -197,6 +208,7 @@ class Config:
     engine: EngineSettings = EngineSettings()
     http: HttpSettings = HttpSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings | None = None
     sources: Mapping[str, SourceSettings] = field(default_factory=dict)
 
 
@@ -342,11 +354,19 @@ def parse_config(
     engine = _engine(root.table("engine"))
     http = _http(root.table("http"))
     log = _log(root.table("log"))
+    metrics = _metrics(root.table("metrics"))
     sources_table = root.table("sources")
     sources = _sources(sources_table, environ) if sources_table and with_sources else {}
     root.reject_unknown()
     return Config(
-        path=path, store=store, state=state, engine=engine, http=http, log=log, sources=sources
+        path=path,
+        store=store,
+        state=state,
+        engine=engine,
+        http=http,
+        log=log,
+        metrics=metrics,
+        sources=sources,
     )
 
 
@@ -481,6 +501,38 @@ def _log(table: _Table | None) -> LogSettings:
     )
     table.reject_unknown()
     return settings
+
+
+def _metrics(table: _Table | None) -> MetricsSettings | None:
+    """None (nothing served) unless ``listen`` is set."""
+    if table is None:
+        return None
+    listen = table.string("listen")
+    max_missed = table.integer(
+        "readiness_max_missed_passes",
+        DEFAULT_MAX_MISSED_PASSES,
+        minimum=1,
+    )
+    table.reject_unknown()
+    if listen is None:
+        return None
+    host, port = _host_port(table, "listen", listen)
+    return MetricsSettings(host=host, port=port, readiness_max_missed_passes=max_missed)
+
+
+def _host_port(table: _Table, key: str, value: str) -> tuple[str, int]:
+    """``127.0.0.1:9464``, ``[::1]:9464`` or ``localhost:9464``."""
+    expected = f"expected HOST:PORT (e.g. 127.0.0.1:9464), got {value!r}"
+    try:
+        parts = urlsplit(f"//{value}")
+        port = parts.port
+    except ValueError:
+        raise table.error(key, expected) from None
+    if not parts.hostname or port is None or parts.path or parts.query or parts.username:
+        raise table.error(key, expected)
+    if port == 0:
+        raise table.error(key, f"port must be 1 to 65535, got {value!r}")
+    return parts.hostname, port
 
 
 SourceParser = Callable[[_Table, Mapping[str, str]], SourceSettings]

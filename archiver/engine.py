@@ -48,6 +48,7 @@ from archiver.model import (
     StoredArtifact,
     strip_query,
 )
+from archiver.observe import NO_OBSERVER, Observer, failure_reason
 from archiver.retry import call_with_retries
 from archiver.sources import Source
 from archiver.state import State
@@ -110,6 +111,7 @@ class Engine:
         settings: EngineSettings,
         clock: Clock = utc_now,
         ledger: Ledger | None = None,
+        observer: Observer = NO_OBSERVER,
     ) -> None:
         self.sources = sources
         self.store = store
@@ -117,6 +119,7 @@ class Engine:
         self.settings = settings
         self.clock = clock
         self.ledger = ledger or Ledger(store, clock=clock)
+        self.observer = observer
         self.stopping = asyncio.Event()
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         self._writer_id: str | None = None
@@ -180,8 +183,12 @@ class Engine:
         Errors arrive grouped when they come from the pass's task group (a state database
         that fails while a session is under way, say).
         """
+        started = time.monotonic()
+        self.observer.pass_started(source.name)
+        ok = False
         try:
             await self._source_pass(source, report)
+            ok = True
         except* StoreBroken:
             raise
         except* ArchiverError as errors:
@@ -189,6 +196,8 @@ class Engine:
                 message = redact(f"{source.name}: {error}")
                 report.source_errors.append(message)
                 log.error("source_pass_failed", source=source.name, error=message)
+        finally:
+            self.observer.pass_finished(source.name, ok=ok, seconds=time.monotonic() - started)
 
     async def _source_pass(self, source: Source, report: PassReport) -> None:
         until = self.clock()
@@ -220,7 +229,9 @@ class Engine:
         if listing_error is not None:
             raise listing_error
         if not self.stopping.is_set():
-            await self.state.set_watermark(source.name, min([until, *run.held_back]))
+            watermark = min([until, *run.held_back])
+            await self.state.set_watermark(source.name, watermark)
+            self.observer.watermark_moved(source.name, watermark)
 
     async def _retry_failures(self, run: _SourcePass) -> None:
         """Failed sessions come back by id: the watermark may have moved past them.
@@ -313,6 +324,7 @@ class Engine:
         run.held_back.append(session.started_at)
         run.report.pending += 1
         log.info("session_pending", source=session.source, session_id=session.session_id)
+        self.observer.session_held_back(session.source)
 
     async def _archive_in_slot(self, run: _SourcePass, session: Session, *, overdue: bool) -> None:
         """Archive a session that holds one of ``run.slots`` (taken by the caller).
@@ -372,6 +384,7 @@ class Engine:
             started_at=session.started_at if session else None,
         )
         report.failed.append(message)
+        self.observer.session_failed(source.name, failure_reason(error))
         log.error(
             "session_failed",
             source=source.name,
@@ -488,16 +501,21 @@ class Engine:
             started_at=session.started_at,
         )
         total = sum(item.size for item in stored)
+        seconds = time.monotonic() - started
         report.archived += 1
         report.artifacts += len(stored)
         report.bytes += total
+        self.observer.ledger_appended(entry.seq)
+        self.observer.session_archived(
+            source.name, artifacts=len(stored), size=total, seconds=seconds
+        )
         log.info(
             "session_archived",
             source=source.name,
             session_id=session.session_id,
             artifacts=len(stored),
             bytes=total,
-            seconds=round(time.monotonic() - started, 3),
+            seconds=round(seconds, 3),
             rearchive=rearchive,
             ledger_seq=entry.seq,
         )
@@ -512,11 +530,14 @@ class Engine:
         async def store_one(index: int) -> None:
             artifact = artifacts[index]
             try:
-                results[index] = await self._store_artifact(source, keys[index], artifact)
+                stored = await self._store_artifact(source, keys[index], artifact)
             except NotReady:
                 if not accept_not_ready:
                     raise
                 missing.append(f"{artifact.kind} {artifact.name}: the vendor never made it ready")
+                return
+            results[index] = stored
+            self.observer.artifact_stored(source.name, kind=artifact.kind, size=stored.size)
 
         try:
             async with asyncio.TaskGroup() as group:

@@ -38,6 +38,7 @@ from archiver.errors import (
 )
 from archiver.log import redact
 from archiver.model import strip_query
+from archiver.observe import NO_OBSERVER, Observer
 from archiver.pacing import RateLimitPacer
 from archiver.retry import RetryPolicy, call_with_retries
 from archiver.urlpolicy import check_artifact_url
@@ -197,6 +198,9 @@ class VendorClient:
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
+        # Set once the app knows who watches; requests and retries are reported to it.
+        self.observer: Observer = NO_OBSERVER
+        self._vendor_label = vendor.lower()
         self._session = session
         self._auth_headers = auth_headers
         self._settings = settings
@@ -208,6 +212,7 @@ class VendorClient:
             attempts=settings.attempts,
             backoff_initial=settings.backoff_initial,
             backoff_max=settings.backoff_max,
+            on_retry=lambda: self.observer.vendor_retry(self._vendor_label),
         )
         self._api_timeout = aiohttp.ClientTimeout(
             total=settings.api_timeout,
@@ -354,7 +359,9 @@ class VendorClient:
                     timeout=timeout,
                 )
             except (aiohttp.ClientError, TimeoutError) as exc:
+                self.observer.vendor_request(self._vendor_label, status=None)
                 raise self._unavailable(url, exc) from exc
+            self.observer.vendor_request(self._vendor_label, status=response.status)
             if own_origin:
                 self._pacer.observe(response.headers)
             location = response.headers.get("Location")

@@ -8,7 +8,7 @@ is recorded as failed and a later pass tries again.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt, wait_random_exponential
@@ -26,6 +26,8 @@ class RetryPolicy:
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
     max_retry_after: float = 300.0
+    # Told of each retry before its wait (an observer counting them).
+    on_retry: Callable[[], None] | None = field(default=None, compare=False)
 
 
 async def call_with_retries(policy: RetryPolicy, operation: Callable[[], Awaitable[_T]]) -> _T:
@@ -74,14 +76,19 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "retrying",
-        attempt=state.attempt_number,
-        wait_seconds=round(state.upcoming_sleep, 2),
-        error=str(error),
-    )
+def _before_retry(policy: RetryPolicy) -> Callable[[RetryCallState], None]:
+    def before_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "retrying",
+            attempt=state.attempt_number,
+            wait_seconds=round(state.upcoming_sleep, 2),
+            error=str(error),
+        )
+        if policy.on_retry is not None:
+            policy.on_retry()
+
+    return before_retry
 
 
 def _retrying(policy: RetryPolicy) -> AsyncRetrying:
@@ -90,6 +97,6 @@ def _retrying(policy: RetryPolicy) -> AsyncRetrying:
         retry=_should_retry(policy),
         stop=stop_after_attempt(policy.attempts),
         wait=_wait(policy),
-        before_sleep=_log_retry,
+        before_sleep=_before_retry(policy),
         reraise=True,
     )

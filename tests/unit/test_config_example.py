@@ -64,6 +64,7 @@ def accepted_keys(monkeypatch: pytest.MonkeyPatch) -> set[str]:
         "engine": {},
         "http": {},
         "log": {},
+        "metrics": {"listen": "127.0.0.1:9464"},
         "sources": sources,
     }
     config = parse_config(data, path="every-table.toml", environ=EveryVariable())
