@@ -23,9 +23,11 @@ from archiver.engine import Engine
 from archiver.errors import StateError, StoreBroken, StoreError, VendorError
 from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
+from archiver.metrics import PrometheusObserver
 from archiver.model import Artifact, Session
 from archiver.state import State, open_state
 from archiver.store.memory import MemoryStore
+from archiver.store.observed import ObservedStore
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 FAST_HTTP = HttpSettings(attempts=2, backoff_initial=0.01, backoff_max=0.02)
@@ -691,3 +693,43 @@ async def test_a_manifest_create_whose_answer_was_lost_is_still_recorded(
     assert report.archived == 1 and report.ok
     records = [record for entry in await ledger_entries(rig.store) for record in entry.records]
     assert [record.manifest_key for record in records] == ["fake/s1/manifest.json"]
+
+
+async def test_the_engine_vendor_client_and_store_report_to_the_observer(rig: Rig) -> None:
+    metrics = PrometheusObserver(["fake"], vendors=["fake"])
+    rig.source.client.observer = metrics
+    engine = Engine(
+        sources=rig.engine.sources,
+        store=ObservedStore(rig.store, metrics),
+        state=rig.state,
+        settings=rig.engine.settings,
+        clock=rig.engine.clock,
+        observer=metrics,
+    )
+    rig.source.add("good", paths=["/good/a.mp4", "/good/b.mp4"])
+    rig.source.add("bad", paths=["/missing/x.mp4"])
+    rig.source.add("busy", complete=False)
+
+    report = await engine.run_once()
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert report.archived == 1 and report.pending == 1 and len(report.failed) == 1
+    assert value("archiver_sessions_archived_total", source="fake") == 1
+    assert value("archiver_artifacts_archived_total", source="fake") == 3  # and the record
+    assert value("archiver_bytes_archived_total", source="fake") == report.bytes
+    assert value("archiver_session_failures_total", source="fake", reason="vendor_4xx") == 1
+    assert value("archiver_sessions_held_back", source="fake") == 1
+    assert value("archiver_passes_total", source="fake", result="ok") == 1
+    assert value("archiver_pass_duration_seconds_count", source="fake") == 1
+    assert (
+        value("archiver_watermark_timestamp_seconds", source="fake")
+        == (NOW - timedelta(hours=1)).timestamp()
+    )
+    assert value("archiver_ledger_head_sequence") == 0
+    assert value("archiver_vendor_requests_total", vendor="fake", status_class="2xx") == 2
+    assert value("archiver_vendor_requests_total", vendor="fake", status_class="4xx") == 1
+    assert (value("archiver_store_write_seconds_count", operation="put_if_absent") or 0) >= 2
+    assert value("archiver_store_write_seconds_count", operation="commit") == 2
+    assert value("archiver_store_bytes_in_flight") == 0
