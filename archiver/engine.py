@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ import structlog
 from archiver import __version__
 from archiver.claims import claim_session
 from archiver.config import EngineSettings
-from archiver.errors import ArchiverError, NotReady, StoreBroken
+from archiver.errors import ArchiverError, NotReady, StoreBroken, StoreError
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
@@ -412,6 +413,7 @@ class Engine:
         previous = await self.store.read_bytes(manifest_key) if already_stored else None
         if previous is not None:
             # Stored by an earlier run that may have died before its ledger entry.
+            _require_manifest_of(previous, source.name, session.session_id, manifest_key)
             await self.ledger.ensure_recorded(
                 source=source.name,
                 session_id=session.session_id,
@@ -470,21 +472,16 @@ class Engine:
             await self.store.put_bytes(
                 manifest_key, manifest_bytes, content_type="application/json"
             )
-        elif (
-            not await self.store.put_bytes_if_absent(
-                manifest_key, manifest_bytes, content_type="application/json"
-            )
-            and await self.store.read_created(manifest_key) != manifest_bytes
+        elif not await self.store.put_bytes_if_absent(
+            manifest_key, manifest_bytes, content_type="application/json"
         ):
-            # Another writer took the session over and stored its manifest first: the
-            # session is archived, by that manifest; ours, and the objects it lists, are not.
-            # (The same bytes are ours: a write retried after its answer was lost.)
-            log.warning("session_archived_by_another_writer", manifest_key=manifest_key)
-            await self.state.record_success(
-                source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
-            )
-            report.skipped += 1
-            return
+            stored_manifest = await self.store.read_created(manifest_key)
+            # The same bytes are ours: a write retried after its answer was lost.
+            if stored_manifest != manifest_bytes:
+                await self._adopt_another_writers_manifest(
+                    source, session, manifest_key, stored_manifest, report
+                )
+                return
         entry = await self.ledger.append(
             source=source.name,
             session_id=session.session_id,
@@ -519,6 +516,30 @@ class Engine:
             rearchive=rearchive,
             ledger_seq=entry.seq,
         )
+
+    async def _adopt_another_writers_manifest(
+        self,
+        source: Source,
+        session: Session,
+        manifest_key: str,
+        manifest: bytes,
+        report: PassReport,
+    ) -> None:
+        """Another writer took the session over and stored its manifest first: the session
+        is archived, by that manifest (ours, and the objects it lists, are not). Its ledger
+        record is made sure of here too, in case that writer died before making it."""
+        _require_manifest_of(manifest, source.name, session.session_id, manifest_key)
+        await self.ledger.ensure_recorded(
+            source=source.name,
+            session_id=session.session_id,
+            manifest_key=manifest_key,
+            manifest=manifest,
+        )
+        log.warning("session_archived_by_another_writer", manifest_key=manifest_key)
+        await self.state.record_success(
+            source.name, session.session_id, manifest_key=manifest_key, at=self.clock()
+        )
+        report.skipped += 1
 
     async def _store_artifacts(
         self, source: Source, base: str, artifacts: list[Artifact], *, accept_not_ready: bool
@@ -640,6 +661,21 @@ def _leaves(errors: BaseExceptionGroup[ArchiverError]) -> list[ArchiverError]:
     for error in errors.exceptions:
         found.extend(_leaves(error) if isinstance(error, BaseExceptionGroup) else [error])
     return found
+
+
+def _require_manifest_of(data: bytes, source: str, session_id: str, key: str) -> None:
+    """A stored manifest is adopted (recorded, counted as the session's archive) only if it
+    is one, of this very session: changed bytes are never taken for evidence."""
+    try:
+        document = json.loads(data)
+        ours = document["source"] == source and document["session_id"] == session_id
+    except (ValueError, TypeError, KeyError):
+        ours = False
+    if not ours:
+        raise StoreError(
+            f"{key} is stored but is not this session's manifest (changed or damaged): "
+            "run `archiver verify`"
+        )
 
 
 def _first_leaf(errors: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -187,6 +187,8 @@ class Verifier:
                     stored[seq] = await self._store.read_created(key)
                 except StoreError as error:
                     report.add(UNREADABLE, key, str(error))
+                    return
+                await self._check_protection(key, report)
 
         for key, count in (await self._store.extra_versions(LEDGER_PREFIX)).items():
             report.add(
@@ -306,6 +308,7 @@ class Verifier:
             )
             if document is not None:
                 documents[manifest_key] = document
+                await self._check_protection(manifest_key, report)
         if selection.since is not None and not _touched_since(
             documents.get(current), recorded, selection.since
         ):
@@ -388,14 +391,24 @@ class Verifier:
                     f"{check.size} bytes with SHA-256 {check.sha256}",
                 )
             if digest is not None:
-                for unmet in await self._store.unkept_promises(check.key):
-                    report.add(UNPROTECTED, check.key, unmet)
+                await self._check_protection(check.key, report)
             if self._progress:
                 self._progress(done[0], done[1], len(checks), total_bytes)
 
         async with asyncio.TaskGroup() as group:
             for check in checks:
                 group.create_task(check_one(check), name=f"verify-{check.key}")
+
+    async def _check_protection(self, key: str, report: VerifyReport) -> None:
+        """What the server says ``key`` lacks of the encryption, retention and hold the store
+        is configured to give (artifacts, manifests and ledger entries alike)."""
+        try:
+            unmet = await self._store.unkept_promises(key)
+        except StoreError as error:
+            report.add(UNREADABLE, key, str(error))
+            return
+        for promise in unmet:
+            report.add(UNPROTECTED, key, promise)
 
     async def _hash(self, check: _ObjectCheck, report: VerifyReport) -> tuple[int, str | None]:
         hasher = hashlib.sha256()

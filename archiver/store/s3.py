@@ -393,13 +393,11 @@ class S3Store:
         data: bytes,
         content_type: str | None,
         if_none_match: str | None,
-        *,
-        lock: bool = True,
     ) -> dict[str, Any]:
         md5 = new_md5()
         md5.update(data)
         digest = hashlib.sha256(data).hexdigest()
-        return self._put(key, data, digest, md5.digest(), content_type, if_none_match, lock=lock)
+        return self._put(key, data, digest, md5.digest(), content_type, if_none_match)
 
     def _put(
         self,
@@ -409,13 +407,10 @@ class S3Store:
         md5: bytes,
         content_type: str | None,
         if_none_match: str | None,
-        *,
-        lock: bool = True,
     ) -> dict[str, Any]:
-        """One PutObject, then every promise checked from the server's answer; without
-        ``lock``, retention and legal hold are left for the caller to set."""
+        """One PutObject, then every promise checked from the server's answer."""
         now = datetime.now(UTC)
-        request = self._put_request(key, sha256, content_type, now, lock=lock)
+        request = self._put_request(key, sha256, content_type, now)
         request["Body"] = body
         request["ContentMD5"] = md5_base64(md5)
         if if_none_match:
@@ -423,43 +418,46 @@ class S3Store:
         answer = cast("dict[str, Any]", self._client.put_object(**request))
         what = f"S3 PutObject of s3://{self._bucket}/{self._full(key)}"
         try:
-            check_stored_bytes(answer, md5.hex(), protection=self._protection, what=what)
+            check_stored_bytes(answer, md5.hex(), what=what)
         except StoreError:
             # A server that checks no digest kept changed bytes: they go again (in a
             # versioned bucket that version, retention permitting), as a write that failed.
-            self._withdraw_written(key, answer.get("VersionId"))
+            if not self._withdraw_written(key, answer.get("VersionId")):
+                log.error("s3_changed_bytes_kept", key=self._full(key), reason="retention")
             raise
         check_encryption(answer, protection=self._protection, what=what)
-        if lock:
-            self._confirm_lock(key, answer.get("VersionId"), now)
+        self._confirm_lock(key, answer.get("VersionId"), now)
         return answer
 
-    def _withdraw_written(self, key: str, version_id: str | None) -> None:
+    def _withdraw_written(self, key: str, version_id: str | None) -> bool:
         if version_id:
-            withdraw(self._client, self._bucket, self._full(key), version_id)
-            return
+            return withdraw(self._client, self._bucket, self._full(key), version_id)
         with contextlib.suppress(*BOTO_ERRORS):
             self._client.delete_object(Bucket=self._bucket, Key=self._full(key))
+            return True
+        return False
 
     def _create_by_version_order(self, key: str, data: bytes, content_type: str | None) -> bool:
         """``put_bytes_if_absent`` where the server ignores If-None-Match on a versioned
         bucket: the oldest version wins (see :mod:`archiver.store.s3versions`).
 
-        The version is written unlocked and locked only once it has won, so that a writer
-        that lost can withdraw its own (unless the bucket's default retention locks it).
+        The version is written locked, as any other: evidence is never unlocked, not even
+        for a moment. A writer that lost withdraws its version where it may; where retention
+        keeps it, the winner's bytes go on top of it, so whoever reads the newest version
+        reads the object too.
         """
         full = self._full(key)
         if oldest_version(self._client, self._bucket, full) is not None:
             return False  # seen before writing: no version of ours to withdraw
-        answer = self._put_data(key, data, content_type, "*", lock=False)
-        mine = answer.get("VersionId")
+        mine = self._put_data(key, data, content_type, "*").get("VersionId")
         if not mine:
             raise StoreError(f"S3 PutObject of s3://{self._bucket}/{full}: no version id")
-        if oldest_version(self._client, self._bucket, full) == mine:
-            if self._protection.needs_object_lock:
-                self._lock_version(key, mine)
+        winner = oldest_version(self._client, self._bucket, full)
+        if winner == mine:
             return True
-        if not withdraw(self._client, self._bucket, full, mine):
+        if not withdraw(self._client, self._bucket, full, mine) and winner is not None:
+            response = self._client.get_object(Bucket=self._bucket, Key=full, VersionId=winner)
+            self._put_data(key, response["Body"].read(), content_type, None)
             log.warning("s3_lost_create_race_version_kept", key=full, version_id=mine)
         return False
 
@@ -491,8 +489,8 @@ class S3Store:
             )
 
     def _lock_version(self, key: str, version_id: str | None) -> None:
-        """Set retention and legal hold on a version written without them (a multipart
-        upload's, or a create decided by version order), then check them.
+        """Set retention and legal hold on the version a multipart upload made, then check
+        them.
 
         A multipart upload sent them with CreateMultipartUpload already, which S3 honours;
         Ceph RGW and moto ignore them there, so they are set explicitly too. Until
@@ -561,7 +559,7 @@ class S3Store:
     # -- helpers --------------------------------------------------------------------------
 
     def _put_request(
-        self, key: str, sha256: str, content_type: str | None, now: datetime, *, lock: bool
+        self, key: str, sha256: str, content_type: str | None, now: datetime
     ) -> PutObjectRequestTypeDef:
         request: PutObjectRequestTypeDef = {
             "Bucket": self._bucket,
@@ -573,7 +571,7 @@ class S3Store:
         }
         if content_type:
             request["ContentType"] = content_type
-        protection = self._protection.request_args(now, lock=lock)
+        protection = self._protection.request_args(now)
         request.update(cast("PutObjectRequestTypeDef", protection))
         return request
 

@@ -155,7 +155,7 @@ def _probe_conditional_create(
             if answer.get("VersionId"):
                 versions.append(str(answer["VersionId"]))
             what = f"S3 start-up probe s3://{bucket}/{key}"
-            check_stored_bytes(answer, md5.hexdigest(), protection=protection, what=what)
+            check_stored_bytes(answer, md5.hexdigest(), what=what)
             unmet = protection.unmet_encryption(answer)
             if unmet:
                 raise StoreError(

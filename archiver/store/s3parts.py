@@ -38,6 +38,7 @@ from archiver.store.s3promises import (
     check_encryption,
     check_multipart_bytes,
     check_stored_bytes,
+    etag_is_md5,
     etag_of,
     md5_base64,
     multipart_etag,
@@ -340,7 +341,7 @@ class StreamingUpload:
         # Also here: an abort after a cancelled commit must not try to undo a completion.
         self._completed = True
         what = f"S3 CompleteMultipartUpload of s3://{self._bucket}/{self._key}"
-        check_multipart_bytes(answer, md5s, protection=self._protection, what=what)
+        check_multipart_bytes(answer, md5s, what=what)
         check_encryption(answer, protection=self._protection, what=what)
         return answer.get("VersionId")
 
@@ -353,7 +354,13 @@ class StreamingUpload:
             head = self._client.head_object(Bucket=self._bucket, Key=self._key)
         except botocore.exceptions.ClientError:
             raise exc from None
-        if etag_of(head) != multipart_etag(md5s):
+        etag = etag_of(head)
+        made_of_these = (
+            etag == multipart_etag(md5s)
+            if etag_is_md5(head)
+            else etag.endswith(f"-{len(md5s)}")  # opaque (SSE-KMS): the part count at least
+        )
+        if not made_of_these:
             raise exc
         return head
 
@@ -370,7 +377,7 @@ class StreamingUpload:
             ContentMD5=md5_base64(part.md5),
         )
         what = f"S3 UploadPart {number} of s3://{self._bucket}/{self._key}"
-        check_stored_bytes(answer, part.md5.hex(), protection=self._protection, what=what)
+        check_stored_bytes(answer, part.md5.hex(), what=what)
         check_encryption(answer, protection=self._protection, what=what)
         punch_hole(self._fd, start, end)
         completed: CompletedPartTypeDef = {

@@ -62,22 +62,16 @@ class S3Protection:
     def needs_object_lock(self) -> bool:
         return self.object_lock_mode is not None or self.legal_hold
 
-    @property
-    def etag_is_md5(self) -> bool:
-        """Whether the ETag of a plain write is the MD5 of its bytes (not under SSE-KMS)."""
-        return self.sse != "aws:kms"
-
     def retain_until(self, now: datetime) -> datetime:
         return now + timedelta(days=self.object_lock_days)
 
-    def request_args(self, now: datetime, *, lock: bool = True) -> dict[str, Any]:
-        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``.
-        Without ``lock``, no retention or legal hold (to be set on the version later)."""
+    def request_args(self, now: datetime) -> dict[str, Any]:
+        """PutObject / CreateMultipartUpload arguments; the retention counts from ``now``."""
         args: dict[str, Any] = {}
-        if self.object_lock_mode is not None and lock:
+        if self.object_lock_mode is not None:
             args["ObjectLockMode"] = self.object_lock_mode
             args["ObjectLockRetainUntilDate"] = self.retain_until(now)
-        if self.legal_hold and lock:
+        if self.legal_hold:
             args["ObjectLockLegalHoldStatus"] = "ON"
         args.update(self.encryption_args())
         if self.storage_class is not None:
@@ -100,7 +94,10 @@ class S3Protection:
         if applied != self.sse:
             return f"encryption {self.sse} was asked for; the server reports {applied or 'none'}"
         wanted_key = self.sse_kms_key_id
-        if self.sse == "aws:kms" and wanted_key and not wanted_key.startswith("alias/"):
+        is_alias = wanted_key is not None and (
+            wanted_key.startswith("alias/") or ":alias/" in wanted_key
+        )
+        if self.sse == "aws:kms" and wanted_key and not is_alias:
             key = str(answer.get("SSEKMSKeyId") or "")
             if key != wanted_key and not key.endswith(f"/{wanted_key}"):
                 return f"KMS key {wanted_key} was asked for; the server reports {key or 'none'}"
@@ -141,12 +138,17 @@ def etag_of(answer: Mapping[str, Any]) -> str:
     return str(answer.get("ETag", "")).strip('"').lower()
 
 
-def check_stored_bytes(
-    answer: Mapping[str, Any], md5_hex: str, *, protection: S3Protection, what: str
-) -> None:
+def etag_is_md5(answer: Mapping[str, Any]) -> bool:
+    """Whether the ETag in a write's answer (or a HEAD) is made of MD5s: not under SSE-KMS
+    (configured, or the bucket's default) or SSE-C, where S3 makes it opaque."""
+    applied = str(answer.get("ServerSideEncryption") or "")
+    return not applied.startswith("aws:kms") and not answer.get("SSECustomerAlgorithm")
+
+
+def check_stored_bytes(answer: Mapping[str, Any], md5_hex: str, *, what: str) -> None:
     """The ETag of a single PutObject or UploadPart must be the MD5 of what was sent."""
     etag = etag_of(answer)
-    if not protection.etag_is_md5 or not _PLAIN_ETAG.fullmatch(etag):
+    if not etag_is_md5(answer) or not _PLAIN_ETAG.fullmatch(etag):
         return  # an opaque ETag (SSE-KMS, SSE-C): the Content-MD5 header is the check
     if etag != md5_hex:
         raise TransientStoreError(
@@ -156,11 +158,11 @@ def check_stored_bytes(
 
 
 def check_multipart_bytes(
-    answer: Mapping[str, Any], part_md5s: Iterable[str], *, protection: S3Protection, what: str
+    answer: Mapping[str, Any], part_md5s: Iterable[str], *, what: str
 ) -> None:
     """The ETag of a completed multipart upload must be made of the parts' MD5s."""
     etag = etag_of(answer)
-    if not protection.etag_is_md5 or not _MULTIPART_ETAG.fullmatch(etag):
+    if not etag_is_md5(answer) or not _MULTIPART_ETAG.fullmatch(etag):
         return
     expected = multipart_etag(part_md5s)
     if etag != expected:

@@ -23,6 +23,7 @@ from archiver.errors import StoreError
 from archiver.ledger import entry_key
 from archiver.store import s3 as s3_module
 from archiver.store.s3 import S3Protection, S3Store
+from archiver.store.s3promises import check_stored_bytes, etag_is_md5
 from archiver.verify import LEDGER_ENTRY_VERSIONS, UNPROTECTED, Verifier
 from tests.support.s3proxy import S3FaultProxy
 from tests.support.s3server import S3Server, new_bucket, plain_client
@@ -118,7 +119,8 @@ async def test_a_writer_that_loses_a_create_race_leaves_the_winner_s_bytes(
 ) -> None:
     """Another writer's entry lands between this writer's look and its write: on a server
     that honours If-None-Match the write is refused; on one that does not (Ceph RGW, on a
-    versioned bucket) the older version wins and the loser withdraws its own."""
+    versioned bucket) the older version wins; the loser's version is locked like every
+    write, so it stays, and the winner's bytes go on top of it."""
     store = make_store(lock_bucket, s3_endpoint, protection=LOCKED)
     await store.check()
     assert store.traits.conditional_create == s3_server.conditional_writes_on_versioned_buckets
@@ -137,9 +139,13 @@ async def test_a_writer_that_loses_a_create_race_leaves_the_winner_s_bytes(
     monkeypatch.undo()
 
     assert await store.read_created(key) == b"winner"
-    assert await store.extra_versions("ledger/") == {}  # the loser's version is gone
-    if not store.traits.conditional_create:
+    assert await store.read_bytes(key) == b"winner"  # the newest version too
+    assert await store.unkept_promises(key) == []
+    if store.traits.conditional_create:
+        assert await store.extra_versions("ledger/") == {}
+    else:
         assert len(looked) == 2  # it wrote, looked again, and found it had lost
+        assert await store.extra_versions("ledger/") == {key: 3}  # winner, loser, winner
 
 
 async def test_racing_writers_of_one_key_have_one_winner(
@@ -156,8 +162,8 @@ async def test_racing_writers_of_one_key_have_one_winner(
     winner = won.index(True)
     for store in stores:
         assert await store.read_created(key) == f"writer {winner}".encode()
-    assert await stores[0].extra_versions("ledger/") == {}
-    assert await stores[0].unkept_promises(key) == []  # locked once it had won
+        assert await store.read_bytes(key) == f"writer {winner}".encode()
+    assert await stores[0].unkept_promises(key) == []
 
 
 async def test_verify_reports_a_ledger_entry_with_more_than_one_version(
@@ -345,3 +351,58 @@ async def test_the_client_sends_only_the_checksums_the_store_computes(
     config = store._client.meta.config
     assert getattr(config, "request_checksum_calculation", None) == "when_required"
     assert getattr(config, "response_checksum_validation", None) == "when_required"
+
+
+# -- version order on moto: the proxy drops If-None-Match, as Ceph RGW ignores it ------------
+
+
+async def test_version_order_on_a_server_that_ignores_conditional_writes(
+    make_store: MakeStore, moto_endpoint: str, moto_lock_bucket: str
+) -> None:
+    strip = frozenset({"if-none-match"})
+    with S3FaultProxy(moto_endpoint, seed=0, rate=0.0, strip=strip) as proxy:
+        stores = [make_store(moto_lock_bucket, proxy.url, protection=LOCKED) for _ in range(4)]
+        for store in stores:
+            await store.check()
+            assert not store.traits.conditional_create and store.traits.versioned
+        key = entry_key(3)
+        won = await asyncio.gather(
+            *(store.put_bytes_if_absent(key, f"w{n}".encode()) for n, store in enumerate(stores))
+        )
+        assert won.count(True) == 1
+        winner = f"w{won.index(True)}".encode()
+        for store in stores:
+            assert await store.read_created(key) == winner
+            assert await store.read_bytes(key) == winner
+        assert await stores[0].unkept_promises(key) == []  # every version was written locked
+        assert not await stores[0].put_bytes_if_absent(key, b"late")
+
+
+async def test_version_order_refuses_to_write_over_a_deleted_key(
+    make_store: MakeStore, moto_endpoint: str, moto_lock_bucket: str
+) -> None:
+    key = entry_key(0)
+    strip = frozenset({"if-none-match"})
+    with S3FaultProxy(moto_endpoint, seed=0, rate=0.0, strip=strip) as proxy:
+        store = make_store(moto_lock_bucket, proxy.url, protection=LOCKED)
+        await store.check()
+        assert await store.put_bytes_if_absent(key, b"the entry")
+        client = plain_client(moto_endpoint)
+        client.delete_object(Bucket=moto_lock_bucket, Key=f"{PREFIX}/{key}")  # a marker
+        client.close()
+        with pytest.raises(StoreError, match="has been deleted"):
+            await store.put_bytes_if_absent(key, b"written over the deletion")
+
+
+def test_an_etag_under_kms_or_customer_keys_is_not_taken_for_an_md5() -> None:
+    """On AWS a bucket's default SSE-KMS makes every ETag opaque, configured or not: the
+    answer says so, and the Content-MD5 header is then the check."""
+    md5 = "5d41402abc4b2a76b9719d911017c592"
+    assert etag_is_md5({"ETag": f'"{md5}"'})
+    assert etag_is_md5({"ETag": f'"{md5}"', "ServerSideEncryption": "AES256"})
+    assert not etag_is_md5({"ETag": '"0f1e"', "ServerSideEncryption": "aws:kms"})
+    assert not etag_is_md5({"ETag": '"0f1e"', "ServerSideEncryption": "aws:kms:dsse"})
+    assert not etag_is_md5({"ETag": '"0f1e"', "SSECustomerAlgorithm": "AES256"})
+    check_stored_bytes({"ETag": '"0f1e"', "ServerSideEncryption": "aws:kms"}, md5, what="x")
+    with pytest.raises(StoreError, match="not the MD5"):
+        check_stored_bytes({"ETag": '"00000000000000000000000000000000"'}, md5, what="x")

@@ -733,3 +733,45 @@ async def test_the_engine_vendor_client_and_store_report_to_the_observer(rig: Ri
     assert (value("archiver_store_write_seconds_count", operation="put_if_absent") or 0) >= 2
     assert value("archiver_store_write_seconds_count", operation="commit") == 2
     assert value("archiver_store_bytes_in_flight") == 0
+
+
+async def test_a_manifest_another_writer_stored_first_is_recorded_in_the_ledger(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other writer (which took the session over) stored its manifest and died before
+    its ledger entry: the writer that lost the race records it, and stores nothing more."""
+    theirs = json.dumps({"source": "fake", "session_id": "s1", "artifacts": []}).encode()
+    create = rig.store.put_bytes_if_absent
+
+    async def they_were_first(key: str, data: bytes, **options: Any) -> bool:
+        if key.endswith("/manifest.json"):
+            await create(key, theirs, **options)
+        return await create(key, data, **options)
+
+    monkeypatch.setattr(rig.store, "put_bytes_if_absent", they_were_first)
+    rig.source.add("s1")
+    report = await rig.engine.run_once()
+    assert report.ok and report.archived == 0 and report.skipped == 1
+    assert await rig.store.read_bytes("fake/s1/manifest.json") == theirs
+    records = [record for entry in await ledger_entries(rig.store) for record in entry.records]
+    assert [record.manifest_sha256 for record in records] == [sha(theirs)]
+    row = await rig.state.get("fake", "s1")
+    assert row is not None and row.status == "archived"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [b"not json at all", json.dumps({"source": "fake", "session_id": "another"}).encode()],
+    ids=["damaged", "another-session"],
+)
+async def test_a_stored_manifest_that_is_not_this_session_s_is_never_adopted(
+    rig: Rig, stored: bytes
+) -> None:
+    await rig.store.put_bytes("fake/s1/manifest.json", stored)
+    rig.source.add("s1")
+    report = await rig.engine.run_once()
+    assert report.archived == 0 and len(report.failed) == 1
+    assert "is stored but is not this session's manifest" in report.failed[0]
+    assert await ledger_entries(rig.store) == []
+    row = await rig.state.get("fake", "s1")
+    assert row is not None and row.status == "failed"
