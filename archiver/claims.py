@@ -67,7 +67,10 @@ async def claim_session(
 ) -> Claim:
     """This writer's claim on the session at ``prefix``; ClaimedElsewhere if another
     writer's claim stands."""
-    for _ in range(3):  # a create lost to another writer: look again
+    generation = 0  # most sessions were never claimed: try before looking
+    for _ in range(4):  # a create lost to another writer: look again
+        if await _create(store, prefix, generation, writer=writer, now=now):
+            return Claim(generation)
         generations = sorted(
             [
                 int(key.rsplit("/", 1)[-1][:-5])
@@ -75,22 +78,32 @@ async def claim_session(
                 if is_claim_key(prefix, key)
             ]
         )
-        if generations:
-            newest = generations[-1]
-            holder, claimed_at = _read(await store.read_created(claim_key(prefix, newest)))
-            if holder == writer:
-                return Claim(newest)
-            if claimed_at is not None and now - claimed_at < lease:
-                raise ClaimedElsewhere(
-                    f"another archiver ({holder}) has been archiving it since {rfc3339(claimed_at)}"
-                )
-        generation = generations[-1] + 1 if generations else 0
-        body = json.dumps({"writer": writer, "claimed_at": rfc3339(now), "generation": generation})
-        if await store.put_bytes_if_absent(
-            claim_key(prefix, generation), body.encode() + b"\n", content_type="application/json"
-        ):
-            return Claim(generation)
+        if not generations:
+            continue
+        newest = generations[-1]
+        holder, claimed_at = _read(await store.read_created(claim_key(prefix, newest)))
+        if holder == writer:
+            return Claim(newest)
+        if claimed_at is not None and now - claimed_at < lease:
+            raise ClaimedElsewhere(
+                f"another archiver ({holder}) has been archiving it since {rfc3339(claimed_at)}"
+            )
+        generation = newest + 1
     raise ClaimedElsewhere("other archivers keep claiming it at the same moment")
+
+
+async def _create(
+    store: Store, prefix: str, generation: int, *, writer: str, now: datetime
+) -> bool:
+    body = json.dumps({"writer": writer, "claimed_at": rfc3339(now), "generation": generation})
+    # Not durable on its own: the session's manifest, written after it, is its barrier, and a
+    # claim a crash took back is simply made again by the same writer.
+    return await store.put_bytes_if_absent(
+        claim_key(prefix, generation),
+        body.encode() + b"\n",
+        content_type="application/json",
+        durable=False,
+    )
 
 
 def _read(data: bytes) -> tuple[str | None, datetime | None]:

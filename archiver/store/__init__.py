@@ -23,8 +23,9 @@ Contract (checked by ``tests/contract/test_store_contract.py`` over every implem
   artifacts that way; the manifest, written after them, is their barrier.
 * ``put_bytes_if_absent`` creates the object only if nothing is at ``key`` yet, atomically:
   of several writers racing for one key exactly one gets ``True``, the others ``False``, and
-  ``read_created`` returns the winner's bytes, whole. The ledger builds its hash chain on
-  this. (An S3 server that ignores conditional writes on a versioned bucket leaves the
+  ``read_created`` returns the winner's bytes, whole; ``durable`` means what it means for
+  ``put_bytes``. The ledger builds its hash chain on this, and the engine its session
+  claims. (An S3 server that ignores conditional writes on a versioned bucket leaves the
   losers' versions behind where retention keeps them; ``read_created`` reads the winner's,
   and ``extra_versions`` lists keys with more than one version, for ``verify``.)
 * ``iter_bytes`` streams an object in chunks (memory does not grow with its size);
@@ -74,7 +75,7 @@ class Store(Protocol):
     ) -> None: ...
 
     async def put_bytes_if_absent(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> bool: ...
 
     async def read_bytes(self, key: str) -> bytes: ...

@@ -146,10 +146,10 @@ class FilesystemStore(OneVersionPerKey):
         await _FileWriter(self, key, durable=durable).write_all(data)
 
     async def put_bytes_if_absent(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> bool:
         self._check(key)
-        return await _FileWriter(self, key).write_all(data, replace=False)
+        return await _FileWriter(self, key, durable=durable).write_all(data, replace=False)
 
     async def read_bytes(self, key: str) -> bytes:
         path = await asyncio.to_thread(self._path, key)

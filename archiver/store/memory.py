@@ -52,12 +52,12 @@ class MemoryStore(OneVersionPerKey):
         self._install(key, bytes(data), content_type, durable=durable)
 
     async def put_bytes_if_absent(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> bool:
         check_key(key)
         if key in self.objects:
             return False
-        self._install(key, bytes(data), content_type)
+        self._install(key, bytes(data), content_type, durable=durable)
         return True
 
     async def read_bytes(self, key: str) -> bytes:

@@ -45,12 +45,14 @@ class ObservedStore:
         self.observer.store_write("put", seconds=time.monotonic() - started)
 
     async def put_bytes_if_absent(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> bool:
         self.observer.store_bytes_in_flight(len(data))
         started = time.monotonic()
         try:
-            created = await self.inner.put_bytes_if_absent(key, data, content_type=content_type)
+            created = await self.inner.put_bytes_if_absent(
+                key, data, content_type=content_type, durable=durable
+            )
         finally:
             self.observer.store_bytes_in_flight(-len(data))
         self.observer.store_write("put_if_absent", seconds=time.monotonic() - started)

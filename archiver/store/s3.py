@@ -157,7 +157,7 @@ class S3Store:
         await self._call("PutObject", key, self._put_data, key, data, content_type, None)
 
     async def put_bytes_if_absent(
-        self, key: str, data: bytes, *, content_type: str | None = None
+        self, key: str, data: bytes, *, content_type: str | None = None, durable: bool = True
     ) -> bool:
         check_key(key)
         if not self._traits.conditional_create:
