@@ -9,7 +9,7 @@ import pytest
 
 from archiver.store import Store, open_store
 from archiver.store.filesystem import FilesystemStore
-from tests.support.s3server import SERVERS, new_bucket, server_named
+from tests.support.s3server import SERVERS, new_bucket, plain_client, remove_bucket, server_named
 
 S3_PREFIX = "evidence/run"
 
@@ -36,10 +36,13 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     else:
         endpoint = server_named(kind.removeprefix("s3-"), request).endpoint
         (tmp_path / "spool").mkdir()
+        bucket = new_bucket(endpoint)
         opened = open_store(
-            f"s3://{new_bucket(endpoint)}/{S3_PREFIX}",
-            endpoint_url=endpoint,
-            spool_dir=str(tmp_path / "spool"),
+            f"s3://{bucket}/{S3_PREFIX}", endpoint_url=endpoint, spool_dir=str(tmp_path / "spool")
         )
     yield opened
     await opened.close()
+    if kind.startswith("s3-"):
+        client = plain_client(endpoint)
+        remove_bucket(client, bucket)
+        client.close()

@@ -60,13 +60,6 @@ async def make_store(tmp_path: Path) -> AsyncIterator[MakeStore]:
         await store.close()
 
 
-@pytest.fixture
-def lock_bucket(s3_client: S3Client) -> str:
-    name = f"lock-{uuid.uuid4().hex}"
-    s3_client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return name
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

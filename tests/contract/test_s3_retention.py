@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -30,14 +29,6 @@ if TYPE_CHECKING:
 
 MIB = 1024 * 1024
 PREFIX = "evidence"
-
-
-@pytest.fixture
-def lock_bucket(s3_client: S3Client) -> str:
-    """A bucket created with Object Lock (which turns versioning on with it)."""
-    name = f"lock-{uuid.uuid4().hex}"
-    s3_client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return name
 
 
 MakeStore = Callable[[str, S3Protection], S3Store]

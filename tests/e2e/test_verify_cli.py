@@ -10,11 +10,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import pytest
 
 from archiver.sim.perfecto import PerfectoSimulator
 from tests.support.cli import Deployment, archiver_env, run_archiver, write_config
@@ -121,13 +118,6 @@ def test_verify_needs_a_source_for_ids(tmp_path: Path) -> None:
     deployment = write_config(tmp_path, perfecto_url=None)
     result = run_archiver("verify", "--id", "x", config=deployment.config)
     assert result.returncode == 2 and "--id needs --source" in result.stderr
-
-
-@pytest.fixture
-def lock_bucket(s3_client: S3Client) -> str:
-    name = f"lock-{uuid.uuid4().hex}"
-    s3_client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
-    return name
 
 
 def s3_deployment(

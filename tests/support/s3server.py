@@ -14,6 +14,7 @@ is marked ``s3``, and carries the server's name in its id.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,6 +32,8 @@ from typing import IO, TYPE_CHECKING
 import boto3
 import pytest
 from botocore.config import Config
+
+from archiver.store.s3errors import BOTO_ERRORS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -156,11 +159,53 @@ def s3_client(s3_endpoint: str) -> Iterator[S3Client]:
 
 
 @pytest.fixture
-def s3_bucket(s3_client: S3Client) -> str:
-    """A new, empty, uniquely named bucket on the test server."""
+def s3_bucket(s3_client: S3Client) -> Iterator[str]:
+    """A new, empty, uniquely named bucket on the test server, removed afterwards."""
     name = f"test-{uuid.uuid4().hex}"
     s3_client.create_bucket(Bucket=name)
-    return name
+    yield name
+    remove_bucket(s3_client, name)
+
+
+@pytest.fixture
+def lock_bucket(s3_client: S3Client) -> Iterator[str]:
+    """A bucket created with Object Lock (which turns versioning on with it)."""
+    name = f"lock-{uuid.uuid4().hex}"
+    s3_client.create_bucket(Bucket=name, ObjectLockEnabledForBucket=True)
+    yield name
+    remove_bucket(s3_client, name)
+
+
+def remove_bucket(client: S3Client, name: str) -> None:
+    """Empty and delete a test bucket, as far as its locks allow (GOVERNANCE retention is
+    bypassed, legal holds lifted): a long-lived server (Ceph's gateway allows a user 1,000
+    buckets) outlives many test runs."""
+    with contextlib.suppress(*BOTO_ERRORS):
+        pages = client.get_paginator("list_object_versions").paginate(Bucket=name)
+        for page in pages:
+            for item in [*page.get("Versions", []), *page.get("DeleteMarkers", [])]:
+                _remove_version(client, name, item["Key"], item["VersionId"])
+        uploads = client.list_multipart_uploads(Bucket=name).get("Uploads", [])
+        for upload in uploads:
+            client.abort_multipart_upload(
+                Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        client.delete_bucket(Bucket=name)
+
+
+def _remove_version(client: S3Client, bucket: str, key: str, version: str) -> None:
+    try:
+        client.delete_object(
+            Bucket=bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+        )
+    except BOTO_ERRORS:
+        with contextlib.suppress(*BOTO_ERRORS):
+            client.put_object_legal_hold(
+                Bucket=bucket, Key=key, VersionId=version, LegalHold={"Status": "OFF"}
+            )
+            client.delete_object(
+                Bucket=bucket, Key=key, VersionId=version, BypassGovernanceRetention=True
+            )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
