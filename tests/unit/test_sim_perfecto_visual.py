@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +15,7 @@ from archiver.sim.perfecto import (
     UniformLayout,
 )
 from tests.support.simulators import AsyncPerfectoFactory
+from tests.unit.test_sim_perfecto import fetch
 
 
 @pytest.fixture
@@ -34,17 +34,6 @@ async def commands_of(
     (resource,) = body["resources"]
     commands: list[dict[str, Any]] = resource["commands"]
     return commands
-
-
-async def fetch(
-    http: aiohttp.ClientSession, url: str, headers: dict[str, str] | None = None
-) -> tuple[int, int | None, str, str]:
-    """(status, Content-Length, content type, sha256) of ``url``, read in chunks."""
-    sha = hashlib.sha256()
-    async with http.get(url, headers=headers or {}, allow_redirects=False) as response:
-        async for chunk in response.content.iter_chunked(1 << 16):
-            sha.update(chunk)
-        return response.status, response.content_length, response.content_type, sha.hexdigest()
 
 
 async def test_visual_checks_carry_image_keys_beside_text_entries(
