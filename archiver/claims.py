@@ -58,8 +58,15 @@ def claim_key(prefix: str, generation: int) -> str:
 
 def is_claim_key(folder: str, key: str) -> bool:
     """Whether ``key`` is a claim of the session whose folder is ``folder``."""
+    return claim_generation(folder, key) is not None
+
+
+def claim_generation(folder: str, key: str) -> int | None:
+    """The generation ``key`` claims in the session whose folder is ``folder``, if any."""
     name = key.removeprefix(f"{folder}/{CLAIMS}")
-    return name != key and name.endswith(".json") and name[:-5].isdigit()
+    if name == key or not name.endswith(".json") or not name[:-5].isdigit():
+        return None
+    return int(name[:-5])
 
 
 async def claim_session(
@@ -71,13 +78,10 @@ async def claim_session(
     for _ in range(4):  # a create lost to another writer: look again
         if await _create(store, prefix, generation, writer=writer, now=now):
             return Claim(generation)
-        generations = sorted(
-            [
-                int(key.rsplit("/", 1)[-1][:-5])
-                async for key in store.list_keys(f"{prefix}/{CLAIMS}")
-                if is_claim_key(prefix, key)
-            ]
-        )
+        listed = [
+            claim_generation(prefix, key) async for key in store.list_keys(f"{prefix}/{CLAIMS}")
+        ]
+        generations = sorted(generation for generation in listed if generation is not None)
         if not generations:
             continue
         newest = generations[-1]
