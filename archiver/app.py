@@ -15,6 +15,7 @@ from archiver import __version__
 from archiver.config import Config, StoreSettings
 from archiver.engine import Engine
 from archiver.health import Readiness
+from archiver.ledger import entry_key
 from archiver.log import get_logger, register_secret
 from archiver.metrics import PrometheusObserver
 from archiver.observe import NO_OBSERVER, Observer, fan_out
@@ -50,7 +51,11 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
     observer: Observer = NO_OBSERVER
     if observed and config.metrics is not None:
         # Vendor labels are the vendors' names in lower case: the source names.
-        metrics = PrometheusObserver(config.sources, vendors=config.sources)
+        metrics = PrometheusObserver(
+            config.sources,
+            vendors=config.sources,
+            retention_days={name: s.retention_days for name, s in config.sources.items()},
+        )
         readiness = Readiness(
             config.sources,
             interval_seconds=config.engine.interval_seconds,
@@ -93,7 +98,14 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
         engine = Engine(
             sources=sources, store=store, state=state, settings=config.engine, observer=observer
         )
+        if observer is not NO_OBSERVER:
+            # The ledger's head as the store has it: read once, so that the metric is right
+            # from the start and a store that cannot be read fails the start-up.
+            head = await engine.ledger.next_seq() - 1
+            if head >= 0:
+                observer.ledger_appended(head)
         if readiness is not None:
+            readiness.store_probe = lambda: store.exists(entry_key(0))
             readiness.started_up = True
         yield App(
             config=config,

@@ -2,9 +2,11 @@
 
 Exit codes (as sysexits where one fits, so that supervisors can tell them apart):
 
-* 0 everything archived (``verify``: everything checks; ``show``: found);
+* 0 everything archived (``verify``: everything checks; ``show``: found; ``status``:
+  nothing needs attention);
 * 1 a session or a source pass failed (``verify``: a problem was found; ``show``: no such
-  session), or the store broke while running;
+  session; ``status``: something needs attention, or the state cannot be read), or the
+  store broke while running;
 * 2 the command line is wrong (argparse's usage error);
 * 75 (EX_TEMPFAIL) cannot start now: state in use, store unreachable; starting again
   later may work, so a supervisor should restart;
@@ -23,7 +25,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from archiver import __version__
+from archiver import __version__, status
 from archiver.app import App, open_app, open_checked_store
 from archiver.config import Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
@@ -33,6 +35,7 @@ from archiver.errors import ArchiverError, ConfigError, StoreBroken
 from archiver.log import configure_logging, redact
 from archiver.progress import TerminalProgress, human_bytes
 from archiver.show import render, summarize
+from archiver.state import open_state
 from archiver.verify import Selection, Verifier, VerifyReport
 
 CONFIG_HELP = "TOML configuration (default: $ARCHIVER_CONFIG)"
@@ -98,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--id", required=True, help="session id")
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    status = commands.add_parser(
+        "status",
+        parents=[with_config],
+        help="how each source stands (reads the state beside a running daemon; no tokens)",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     demo = commands.add_parser(
         "demo", help="archive from the built-in vendor simulator into a local folder"
     )
@@ -126,6 +136,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(level=config.log.level, format=config.log.format)
             command = _verify if args.command == "verify" else _show
             return asyncio.run(command(config, args))
+        if args.command == "status":
+            config = load_config(args.config, read_tokens=False)
+            configure_logging(level=config.log.level, format=config.log.format)
+            return asyncio.run(_status(config, args))
         config = load_config(args.config)
         configure_logging(level=config.log.level, format=config.log.format)
         if args.command == "run" and not args.once:
@@ -234,6 +248,20 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(summary.to_json(), indent=2) if args.json else render(summary))
     return EXIT_OK
+
+
+async def _status(config: Config, args: argparse.Namespace) -> int:
+    try:
+        async with AsyncExitStack() as stack:
+            state = await open_state(config.state.url, read_only=True)
+            stack.push_async_callback(state.close)
+            store = await stack.enter_async_context(open_checked_store(config.store))
+            report = await status.gather(config, state, store, now=datetime.now(UTC))
+    except ArchiverError as exc:
+        print(f"archiver: status: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    print(json.dumps(report.to_json(), indent=2) if args.json else status.render(report))
+    return EXIT_OK if report.healthy else EXIT_FAILED
 
 
 def _date(text: str) -> datetime:

@@ -130,6 +130,10 @@ class SourceSettings:
     overlap_minutes: float = 120.0
     pending_max_hours: float = 48.0
     trusted_hosts: tuple[str, ...] = ()
+    # How long the vendor keeps a session; `status` and the metrics warn when the oldest
+    # one not archived yet has fewer than retention_warn_days left.
+    retention_days: float = 30.0
+    retention_warn_days: float = 7.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -321,11 +325,18 @@ class _Table:
             raise self.error(unknown[0], "unknown key (check the spelling)")
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, with_sources: bool = True) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    with_sources: bool = True,
+    read_tokens: bool = True,
+) -> Config:
     """Read the TOML file at ``path`` (or ``$ARCHIVER_CONFIG``) into a :class:`Config`.
 
     ``with_sources=False`` skips the ``[sources.*]`` tables (and so needs no vendor token):
     for commands that only read the store, such as ``verify`` and ``show``.
+    ``read_tokens=False`` reads the sources' settings but no token (every ``token`` is
+    empty): for ``status``, which never calls a vendor.
     """
     chosen = str(path) if path else os.environ.get(CONFIG_ENV)
     if not chosen:
@@ -338,7 +349,12 @@ def load_config(path: str | os.PathLike[str] | None = None, *, with_sources: boo
         data = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"not valid TOML: {exc}", path=chosen) from exc
-    return parse_config(data, path=chosen, environ=os.environ, with_sources=with_sources)
+    environ: Mapping[str, str] = os.environ if read_tokens else _TokensNotRead()
+    return parse_config(data, path=chosen, environ=environ, with_sources=with_sources)
+
+
+class _TokensNotRead(dict[str, str]):
+    """The environment given to the source parsers when no token is to be read."""
 
 
 def parse_config(
@@ -563,13 +579,26 @@ def _common(table: _Table, environ: Mapping[str, str], default_token_env: str) -
         "overlap_minutes": table.number("overlap_minutes", defaults.overlap_minutes),
         "pending_max_hours": table.number("pending_max_hours", defaults.pending_max_hours),
         "trusted_hosts": table.strings("trusted_hosts"),
+        **_retention(table, defaults),
     }
+
+
+def _retention(table: _Table, defaults: SourceSettings) -> dict[str, float]:
+    days = table.number("retention_days", defaults.retention_days)
+    if days <= 0:
+        raise table.error("retention_days", "must be more than 0")
+    warn = table.number("retention_warn_days", defaults.retention_warn_days)
+    if warn >= days:
+        raise table.error("retention_warn_days", f"must be less than retention_days ({days:g})")
+    return {"retention_days": days, "retention_warn_days": warn}
 
 
 def _token(table: _Table, environ: Mapping[str, str], default_env: str) -> Secret:
     if table.has("token"):
         raise table.error("token", "tokens are never read from the file; use token_env")
     variable = table.string("token_env", default_env) or default_env
+    if isinstance(environ, _TokensNotRead):
+        return Secret("")
     value = environ.get(variable, "")
     if not value.strip():
         raise table.error("token_env", f"environment variable {variable} is not set or empty")

@@ -37,7 +37,7 @@ def build_app(metrics: PrometheusObserver, readiness: Readiness) -> web.Applicat
         )
 
     async def readyz(request: web.Request) -> web.Response:
-        checks = readiness.checks()
+        checks = await readiness.checks()
         ready = all(check.ok for check in checks)
         body = {
             "status": "ready" if ready else "not ready",

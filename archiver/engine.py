@@ -44,6 +44,7 @@ from archiver.log import get_logger, redact
 from archiver.model import (
     Artifact,
     Manifest,
+    PassOutcome,
     Session,
     SessionRecord,
     StoredArtifact,
@@ -100,6 +101,8 @@ class _SourcePass:
     tasks: asyncio.TaskGroup
     seen: set[str] = field(default_factory=set)
     held_back: list[datetime] = field(default_factory=list)
+    # The oldest complete session known to wait in this pass, as last reported.
+    oldest_waiting: datetime | None = None
 
 
 class Engine:
@@ -184,21 +187,37 @@ class Engine:
         Errors arrive grouped when they come from the pass's task group (a state database
         that fails while a session is under way, say).
         """
-        started = time.monotonic()
+        started, started_at = time.monotonic(), self.clock()
         self.observer.pass_started(source.name)
-        ok = False
+        errors: list[str] = []
         try:
             await self._source_pass(source, report)
-            ok = True
         except* StoreBroken:
             raise
-        except* ArchiverError as errors:
-            for error in _leaves(errors):
-                message = redact(f"{source.name}: {error}")
-                report.source_errors.append(message)
-                log.error("source_pass_failed", source=source.name, error=message)
+        except* ArchiverError as raised:
+            errors.extend(redact(f"{source.name}: {error}") for error in _leaves(raised))
         finally:
-            self.observer.pass_finished(source.name, ok=ok, seconds=time.monotonic() - started)
+            self.observer.pass_finished(
+                source.name, ok=not errors, seconds=time.monotonic() - started
+            )
+        outcome = PassOutcome(
+            started_at=started_at, finished_at=self.clock(), error="; ".join(errors) or None
+        )
+        try:
+            await self.state.record_pass(source.name, outcome)
+            await self._report_oldest_unarchived(source.name)
+        except ArchiverError as exc:
+            errors.append(redact(f"{source.name}: {exc}"))
+        for message in errors:
+            report.source_errors.append(message)
+            log.error("source_pass_failed", source=source.name, error=message)
+
+    async def _report_oldest_unarchived(self, source: str) -> datetime | None:
+        """Tell the observer when the oldest complete session still waiting started."""
+        oldest = await self.state.oldest_unarchived(source)
+        started_at = None if oldest is None else oldest.started_at or oldest.first_seen
+        self.observer.oldest_unarchived(source, started_at)
+        return started_at
 
     async def _source_pass(self, source: Source, report: PassReport) -> None:
         until = self.clock()
@@ -219,6 +238,7 @@ class Engine:
                 tasks=tasks,
             )
             try:
+                run.oldest_waiting = await self._report_oldest_unarchived(source.name)
                 await self._retry_failures(run)
                 async for session, record in self._with_records(source, since, until):
                     if self.stopping.is_set():
@@ -308,6 +328,9 @@ class Engine:
         if not session.complete and not overdue:
             await self._hold_back(run, session)
             return
+        if run.oldest_waiting is None or session.started_at < run.oldest_waiting:
+            run.oldest_waiting = session.started_at
+            self.observer.oldest_unarchived(session.source, session.started_at)
         await run.slots.acquire()
         run.tasks.create_task(
             self._archive_in_slot(run, session, overdue=overdue),

@@ -7,7 +7,7 @@ failure reason, a status class or a store operation: never a session id.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
@@ -27,7 +27,14 @@ def status_class(status: int | None) -> str:
 
 
 class PrometheusObserver(NullObserver):
-    def __init__(self, sources: Iterable[str] = (), *, vendors: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        sources: Iterable[str] = (),
+        *,
+        vendors: Iterable[str] = (),
+        retention_days: Mapping[str, float] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
         self.sessions_archived = Counter(
@@ -103,6 +110,19 @@ class PrometheusObserver(NullObserver):
             ["source"],
             registry=registry,
         )
+        self.oldest_unarchived_age = Gauge(
+            "archiver_oldest_unarchived_session_age_seconds",
+            "Age of the oldest complete session not archived yet (0: none); the vendor's "
+            "retention deletes it first.",
+            ["source"],
+            registry=registry,
+        )
+        self.retention = Gauge(
+            "archiver_retention_seconds",
+            "How long the vendor keeps a session (the source's retention_days).",
+            ["source"],
+            registry=registry,
+        )
         self.ledger_head = Gauge(
             "archiver_ledger_head_sequence",
             "Sequence number of the last ledger entry this process appended.",
@@ -122,8 +142,13 @@ class PrometheusObserver(NullObserver):
         )
         self._held_back: dict[str, int] = {}
         self._ledger_head = -1
+        self._clock = clock
+        self._oldest_unarchived: dict[str, float] = {}
+        self._aged_sources: set[str] = set()
         for source in sources:
             self._start_series(source)
+        for source, days in (retention_days or {}).items():
+            self.retention.labels(source).set(days * 86400)
         for vendor in vendors:
             self.vendor_retries.labels(vendor)
             self.rate_limited.labels(vendor)
@@ -140,6 +165,19 @@ class PrometheusObserver(NullObserver):
             self.passes.labels(source, result)
         self.sessions_held_back.labels(source).set(0)
         self.pass_duration.labels(source)
+        self._age_series(source)
+
+    def _age_series(self, source: str) -> None:
+        """The age is worked out when scraped, from the start time last reported."""
+        if source not in self._aged_sources:
+            self._aged_sources.add(source)
+            self.oldest_unarchived_age.labels(source).set_function(
+                lambda: self._unarchived_age(source)
+            )
+
+    def _unarchived_age(self, source: str) -> float:
+        started = self._oldest_unarchived.get(source)
+        return 0.0 if started is None else max(0.0, self._clock() - started)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
@@ -168,6 +206,13 @@ class PrometheusObserver(NullObserver):
 
     def session_held_back(self, source: str) -> None:
         self._held_back[source] = self._held_back.get(source, 0) + 1
+
+    def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
+        if started_at is None:
+            self._oldest_unarchived.pop(source, None)
+        else:
+            self._oldest_unarchived[source] = started_at.timestamp()
+        self._age_series(source)
 
     def ledger_appended(self, seq: int) -> None:
         # Entries are appended out of order when several sessions finish at once.

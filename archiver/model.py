@@ -133,3 +133,39 @@ def strip_query(url: str) -> str:
     if ":" in (parts.hostname or ""):
         netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PassOutcome:
+    """How one source's last pass went: ``error`` is None when it listed everything (the
+    sessions that failed in it are counted on their own)."""
+
+    started_at: datetime
+    finished_at: datetime
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourceSummary:
+    """What the state knows of one source, for ``archiver status``.
+
+    ``oldest_unarchived`` is the complete session waiting longest to be archived (a failed
+    one: held-back sessions are not complete yet), the one the vendor's retention deletes
+    first; ``archived_recently`` counts the sessions archived since the moment asked about.
+    """
+
+    source: str
+    watermark: datetime | None
+    last_pass: PassOutcome | None
+    last_success_at: datetime | None
+    archived: int
+    archived_recently: int
+    held_back: int
+    failing: int
+    newest_error: str | None
+    newest_error_at: datetime | None
+    oldest_unarchived: SessionRecord | None

@@ -63,6 +63,11 @@ class Observer(Protocol):
 
     def session_held_back(self, source: str) -> None: ...
 
+    def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
+        """When the oldest complete session of ``source`` not archived yet started (None:
+        every complete session is archived): the one the vendor's retention deletes first."""
+        ...
+
     def artifact_stored(self, source: str, *, kind: str, size: int) -> None: ...
 
     def ledger_appended(self, seq: int) -> None: ...
@@ -101,6 +106,9 @@ class NullObserver:
         pass
 
     def session_held_back(self, source: str) -> None:
+        pass
+
+    def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
         pass
 
     def artifact_stored(self, source: str, *, kind: str, size: int) -> None:
@@ -154,6 +162,10 @@ class FanOut:
     def session_held_back(self, source: str) -> None:
         for observer in self.observers:
             observer.session_held_back(source)
+
+    def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
+        for observer in self.observers:
+            observer.oldest_unarchived(source, started_at)
 
     def artifact_stored(self, source: str, *, kind: str, size: int) -> None:
         for observer in self.observers:

@@ -20,9 +20,16 @@ Contract (checked by ``tests/contract/test_state_contract.py`` over every implem
   share a transaction); a crash loses at most the calls under way. Calls may be made
   concurrently from one event loop.
 * Times are timezone-aware UTC datetimes on the way in and out; naive ones raise ValueError.
+* ``record_pass`` keeps each source's last pass (replacing the one before) and, when it
+  succeeded, its end as the last success. ``summary`` is what ``archiver status`` shows of
+  a source (see :class:`~archiver.model.SourceSummary`); ``oldest_unarchived`` is its
+  oldest ``failed`` row (oldest ``started_at`` first): a complete session not archived.
+  ``source_names`` lists every source the state has anything of.
 * One process at a time: opening a state another process (or another open in this one)
   holds raises ``StateLocked``; ``close`` releases it and may be called twice. Any other
   failure to open or use the database raises ``StateError``. ``description`` is safe to log.
+  Opened ``read_only``, a state takes no lock, so it can be read beside the process that
+  holds it, and refuses every write.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from archiver.errors import StateError
-from archiver.model import SessionRecord
+from archiver.model import PassOutcome, SessionRecord, SourceSummary
 
 
 class State(Protocol):
@@ -93,6 +100,14 @@ class State(Protocol):
 
     async def counts(self, source: str | None = None) -> dict[str, int]: ...
 
+    async def record_pass(self, source: str, outcome: PassOutcome) -> None: ...
+
+    async def oldest_unarchived(self, source: str) -> SessionRecord | None: ...
+
+    async def summary(self, source: str, *, archived_since: datetime) -> SourceSummary: ...
+
+    async def source_names(self) -> list[str]: ...
+
     async def close(self) -> None: ...
 
 
@@ -100,7 +115,7 @@ class State(Protocol):
 SQLITE_MEMORY = ":memory:"
 
 
-async def open_state(url: str) -> State:
+async def open_state(url: str, *, read_only: bool = False) -> State:
     """Open the state a URL names, taking its single-writer lock.
 
     * ``sqlite:////abs/path/state.db`` (four slashes: an absolute path),
@@ -116,7 +131,7 @@ async def open_state(url: str) -> State:
         raise StateError(str(exc)) from None
     from archiver.state.sqlite import SqliteState
 
-    return await SqliteState.open(path)
+    return await SqliteState.open(path, read_only=read_only)
 
 
 def sqlite_path(url: str) -> str:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from archiver.errors import StateError, StateLocked
-from archiver.model import SessionRecord, SessionStatus
+from archiver.model import PassOutcome, SessionRecord, SessionStatus, SourceSummary
 from archiver.state import SQLITE_MEMORY as MEMORY
 
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -85,6 +85,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "INSERT INTO writer (singleton, id) VALUES (1, lower(hex(randomblob(16))))",
     ),
+    (
+        # For `archiver status`: when each session was first archived, and each source's
+        # last pass.
+        "ALTER TABLE sessions ADD COLUMN archived_at INTEGER",
+        "UPDATE sessions SET archived_at = updated_at WHERE status = 'archived'",
+        "CREATE INDEX sessions_by_archived_at ON sessions (source, archived_at)",
+        """
+        CREATE TABLE passes (
+            source          TEXT    PRIMARY KEY,
+            started_at      INTEGER NOT NULL,
+            finished_at     INTEGER NOT NULL,
+            error           TEXT,
+            last_success_at INTEGER
+        )
+        """,
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -98,12 +114,16 @@ _OLDEST_FIRST = "ORDER BY started_at IS NULL, started_at, first_seen, session_id
 
 _UPSERT_SUCCESS = """
     INSERT INTO sessions (
-        source, session_id, status, locator, started_at, first_seen, updated_at, manifest_key
+        source, session_id, status, locator, started_at, first_seen, updated_at, manifest_key,
+        archived_at
     )
-    VALUES (:source, :session_id, 'archived', :locator, :started_at, :at, :at, :manifest_key)
+    VALUES (
+        :source, :session_id, 'archived', :locator, :started_at, :at, :at, :manifest_key, :at
+    )
     ON CONFLICT (source, session_id) DO UPDATE SET
         status = 'archived',
         manifest_key = excluded.manifest_key,
+        archived_at = COALESCE(sessions.archived_at, excluded.archived_at),
         locator = COALESCE(excluded.locator, sessions.locator),
         started_at = COALESCE(excluded.started_at, sessions.started_at),
         last_error = NULL,
@@ -135,6 +155,19 @@ _UPSERT_PENDING = """
         updated_at = excluded.updated_at
 """
 
+_UPSERT_SOURCE_OUTCOME = """
+    INSERT INTO passes (source, started_at, finished_at, error, last_success_at)
+    VALUES (
+        :source, :started_at, :finished_at, :error,
+        CASE WHEN :error IS NULL THEN :finished_at END
+    )
+    ON CONFLICT (source) DO UPDATE SET
+        started_at = excluded.started_at,
+        finished_at = excluded.finished_at,
+        error = excluded.error,
+        last_success_at = COALESCE(excluded.last_success_at, passes.last_success_at)
+"""
+
 _SET_WATERMARK = """
     INSERT INTO watermarks (source, at) VALUES (:source, :at)
     ON CONFLICT (source) DO UPDATE SET at = excluded.at
@@ -163,13 +196,16 @@ class SqliteState:
         self._commit_pending = False
 
     @classmethod
-    async def open(cls, path: Path | str) -> SqliteState:
+    async def open(cls, path: Path | str, *, read_only: bool = False) -> SqliteState:
         """Lock, create or migrate, and connect to the database at ``path``.
 
         Raises StateLocked if another process uses it, StateError if it cannot be used.
+        ``read_only`` takes no lock and changes nothing (the database must exist, at this
+        archiver's schema version): for reading beside a running daemon.
         """
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archiver-state")
-        connecting = executor.submit(_Database.connect, path)
+        connect = _Database.connect_read_only if read_only else _Database.connect
+        connecting = executor.submit(connect, path)
         try:
             database = await asyncio.wrap_future(connecting)
         except BaseException:
@@ -257,6 +293,31 @@ class SqliteState:
 
     async def counts(self, source: str | None = None) -> dict[str, int]:
         return await self._run(_Database.counts, source)
+
+    async def record_pass(self, source: str, outcome: PassOutcome) -> None:
+        await self._write(
+            _UPSERT_SOURCE_OUTCOME,
+            {
+                "source": source,
+                "started_at": _to_micros(outcome.started_at),
+                "finished_at": _to_micros(outcome.finished_at),
+                "error": outcome.error,
+            },
+        )
+
+    async def oldest_unarchived(self, source: str) -> SessionRecord | None:
+        found = await self._run(
+            _Database.records,
+            f"WHERE source = ? AND status = 'failed' {_OLDEST_FIRST} LIMIT 1",
+            (source,),
+        )
+        return found[0] if found else None
+
+    async def summary(self, source: str, *, archived_since: datetime) -> SourceSummary:
+        return await self._run(_Database.summary, source, _to_micros(archived_since))
+
+    async def source_names(self) -> list[str]:
+        return await self._run(_Database.source_names)
 
     async def close(self) -> None:
         """Close the connection and release the lock; calling it again does nothing."""
@@ -346,6 +407,41 @@ class _Database:
             lock.release()
             raise
 
+    @classmethod
+    def connect_read_only(cls, path: Path | str) -> _Database:
+        if path == MEMORY:
+            raise StateError("a state kept in memory (sqlite://:memory:) has nothing to read")
+        location = Path(path).absolute()
+        description = str(location)
+        if not location.is_file():
+            raise StateError(
+                f"state database {description} does not exist: the archiver has not run "
+                "with this state yet"
+            )
+        try:
+            connection = sqlite3.connect(
+                f"{location.as_uri()}?mode=ro",
+                uri=True,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            raise StateError(f"state database {description}: cannot open: {exc}") from exc
+        try:
+            version = int(connection.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.Error as exc:
+            connection.close()
+            raise StateError(f"state database {description} is not usable: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            connection.close()
+            newer = "upgrade archiver" if version > SCHEMA_VERSION else "start the daemon once"
+            raise StateError(
+                f"state database {description} has schema version {version}, this archiver "
+                f"reads version {SCHEMA_VERSION}: {newer}"
+            )
+        return cls(description, connection, lock=None)
+
     def close(self) -> None:
         try:
             with self._errors():
@@ -401,6 +497,60 @@ class _Database:
         counted: dict[str, int] = dict.fromkeys(STATUSES, 0)
         counted.update((status, count) for status, count in rows)
         return counted
+
+    def summary(self, source: str, archived_since: int) -> SourceSummary:
+        with self._errors(), self._transaction("BEGIN"):
+            archived, recently, held_back, failing = self._connection.execute(
+                """
+                SELECT COALESCE(SUM(status = 'archived'), 0),
+                       COALESCE(SUM(status = 'archived' AND archived_at >= ?), 0),
+                       COALESCE(SUM(status = 'pending'), 0),
+                       COALESCE(SUM(status = 'failed'), 0)
+                FROM sessions WHERE source = ?
+                """,
+                (archived_since, source),
+            ).fetchone()
+            newest_error = self._connection.execute(
+                "SELECT last_error, updated_at FROM sessions"
+                " WHERE source = ? AND status = 'failed' ORDER BY updated_at DESC LIMIT 1",
+                (source,),
+            ).fetchone()
+            last_pass = self._connection.execute(
+                "SELECT started_at, finished_at, error, last_success_at FROM passes"
+                " WHERE source = ?",
+                (source,),
+            ).fetchone()
+            oldest = self.records(
+                f"WHERE source = ? AND status = 'failed' {_OLDEST_FIRST} LIMIT 1", (source,)
+            )
+            watermark = self.watermark(source)
+        return SourceSummary(
+            source=source,
+            watermark=watermark,
+            last_pass=None
+            if last_pass is None
+            else PassOutcome(
+                started_at=_from_micros(last_pass[0]),
+                finished_at=_from_micros(last_pass[1]),
+                error=last_pass[2],
+            ),
+            last_success_at=_optional_from_micros(last_pass[3] if last_pass else None),
+            archived=archived,
+            archived_recently=recently,
+            held_back=held_back,
+            failing=failing,
+            newest_error=newest_error[0] if newest_error else None,
+            newest_error_at=_from_micros(newest_error[1]) if newest_error else None,
+            oldest_unarchived=oldest[0] if oldest else None,
+        )
+
+    def source_names(self) -> list[str]:
+        with self._errors():
+            rows = self._connection.execute(
+                "SELECT source FROM sessions UNION SELECT source FROM watermarks"
+                " UNION SELECT source FROM passes ORDER BY source"
+            ).fetchall()
+        return [str(row[0]) for row in rows]
 
     def write(self, statement: str, parameters: dict[str, object]) -> None:
         with self._errors(), self._transaction():
@@ -644,6 +794,10 @@ def _row(
 
 def _optional_micros(moment: datetime | None) -> int | None:
     return None if moment is None else _to_micros(moment)
+
+
+def _optional_from_micros(micros: int | None) -> datetime | None:
+    return None if micros is None else _from_micros(micros)
 
 
 def _from_micros(micros: int) -> datetime:

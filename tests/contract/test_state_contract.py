@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -23,6 +24,7 @@ import pytest
 
 import archiver
 from archiver.errors import StateError, StateLocked
+from archiver.model import PassOutcome
 from archiver.state import State, open_state
 from archiver.state.sqlite import SqliteState, _Database
 
@@ -282,6 +284,105 @@ async def test_forget_removes_only_that_session(state: State) -> None:
     assert await state.get(SRC, "s1") is None
     assert await state.get(SRC, "s2") is not None
     assert await state.record_failure(SRC, "s1", error="e", at=at(1)) == 1
+
+
+# --- passes and the summary `archiver status` shows -------------------------------------
+
+
+async def test_summary_of_an_unknown_source_is_empty(state: State) -> None:
+    summary = await state.summary(SRC, archived_since=at(0))
+
+    assert summary.source == SRC
+    assert (summary.watermark, summary.last_pass, summary.last_success_at) == (None, None, None)
+    assert (summary.archived, summary.archived_recently, summary.held_back) == (0, 0, 0)
+    assert (summary.failing, summary.newest_error, summary.oldest_unarchived) == (0, None, None)
+    assert await state.oldest_unarchived(SRC) is None
+
+
+async def test_summary_counts_by_status_and_recent_archives(state: State) -> None:
+    await state.record_success(SRC, "old", manifest_key="k0", at=at(0))
+    await state.record_success(SRC, "new", manifest_key="k1", at=at(60))
+    await state.record_pending(SRC, "busy", at=at(61))
+    await state.record_failure(SRC, "bad1", error="first", at=at(62), started_at=at(-90))
+    await state.record_failure(SRC, "bad2", error="newest", at=at(63), started_at=at(-30))
+    await state.record_success("devrev", "other", manifest_key="k2", at=at(60))
+    await state.set_watermark(SRC, at(50))
+
+    summary = await state.summary(SRC, archived_since=at(30))
+
+    assert (summary.archived, summary.archived_recently) == (2, 1)
+    assert (summary.held_back, summary.failing) == (1, 2)
+    assert (summary.newest_error, summary.newest_error_at) == ("newest", at(63))
+    assert summary.watermark == at(50)
+    oldest = summary.oldest_unarchived
+    assert oldest is not None and (oldest.session_id, oldest.started_at) == ("bad1", at(-90))
+    assert await state.oldest_unarchived(SRC) == oldest
+
+
+async def test_archived_at_is_the_first_archive_not_a_later_one(state: State) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(0))
+    await state.record_failure(SRC, "s1", error="re-archive failed", at=at(100))
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(120))
+
+    assert (await state.summary(SRC, archived_since=at(1))).archived_recently == 0
+    assert (await state.summary(SRC, archived_since=at(0))).archived_recently == 1
+
+
+async def test_an_archived_failure_is_not_an_unarchived_session(state: State) -> None:
+    await state.record_failure(SRC, "s1", error="e", at=at(0), started_at=at(-10))
+    await state.record_success(SRC, "s1", manifest_key="k", at=at(5))
+
+    assert await state.oldest_unarchived(SRC) is None
+    assert (await state.summary(SRC, archived_since=at(0))).failing == 0
+
+
+async def test_the_last_pass_is_kept_with_the_last_success(state: State) -> None:
+    await state.record_pass(SRC, PassOutcome(started_at=at(0), finished_at=at(1), error=None))
+    await state.record_pass(SRC, PassOutcome(started_at=at(5), finished_at=at(6), error="boom"))
+
+    summary = await state.summary(SRC, archived_since=at(0))
+
+    assert summary.last_pass == PassOutcome(started_at=at(5), finished_at=at(6), error="boom")
+    assert summary.last_pass is not None and not summary.last_pass.ok
+    assert summary.last_success_at == at(1)
+    await state.record_pass(SRC, PassOutcome(started_at=at(9), finished_at=at(10), error=None))
+    assert (await state.summary(SRC, archived_since=at(0))).last_success_at == at(10)
+
+
+async def test_source_names_lists_every_source_with_anything_kept(state: State) -> None:
+    assert await state.source_names() == []
+    await state.record_pending("testmo", "s", at=at(0))
+    await state.set_watermark("devrev", at(0))
+    await state.record_pass(SRC, PassOutcome(started_at=at(0), finished_at=at(1), error=None))
+
+    assert await state.source_names() == ["devrev", SRC, "testmo"]
+
+
+# --- reading beside the process that holds the state ------------------------------------
+
+
+async def test_read_only_reads_beside_the_holder_and_refuses_writes(
+    backend: Backend, state: State
+) -> None:
+    await state.record_success(SRC, "s1", manifest_key="k1", at=at(1))
+    reader = await open_state(backend.url, read_only=True)
+    try:
+        assert (await reader.summary(SRC, archived_since=at(0))).archived == 1
+        await state.record_success(SRC, "s2", manifest_key="k2", at=at(2))
+        assert (await reader.summary(SRC, archived_since=at(0))).archived == 2
+        with pytest.raises(StateError):
+            await reader.record_pending(SRC, "s3", at=at(3))
+    finally:
+        await reader.close()
+    assert await state.get(SRC, "s3") is None
+    await state.record_pending(SRC, "s3", at=at(3))  # the holder's lock was never touched
+
+
+async def test_read_only_needs_an_existing_database(backend: Backend) -> None:
+    path = file_backend(backend)
+    with pytest.raises(StateError, match="does not exist"):
+        await open_state(backend.url, read_only=True)
+    assert not path.exists()
 
 
 # --- lifetime and the single-writer lock ------------------------------------------------
@@ -587,3 +688,46 @@ async def test_sqlite_a_write_cancelled_before_its_commit_is_not_made(
     released.set()
     await state.record_success(SRC, "s2", manifest_key="k", at=at(1))
     assert list(await state.get_many(SRC, ["s1", "s2"])) == ["s2"]
+
+
+# --- schema migrations ------------------------------------------------------------------
+
+
+async def test_a_database_of_every_older_schema_is_migrated_keeping_its_rows(
+    tmp_path: Path,
+) -> None:
+    from archiver.state.sqlite import MIGRATIONS, SCHEMA_VERSION
+
+    for version in range(1, SCHEMA_VERSION):
+        path = tmp_path / f"v{version}.db"
+        with sqlite3.connect(path) as old:
+            for migration in MIGRATIONS[:version]:
+                for statement in migration:
+                    old.execute(statement)
+            old.execute(
+                "INSERT INTO sessions (source, session_id, status, first_seen, updated_at,"
+                " manifest_key) VALUES ('perfecto', 's1', 'archived', 1, 2, 'k')"
+            )
+            old.execute(f"PRAGMA user_version = {version}")
+        old.close()
+
+        state = await open_state(f"sqlite:///{path}")
+        try:
+            summary = await state.summary(SRC, archived_since=datetime(1970, 1, 1, tzinfo=UTC))
+            assert (summary.archived, summary.archived_recently) == (1, 1)
+            assert len(await state.writer_id()) == 32
+        finally:
+            await state.close()
+        with sqlite3.connect(path) as migrated:
+            assert migrated.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        migrated.close()
+
+
+async def test_read_only_refuses_a_schema_it_does_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as old:
+        old.execute("PRAGMA user_version = 1")
+    old.close()
+
+    with pytest.raises(StateError, match=r"schema version 1.*start the daemon once"):
+        await open_state(f"sqlite:///{path}", read_only=True)

@@ -25,6 +25,7 @@ from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
 from archiver.metrics import PrometheusObserver
 from archiver.model import Artifact, Session
+from archiver.observe import NullObserver
 from archiver.state import State, open_state
 from archiver.store.memory import MemoryStore
 from archiver.store.observed import ObservedStore
@@ -775,3 +776,72 @@ async def test_a_stored_manifest_that_is_not_this_session_s_is_never_adopted(
     assert await ledger_entries(rig.store) == []
     row = await rig.state.get("fake", "s1")
     assert row is not None and row.status == "failed"
+
+
+class OldestRecorder(NullObserver):
+    def __init__(self) -> None:
+        self.reported: list[datetime | None] = []
+
+    def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
+        self.reported.append(started_at)
+
+
+async def test_each_pass_is_kept_in_the_state_with_its_error(rig: Rig) -> None:
+    rig.source.add("good")
+    await rig.engine.run_once()
+    first = await rig.state.summary("fake", archived_since=NOW)
+    assert first.last_pass is not None and first.last_pass.ok
+    assert first.last_success_at == NOW and first.archived_recently == 1
+
+    rig.clock[0] = NOW + timedelta(minutes=5)
+    rig.source.listing_breaks_after = 0
+    report = await rig.engine.run_once()
+
+    second = await rig.state.summary("fake", archived_since=NOW)
+    assert second.last_pass is not None and second.last_pass.error == report.source_errors[0]
+    assert "the listing broke off" in (second.last_pass.error or "")
+    assert second.last_success_at == NOW
+
+
+async def test_the_oldest_complete_session_waiting_is_reported_until_archived(rig: Rig) -> None:
+    recorder = OldestRecorder()
+    rig.engine.observer = recorder
+    rig.source.add("old-bad", paths=["/missing/x.mp4"], started=NOW - timedelta(days=9))
+    rig.source.add("newer", started=NOW - timedelta(days=2))
+    rig.source.add("busy", complete=False, started=NOW - timedelta(days=20))
+
+    await rig.engine.run_once()
+
+    # Nothing waiting at the start; then each complete session as it is taken up, oldest
+    # first; at the end the failed one, which is still waiting.
+    assert recorder.reported[0] is None
+    assert NOW - timedelta(days=9) in recorder.reported[1:-1]
+    assert recorder.reported[-1] == NOW - timedelta(days=9)
+
+    rig.source.add("old-bad", started=NOW - timedelta(days=9))  # the vendor serves it now
+    recorder.reported.clear()
+    await rig.engine.run_once()
+    assert recorder.reported[0] == NOW - timedelta(days=9)
+    assert recorder.reported[-1] is None
+
+
+async def test_the_unarchived_age_is_worked_out_when_scraped(rig: Rig) -> None:
+    now = [NOW.timestamp()]
+    metrics = PrometheusObserver(["fake"], retention_days={"fake": 30}, clock=lambda: now[0])
+
+    def age() -> float | None:
+        return metrics.registry.get_sample_value(
+            "archiver_oldest_unarchived_session_age_seconds", {"source": "fake"}
+        )
+
+    assert age() == 0
+    assert (
+        metrics.registry.get_sample_value("archiver_retention_seconds", {"source": "fake"})
+        == 30 * 86400
+    )
+    metrics.oldest_unarchived("fake", NOW - timedelta(days=2))
+    assert age() == 2 * 86400
+    now[0] += 60
+    assert age() == 2 * 86400 + 60
+    metrics.oldest_unarchived("fake", None)
+    assert age() == 0

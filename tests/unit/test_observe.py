@@ -3,6 +3,7 @@ observed store, and the ``[metrics]`` configuration."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import UTC, datetime
 from typing import Any
@@ -175,29 +176,54 @@ def test_labels_are_bounded_and_registries_are_separate() -> None:
     assert b"archiver_store_write_seconds_bucket" in first.exposition()
 
 
-def test_readiness_needs_a_recent_successful_pass_of_every_source() -> None:
+async def test_readiness_needs_a_recent_successful_pass_of_every_source() -> None:
     now = [1000.0]
     readiness = Readiness(
         ["perfecto", "devrev"], interval_seconds=60, max_missed_passes=3, clock=lambda: now[0]
     )
 
-    def failed() -> list[str]:
-        return [check.name for check in readiness.checks() if not check.ok]
+    async def failed() -> list[str]:
+        return [check.name for check in await readiness.checks() if not check.ok]
 
-    assert failed() == ["startup", "source:perfecto", "source:devrev"]
+    async def detail(index: int) -> str:
+        return (await readiness.checks())[index].detail
+
+    assert await failed() == ["startup", "source:perfecto", "source:devrev"]
     readiness.started_up = True
     readiness.pass_finished("perfecto", ok=True, seconds=1.0)
     readiness.pass_finished("devrev", ok=False, seconds=1.0)
-    assert failed() == ["source:devrev"]
-    assert "the last pass failed" in readiness.checks()[2].detail
+    assert await failed() == ["source:devrev"]
+    assert "the last pass failed" in await detail(2)
     readiness.pass_finished("devrev", ok=True, seconds=1.0)
-    assert failed() == []
+    assert await failed() == []
     now[0] += 180  # three intervals: still within
-    assert failed() == []
+    assert await failed() == []
     readiness.pass_finished("devrev", ok=True, seconds=1.0)
     now[0] += 1
-    assert failed() == ["source:perfecto"]
-    assert "more than 3 intervals (180 s)" in readiness.checks()[1].detail
+    assert await failed() == ["source:perfecto"]
+    assert "more than 3 intervals (180 s)" in await detail(1)
+
+
+async def test_readiness_asks_the_store_each_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    readiness = Readiness([], interval_seconds=60, max_missed_passes=3)
+    readiness.started_up = True
+    answers: list[str] = []
+
+    async def probe() -> None:
+        answers.append("asked")
+        if len(answers) == 2:
+            raise StoreError("s3://bucket: AccessDenied")
+        if len(answers) == 3:
+            await asyncio.sleep(10)
+
+    readiness.store_probe = probe
+    monkeypatch.setattr("archiver.health.STORE_CHECK_SECONDS", 0.05)
+
+    first = await readiness.checks()
+    assert [(check.name, check.ok) for check in first] == [("startup", True), ("store", True)]
+    assert (await readiness.checks())[1].detail == "s3://bucket: AccessDenied"
+    assert (await readiness.checks())[1].detail == "no answer within 0.05 s"
+    assert len(answers) == 3
 
 
 async def test_observed_store_reports_writes_and_lets_go_of_aborted_bytes() -> None:
