@@ -88,6 +88,11 @@ def test_s3_store_with_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
         (MINIMAL.replace("sqlite:////var", "sqlite://var"), "state.url"),
         (MINIMAL.replace("sqlite:////var/lib/archiver/state.db", "sqlite:////var/"), "state.url"),
         (MINIMAL.replace('[state]\nurl = "sqlite:////var/lib/archiver/state.db"\n', ""), "state"),
+        (MINIMAL + "retention_days = 0\n", "sources.perfecto.retention_days"),
+        (
+            MINIMAL + "retention_days = 10\nretention_warn_days = 10\n",
+            "sources.perfecto.retention_warn_days",
+        ),
     ],
 )
 def test_bad_values_name_key_and_file(
@@ -321,3 +326,18 @@ def test_store_only_commands_need_no_vendor_token(
     assert config.sources == {}
     with pytest.raises(ConfigError, match="PERFECTO_TOKEN"):
         load_config(write(tmp_path, MINIMAL))
+
+
+def test_status_reads_the_sources_without_their_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PERFECTO_TOKEN", raising=False)
+    path = write(tmp_path, MINIMAL + "retention_days = 14\n")
+
+    config = load_config(path, read_tokens=False)
+
+    perfecto = config.sources["perfecto"]
+    assert (perfecto.retention_days, perfecto.retention_warn_days) == (14, 7)
+    assert perfecto.token.reveal() == ""
+    with pytest.raises(ConfigError, match="never read from the file"):
+        load_config(write(tmp_path, MINIMAL + 'token = "abc"\n'), read_tokens=False)
