@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
-from archiver import __version__, status
+from archiver import __version__, probe, status
 from archiver.app import App, open_app, open_checked_store
 from archiver.config import Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
@@ -108,6 +108,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    healthcheck = commands.add_parser(
+        "healthcheck",
+        parents=[with_config],
+        help="ask the running daemon's /healthz (or /readyz); for Docker's HEALTHCHECK",
+    )
+    healthcheck.add_argument(
+        "--ready", action="store_true", help="ask /readyz: started up, store answers, passes ok"
+    )
+
     demo = commands.add_parser(
         "demo", help="archive from the built-in vendor simulator into a local folder"
     )
@@ -136,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(level=config.log.level, format=config.log.format)
             command = _verify if args.command == "verify" else _show
             return asyncio.run(command(config, args))
+        if args.command == "healthcheck":
+            return _healthcheck(load_config(args.config, read_tokens=False), args)
         if args.command == "status":
             config = load_config(args.config, read_tokens=False)
             configure_logging(level=config.log.level, format=config.log.format)
@@ -262,6 +273,16 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(report.to_json(), indent=2) if args.json else status.render(report))
     return EXIT_OK if report.healthy else EXIT_FAILED
+
+
+def _healthcheck(config: Config, args: argparse.Namespace) -> int:
+    try:
+        answer = probe.ask(config.metrics, "/readyz" if args.ready else "/healthz")
+    except probe.ProbeFailed as exc:
+        print(f"archiver: healthcheck: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(answer)
+    return EXIT_OK
 
 
 def _date(text: str) -> datetime:

@@ -14,7 +14,9 @@
 #   2. `archiver run --once`, with a config written here and a Perfecto simulator started
 #      from the same image, exits 0 with every execution archived; `archiver verify` exits 0;
 #   3. the daemon, started as the README says (-d, --restart on-failure, --stop-timeout 45),
-#      finishes a pass, then `docker stop` ends it with exit code 0 and `daemon_stopped`.
+#      finishes a pass and the image's HEALTHCHECK (`archiver healthcheck`, run here every
+#      second) says healthy; stopped with SIGSTOP, it turns unhealthy, and healthy again on
+#      SIGCONT; then `docker stop` ends it with exit code 0 and `daemon_stopped`.
 # It prints the image size, the build context size and how long the stop took. It exits
 # non-zero on the first failed check; the containers and folders it made are removed on exit.
 set -euo pipefail
@@ -114,6 +116,7 @@ for _ in $(seq 60); do
 done
 [ -n "$sim_url" ] || { docker logs "$simulator" >&2; fail "the simulator did not start"; }
 
+metrics_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$WORK/archiver.toml" <<EOF
 [store]
 url = "file:///var/lib/archiver/evidence"
@@ -122,6 +125,8 @@ url = "sqlite:////var/lib/archiver/state.db"
 [engine]
 interval_seconds = 3600
 not_ready_delay_seconds = 0.2
+[metrics]
+listen = "0.0.0.0:$metrics_port"
 [sources.perfecto]
 base_url = "$sim_url"
 token_env = "PERFECTO_TOKEN"
@@ -140,7 +145,9 @@ say "  ok: archiver verify finds every object listed and the ledger intact"
 
 # --- 3. the daemon, started and stopped as the README says -----------------------------------
 say "archiver run as a daemon: docker run -d --restart on-failure --stop-timeout 45"
+# The image's HEALTHCHECK, run every second here instead of every 30 s.
 daemon=$(docker run -d --network host --restart on-failure --stop-timeout 45 "${config[@]}" \
+  --health-interval 1s --health-start-period 0s --health-retries 2 --health-timeout 5s \
   -v "$WORK/data:/var/lib/archiver" "$IMAGE")
 CONTAINERS+=("$daemon")
 for _ in $(seq 120); do
@@ -150,6 +157,24 @@ for _ in $(seq 120); do
   sleep 0.5
 done
 docker logs "$daemon" 2>&1 | grep -q pass_finished || fail "the daemon finished no pass in 60 s"
+
+health() { docker inspect --format '{{.State.Health.Status}}' "$daemon"; }
+wait_health() {
+  for _ in $(seq 60); do
+    [ "$(health)" = "$1" ] && return 0
+    sleep 0.5
+  done
+  docker inspect --format '{{json .State.Health}}' "$daemon" >&2
+  fail "the container's health never became $1 (it is $(health))"
+}
+wait_health healthy
+say "  ok: HEALTHCHECK says healthy ($(docker inspect --format '{{(index .State.Health.Log 0).Output}}' "$daemon" | tr -d '\n'))"
+docker kill --signal STOP "$daemon" >/dev/null
+wait_health unhealthy
+say "  ok: a stopped event loop turns the container unhealthy"
+docker kill --signal CONT "$daemon" >/dev/null
+wait_health healthy
+say "  ok: healthy again once it runs"
 started=$(date +%s.%N)
 docker stop "$daemon" >/dev/null
 stopped=$(date +%s.%N)
