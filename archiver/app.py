@@ -14,11 +14,12 @@ import aiohttp
 from archiver import __version__
 from archiver.config import Config, StoreSettings
 from archiver.engine import Engine
+from archiver.eventlog import EVENT_LOG
 from archiver.health import Readiness
 from archiver.ledger import entry_key
 from archiver.log import get_logger, register_secret
 from archiver.metrics import PrometheusObserver
-from archiver.observe import NO_OBSERVER, Observer, fan_out
+from archiver.observe import Observer, fan_out
 from archiver.sources import Source, open_sources
 from archiver.state import State, open_state
 from archiver.store import Store, open_store
@@ -48,7 +49,7 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
         register_secret(source.token.reveal())
     metrics: PrometheusObserver | None = None
     readiness: Readiness | None = None
-    observer: Observer = NO_OBSERVER
+    observers: list[Observer] = [EVENT_LOG]
     if observed and config.metrics is not None:
         # Vendor labels are the vendors' names in lower case: the source names.
         metrics = PrometheusObserver(
@@ -61,7 +62,8 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             interval_seconds=config.engine.interval_seconds,
             max_missed_passes=config.metrics.readiness_max_missed_passes,
         )
-        observer = fan_out([metrics, readiness])
+        observers += [metrics, readiness]
+    observer = fan_out(observers)
     async with AsyncExitStack() as stack:
         state = await open_state(config.state.url)
         stack.push_async_callback(state.close)
@@ -91,14 +93,14 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             )
         )
         sources = open_sources(http, config.sources, config.http)
-        if observer is not NO_OBSERVER:
+        if metrics is not None:  # only the metrics count store writes and vendor requests
             store = ObservedStore(store, observer)
             for opened in sources.values():
                 opened.client.observer = observer
         engine = Engine(
             sources=sources, store=store, state=state, settings=config.engine, observer=observer
         )
-        if observer is not NO_OBSERVER:
+        if metrics is not None:
             # The ledger's head as the store has it: read once, so that the metric is right
             # from the start and a store that cannot be read fails the start-up.
             head = await engine.ledger.next_seq() - 1

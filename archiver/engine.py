@@ -38,6 +38,7 @@ from archiver import __version__
 from archiver.claims import claim_session
 from archiver.config import EngineSettings
 from archiver.errors import ArchiverError, NotReady, StoreBroken, StoreError
+from archiver.eventlog import EVENT_LOG
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
@@ -50,7 +51,7 @@ from archiver.model import (
     StoredArtifact,
     strip_query,
 )
-from archiver.observe import NO_OBSERVER, Observer, failure_reason
+from archiver.observe import Observer, failure_reason
 from archiver.retry import call_with_retries
 from archiver.sources import Source
 from archiver.state import State
@@ -115,7 +116,7 @@ class Engine:
         settings: EngineSettings,
         clock: Clock = utc_now,
         ledger: Ledger | None = None,
-        observer: Observer = NO_OBSERVER,
+        observer: Observer = EVENT_LOG,
     ) -> None:
         self.sources = sources
         self.store = store
@@ -347,8 +348,7 @@ class Engine:
         )
         run.held_back.append(session.started_at)
         run.report.pending += 1
-        log.info("session_pending", source=session.source, session_id=session.session_id)
-        self.observer.session_held_back(session.source)
+        self.observer.session_held_back(session.source, session_id=session.session_id)
 
     async def _archive_in_slot(self, run: _SourcePass, session: Session, *, overdue: bool) -> None:
         """Archive a session that holds one of ``run.slots`` (taken by the caller).
@@ -408,14 +408,13 @@ class Engine:
             started_at=session.started_at if session else None,
         )
         report.failed.append(message)
-        self.observer.session_failed(source.name, failure_reason(error))
-        log.error(
-            "session_failed",
-            source=source.name,
+        self.observer.session_failed(
+            source.name,
+            failure_reason(error),
             session_id=session_id,
+            error=message,
             attempts=attempts,
             max_attempts=self.settings.max_attempts,
-            error=message,
         )
 
     async def _archive(
@@ -527,17 +526,13 @@ class Engine:
         report.bytes += total
         self.observer.ledger_appended(entry.seq)
         self.observer.session_archived(
-            source.name, artifacts=len(stored), size=total, seconds=seconds
-        )
-        log.info(
-            "session_archived",
-            source=source.name,
+            source.name,
             session_id=session.session_id,
             artifacts=len(stored),
-            bytes=total,
-            seconds=round(seconds, 3),
-            rearchive=rearchive,
+            size=total,
+            seconds=seconds,
             ledger_seq=entry.seq,
+            rearchive=rearchive,
         )
 
     async def _adopt_another_writers_manifest(

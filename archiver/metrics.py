@@ -196,15 +196,34 @@ class PrometheusObserver(NullObserver):
     def watermark_moved(self, source: str, watermark: datetime) -> None:
         self.watermark.labels(source).set(watermark.timestamp())
 
-    def session_archived(self, source: str, *, artifacts: int, size: int, seconds: float) -> None:
+    def session_archived(
+        self,
+        source: str,
+        *,
+        session_id: str,
+        artifacts: int,
+        size: int,
+        seconds: float,
+        ledger_seq: int,
+        rearchive: bool,
+    ) -> None:
         self.sessions_archived.labels(source).inc()
         self.artifacts_archived.labels(source).inc(artifacts)
         self.bytes_archived.labels(source).inc(size)
 
-    def session_failed(self, source: str, reason: FailureReason) -> None:
+    def session_failed(
+        self,
+        source: str,
+        reason: FailureReason,
+        *,
+        session_id: str,
+        error: str,
+        attempts: int,
+        max_attempts: int,
+    ) -> None:
         self.session_failures.labels(source, reason.value).inc()
 
-    def session_held_back(self, source: str) -> None:
+    def session_held_back(self, source: str, *, session_id: str) -> None:
         self._held_back[source] = self._held_back.get(source, 0) + 1
 
     def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:

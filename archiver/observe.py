@@ -1,10 +1,11 @@
 """Observer seam: what the engine, the vendor clients and the store report as they work.
 
-Adapters (Prometheus metrics, readiness) implement :class:`Observer`; the layers that
-report know nothing about them. :class:`NullObserver` ignores everything and is the
-default, and the base adapters extend, overriding only the events they use.
-:class:`FanOut` hands every event to several observers. Events carry no session ids:
-whatever reads them may keep them as labels.
+Adapters implement :class:`Observer`: the structlog event log (:mod:`archiver.eventlog`),
+Prometheus metrics (:mod:`archiver.metrics`) and readiness (:mod:`archiver.health`); the
+layers that report know nothing about them. :class:`NullObserver` ignores everything, and
+the adapters extend it, overriding only the events they use. :class:`FanOut` hands every
+event to several observers. Session events name the session for the log; the metrics
+never make a label of it (labels stay bounded).
 """
 
 from __future__ import annotations
@@ -56,12 +57,31 @@ class Observer(Protocol):
     def watermark_moved(self, source: str, watermark: datetime) -> None: ...
 
     def session_archived(
-        self, source: str, *, artifacts: int, size: int, seconds: float
+        self,
+        source: str,
+        *,
+        session_id: str,
+        artifacts: int,
+        size: int,
+        seconds: float,
+        ledger_seq: int,
+        rearchive: bool,
     ) -> None: ...
 
-    def session_failed(self, source: str, reason: FailureReason) -> None: ...
+    def session_failed(
+        self,
+        source: str,
+        reason: FailureReason,
+        *,
+        session_id: str,
+        error: str,
+        attempts: int,
+        max_attempts: int,
+    ) -> None:
+        """``error`` is already redacted; ``attempts`` counts this one."""
+        ...
 
-    def session_held_back(self, source: str) -> None: ...
+    def session_held_back(self, source: str, *, session_id: str) -> None: ...
 
     def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
         """When the oldest complete session of ``source`` not archived yet started (None:
@@ -99,13 +119,32 @@ class NullObserver:
     def watermark_moved(self, source: str, watermark: datetime) -> None:
         pass
 
-    def session_archived(self, source: str, *, artifacts: int, size: int, seconds: float) -> None:
+    def session_archived(
+        self,
+        source: str,
+        *,
+        session_id: str,
+        artifacts: int,
+        size: int,
+        seconds: float,
+        ledger_seq: int,
+        rearchive: bool,
+    ) -> None:
         pass
 
-    def session_failed(self, source: str, reason: FailureReason) -> None:
+    def session_failed(
+        self,
+        source: str,
+        reason: FailureReason,
+        *,
+        session_id: str,
+        error: str,
+        attempts: int,
+        max_attempts: int,
+    ) -> None:
         pass
 
-    def session_held_back(self, source: str) -> None:
+    def session_held_back(self, source: str, *, session_id: str) -> None:
         pass
 
     def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
@@ -151,17 +190,51 @@ class FanOut:
         for observer in self.observers:
             observer.watermark_moved(source, watermark)
 
-    def session_archived(self, source: str, *, artifacts: int, size: int, seconds: float) -> None:
+    def session_archived(
+        self,
+        source: str,
+        *,
+        session_id: str,
+        artifacts: int,
+        size: int,
+        seconds: float,
+        ledger_seq: int,
+        rearchive: bool,
+    ) -> None:
         for observer in self.observers:
-            observer.session_archived(source, artifacts=artifacts, size=size, seconds=seconds)
+            observer.session_archived(
+                source,
+                session_id=session_id,
+                artifacts=artifacts,
+                size=size,
+                seconds=seconds,
+                ledger_seq=ledger_seq,
+                rearchive=rearchive,
+            )
 
-    def session_failed(self, source: str, reason: FailureReason) -> None:
+    def session_failed(
+        self,
+        source: str,
+        reason: FailureReason,
+        *,
+        session_id: str,
+        error: str,
+        attempts: int,
+        max_attempts: int,
+    ) -> None:
         for observer in self.observers:
-            observer.session_failed(source, reason)
+            observer.session_failed(
+                source,
+                reason,
+                session_id=session_id,
+                error=error,
+                attempts=attempts,
+                max_attempts=max_attempts,
+            )
 
-    def session_held_back(self, source: str) -> None:
+    def session_held_back(self, source: str, *, session_id: str) -> None:
         for observer in self.observers:
-            observer.session_held_back(source)
+            observer.session_held_back(source, session_id=session_id)
 
     def oldest_unarchived(self, source: str, started_at: datetime | None) -> None:
         for observer in self.observers:

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import structlog.testing
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
@@ -845,3 +846,20 @@ async def test_the_unarchived_age_is_worked_out_when_scraped(rig: Rig) -> None:
     assert age() == 2 * 86400 + 60
     metrics.oldest_unarchived("fake", None)
     assert age() == 0
+
+
+async def test_the_event_log_is_the_engine_s_default_observer(rig: Rig) -> None:
+    rig.source.add("good")
+    rig.source.add("bad", paths=["/missing/x.mp4"])
+    rig.source.add("busy", complete=False)
+
+    with structlog.testing.capture_logs() as logged:
+        await rig.engine.run_once()
+
+    by_event = {entry["event"]: entry for entry in logged if "session_id" in entry}
+    archived = by_event["session_archived"]
+    assert (archived["session_id"], archived["ledger_seq"], archived["artifacts"]) == ("good", 0, 2)
+    failed = by_event["session_failed"]
+    assert (failed["session_id"], failed["reason"], failed["attempts"]) == ("bad", "vendor_4xx", 1)
+    assert failed["log_level"] == "error" and "404" in failed["error"]
+    assert by_event["session_pending"]["session_id"] == "busy"

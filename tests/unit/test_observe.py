@@ -36,13 +36,16 @@ from archiver.retry import RetryPolicy, call_with_retries
 from archiver.store.memory import MemoryStore
 from archiver.store.observed import ObservedStore
 
+ARCHIVED: dict[str, Any] = {"session_id": "s1", "seconds": 0.5, "ledger_seq": 0, "rearchive": False}
+FAILED: dict[str, Any] = {"session_id": "s2", "error": "e", "attempts": 1, "max_attempts": 5}
+
 
 class Recorder(NullObserver):
     def __init__(self, name: str, log: list[tuple[str, str, Any]]) -> None:
         self.name = name
         self.log = log
 
-    def session_archived(self, source: str, *, artifacts: int, size: int, seconds: float) -> None:
+    def session_archived(self, source: str, *, artifacts: int, size: int, **_: Any) -> None:
         self.log.append((self.name, "archived", (source, artifacts, size)))
 
     def vendor_request(self, vendor: str, *, status: int | None) -> None:
@@ -56,7 +59,7 @@ def test_fan_out_hands_every_event_to_each_observer_in_order() -> None:
     log: list[tuple[str, str, Any]] = []
     both = fan_out([Recorder("a", log), NO_OBSERVER, Recorder("b", log)])
 
-    both.session_archived("perfecto", artifacts=3, size=10, seconds=0.5)
+    both.session_archived("perfecto", artifacts=3, size=10, **ARCHIVED)
     both.vendor_request("perfecto", status=None)
 
     assert isinstance(both, FanOut) and len(both.observers) == 2
@@ -101,11 +104,11 @@ def test_prometheus_counts_simulated_events() -> None:
     metrics = PrometheusObserver(["perfecto", "devrev"], vendors=["perfecto", "devrev"])
 
     metrics.pass_started("perfecto")
-    metrics.session_held_back("perfecto")
-    metrics.session_held_back("perfecto")
-    metrics.session_archived("perfecto", artifacts=4, size=1000, seconds=1.0)
-    metrics.session_archived("perfecto", artifacts=2, size=500, seconds=1.0)
-    metrics.session_failed("perfecto", FailureReason.REFUSED_URL)
+    metrics.session_held_back("perfecto", session_id="s1")
+    metrics.session_held_back("perfecto", session_id="s1")
+    metrics.session_archived("perfecto", artifacts=4, size=1000, **ARCHIVED)
+    metrics.session_archived("perfecto", artifacts=2, size=500, **ARCHIVED)
+    metrics.session_failed("perfecto", FailureReason.REFUSED_URL, **FAILED)
     for status in (200, 200, 429, 503, None, 404):
         metrics.vendor_request("perfecto", status=status)
     metrics.vendor_retry("perfecto")
@@ -156,7 +159,7 @@ def test_prometheus_counts_simulated_events() -> None:
 def test_held_back_is_what_the_last_pass_held_back() -> None:
     metrics = PrometheusObserver(["perfecto"])
     metrics.pass_started("perfecto")
-    metrics.session_held_back("perfecto")
+    metrics.session_held_back("perfecto", session_id="s1")
     metrics.pass_finished("perfecto", ok=True, seconds=1.0)
     metrics.pass_started("perfecto")
     assert value(metrics, "archiver_sessions_held_back", source="perfecto") == 1
@@ -166,7 +169,7 @@ def test_held_back_is_what_the_last_pass_held_back() -> None:
 
 def test_labels_are_bounded_and_registries_are_separate() -> None:
     first, second = PrometheusObserver(["perfecto"]), PrometheusObserver(["perfecto"])
-    first.session_archived("perfecto", artifacts=1, size=1, seconds=1.0)
+    first.session_archived("perfecto", artifacts=1, size=1, **ARCHIVED)
     first.store_write("commit", seconds=0.01)
     assert value(second, "archiver_sessions_archived_total", source="perfecto") == 0
     allowed = {"source", "vendor", "reason", "status_class", "result", "operation", "le"}
