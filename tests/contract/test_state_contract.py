@@ -26,7 +26,8 @@ import archiver
 from archiver.errors import StateError, StateLocked
 from archiver.model import PassOutcome
 from archiver.state import State, open_state
-from archiver.state.sqlite import SqliteState, _Database
+from archiver.state.sqlite import SqliteState
+from archiver.state.sqlite_db import Database
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SRC = "perfecto"
@@ -632,13 +633,13 @@ async def test_sqlite_writes_queued_while_busy_share_one_transaction(
 ) -> None:
     state, released = busy_sqlite
     batches: list[int] = []
-    write_many = _Database.write_many
+    write_many = Database.write_many
 
-    def recording(database: _Database, writes: list[tuple[str, dict[str, object]]]) -> Any:
+    def recording(database: Database, writes: list[tuple[str, dict[str, object]]]) -> Any:
         batches.append(len(writes))
         return write_many(database, writes)
 
-    monkeypatch.setattr(_Database, "write_many", recording)
+    monkeypatch.setattr(Database, "write_many", recording)
     writes = asyncio.gather(
         *(state.record_success(SRC, f"s{n}", manifest_key=f"k{n}", at=at(n)) for n in range(50)),
         state.record_pending(SRC, "p", at=at(0)),
@@ -696,7 +697,7 @@ async def test_sqlite_a_write_cancelled_before_its_commit_is_not_made(
 async def test_a_database_of_every_older_schema_is_migrated_keeping_its_rows(
     tmp_path: Path,
 ) -> None:
-    from archiver.state.sqlite import MIGRATIONS, SCHEMA_VERSION
+    from archiver.state.sqlite_db import MIGRATIONS, SCHEMA_VERSION
 
     for version in range(1, SCHEMA_VERSION):
         path = tmp_path / f"v{version}.db"
