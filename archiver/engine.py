@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,13 +41,12 @@ from archiver.eventlog import EVENT_LOG
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger, redact
+from archiver.manifest import Manifest, ManifestError, StoredArtifact, decode_manifest
 from archiver.model import (
     Artifact,
-    Manifest,
     PassOutcome,
     Session,
     SessionRecord,
-    StoredArtifact,
     strip_query,
 )
 from archiver.observe import Observer, failure_reason
@@ -685,11 +683,15 @@ def _require_manifest_of(data: bytes, source: str, session_id: str, key: str) ->
     """A stored manifest is adopted (recorded, counted as the session's archive) only if it
     is one, of this very session: changed bytes are never taken for evidence."""
     try:
-        document = json.loads(data)
-        ours = document["source"] == source and document["session_id"] == session_id
-    except (ValueError, TypeError, KeyError):
-        ours = False
-    if not ours:
+        manifest = decode_manifest(data, key=key)
+    except ManifestError as error:
+        if error.too_new:
+            raise StoreError(f"{key} is stored but cannot be read: {error.detail}") from error
+        raise StoreError(
+            f"{key} is stored but is not this session's manifest (changed or damaged: "
+            f"{error.detail}): run `archiver verify`"
+        ) from error
+    if (manifest.source, manifest.session_id) != (source, session_id):
         raise StoreError(
             f"{key} is stored but is not this session's manifest (changed or damaged): "
             "run `archiver verify`"

@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from archiver.errors import StoreError
+from archiver.manifest import ManifestError, decode_manifest
 from archiver.model import rfc3339
 from archiver.store import Store
 
@@ -252,7 +253,7 @@ class Ledger:
     ) -> LedgerRecord:
         """The record of this stored manifest, appended now if no entry has its hash."""
         digest = sha256_hex(manifest)
-        archived_at, previous_manifest_key = _manifest_facts(manifest)
+        archived_at, previous_manifest_key = _manifest_facts(manifest, manifest_key)
         found = await self.find_latest(manifest_key, not_before=archived_at)
         if found is not None and found.manifest_sha256 == digest:
             return found
@@ -337,15 +338,13 @@ def _recorded_before(recorded_at: str, moment: datetime) -> bool:
         return False
 
 
-def _manifest_facts(manifest: bytes) -> tuple[datetime | None, str | None]:
+def _manifest_facts(manifest: bytes, key: str) -> tuple[datetime | None, str | None]:
     """``archived_at`` and ``previous_manifest`` of a stored manifest, where readable."""
     try:
-        raw = json.loads(manifest)
-        archived_at = parse_rfc3339(raw["archived_at"])
-    except (ValueError, TypeError, KeyError):
+        decoded = decode_manifest(manifest, key=key)
+    except ManifestError:
         return None, None
-    previous = raw.get("previous_manifest")
-    return archived_at, previous if isinstance(previous, str) else None
+    return decoded.archived_at, decoded.previous_manifest
 
 
 def _optional_string(raw: Any, name: str) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,57 +45,6 @@ class Artifact:
     def __post_init__(self) -> None:
         if (self.url is None) == (self.content is None):
             raise ValueError("an Artifact needs exactly one of url or content")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredArtifact:
-    """An artifact as it was stored: the manifest lists one of these per object."""
-
-    key: str
-    size: int
-    sha256: str
-    kind: str
-    content_type: str | None
-    source_url: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "size": self.size,
-            "sha256": self.sha256,
-            "kind": self.kind,
-            "content_type": self.content_type,
-            "source_url": self.source_url,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Manifest:
-    """The per-session evidence record, written after every artifact it lists is stored."""
-
-    source: str
-    session_id: str
-    archived_at: datetime
-    archiver_version: str
-    session: JSON = field(repr=False)
-    artifacts: tuple[StoredArtifact, ...]
-    not_archived: tuple[str, ...] = ()
-    previous_manifest: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "session_id": self.session_id,
-            "archived_at": rfc3339(self.archived_at),
-            "archiver_version": self.archiver_version,
-            "session": self.session,
-            "artifacts": [artifact.to_json() for artifact in self.artifacts],
-            "not_archived": list(self.not_archived),
-            "previous_manifest": self.previous_manifest,
-        }
-
-    def to_bytes(self) -> bytes:
-        return (json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n").encode()
 
 
 SessionStatus = Literal["archived", "failed", "pending"]

@@ -10,7 +10,6 @@ and date, legal hold, encryption, storage class, version). It checks nothing: th
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +17,9 @@ from typing import Any
 
 from archiver.errors import StoreError
 from archiver.keys import safe_key
-from archiver.ledger import Ledger, LedgerRecord, parse_rfc3339, sha256_hex
+from archiver.ledger import Ledger, LedgerRecord, sha256_hex
+from archiver.manifest import Manifest, ManifestError, StoredArtifact, decode_manifest
+from archiver.model import rfc3339
 from archiver.progress import human_bytes
 from archiver.store import Store
 
@@ -29,40 +30,41 @@ INFO_CONCURRENCY = 8
 class SessionSummary:
     manifest_key: str
     manifest_sha256: str
-    manifest: Mapping[str, Any]
+    manifest: Manifest
     ledger_entry: LedgerRecord | None
     manifest_info: Mapping[str, str]
     artifact_info: Mapping[str, Mapping[str, str] | None]  # None: the store has no such object
 
     def to_json(self) -> dict[str, Any]:
+        manifest = self.manifest
         return {
-            "source": self.manifest.get("source"),
-            "session_id": self.manifest.get("session_id"),
-            "archived_at": self.manifest.get("archived_at"),
-            "archiver_version": self.manifest.get("archiver_version"),
+            "source": manifest.source,
+            "session_id": manifest.session_id,
+            "archived_at": rfc3339(manifest.archived_at),
+            "archiver_version": manifest.archiver_version,
             "manifest_key": self.manifest_key,
             "manifest_sha256": self.manifest_sha256,
-            "previous_manifest": self.manifest.get("previous_manifest"),
+            "previous_manifest": manifest.previous_manifest,
             "ledger_entry": self.ledger_entry.to_json() if self.ledger_entry else None,
             "store_reports": dict(self.manifest_info),
             "artifacts": [
-                {**artifact, "store_reports": self._info(artifact)} for artifact in self.artifacts
+                {**artifact.to_json(), "store_reports": self._info(artifact)}
+                for artifact in self.artifacts
             ],
             "total_bytes": self.total_bytes,
-            "not_archived": self.manifest.get("not_archived", []),
+            "not_archived": list(manifest.not_archived),
         }
 
     @property
-    def artifacts(self) -> list[dict[str, Any]]:
-        return [item for item in self.manifest.get("artifacts", []) if isinstance(item, dict)]
+    def artifacts(self) -> tuple[StoredArtifact, ...]:
+        return self.manifest.artifacts
 
     @property
     def total_bytes(self) -> int:
-        sizes = [item.get("size") for item in self.artifacts]
-        return sum(size for size in sizes if isinstance(size, int))
+        return sum(artifact.size for artifact in self.artifacts)
 
-    def _info(self, artifact: Mapping[str, Any]) -> dict[str, str] | None:
-        info = self.artifact_info.get(str(artifact.get("key")))
+    def _info(self, artifact: StoredArtifact) -> dict[str, str] | None:
+        info = self.artifact_info.get(artifact.key)
         return None if info is None else dict(info)
 
 
@@ -73,14 +75,12 @@ async def summarize(store: Store, source: str, session_id: str) -> SessionSummar
         return None
     data = await store.read_bytes(key)
     try:
-        manifest = json.loads(data)
-        if not isinstance(manifest, dict):
-            raise ValueError("not a JSON object")
-    except ValueError as exc:
-        raise StoreError(f"{key} in {store.description} is not a manifest: {exc}") from exc
-    archived_at = _moment(manifest.get("archived_at"))
+        manifest = decode_manifest(data, key=key)
+    except ManifestError as exc:
+        unread = "cannot be read" if exc.too_new else "is not a manifest"
+        raise StoreError(f"{key} in {store.description} {unread}: {exc.detail}") from exc
     ledger = Ledger(store, clock=lambda: datetime.now(UTC))
-    entry = await ledger.find_latest(key, not_before=archived_at)
+    entry = await ledger.find_latest(key, not_before=manifest.archived_at)
     slots = asyncio.Semaphore(INFO_CONCURRENCY)
 
     async def info(object_key: str) -> Mapping[str, str] | None:
@@ -90,11 +90,7 @@ async def summarize(store: Store, source: str, session_id: str) -> SessionSummar
             except StoreError:
                 return None
 
-    keys = [
-        str(item["key"])
-        for item in manifest.get("artifacts", [])
-        if isinstance(item, dict) and "key" in item
-    ]
+    keys = [artifact.key for artifact in manifest.artifacts]
     results = await asyncio.gather(info(key), *(info(object_key) for object_key in keys))
     return SessionSummary(
         manifest_key=key,
@@ -109,9 +105,8 @@ async def summarize(store: Store, source: str, session_id: str) -> SessionSummar
 def render(summary: SessionSummary) -> str:
     manifest = summary.manifest
     lines = [
-        f"{manifest.get('source')} session {manifest.get('session_id')}",
-        f"  archived at   {manifest.get('archived_at')} "
-        f"(archiver {manifest.get('archiver_version')})",
+        f"{manifest.source} session {manifest.session_id}",
+        f"  archived at   {rfc3339(manifest.archived_at)} (archiver {manifest.archiver_version})",
         f"  manifest      {summary.manifest_key}",
         f"  sha256        {summary.manifest_sha256}",
     ]
@@ -121,21 +116,19 @@ def render(summary: SessionSummary) -> str:
     else:
         match = "" if entry.manifest_sha256 == summary.manifest_sha256 else " (HASH DIFFERS)"
         lines.append(f"  ledger        entry {entry.seq}, recorded {entry.recorded_at}{match}")
-    if manifest.get("previous_manifest"):
-        lines.append(f"  replaces      {manifest['previous_manifest']}")
+    if manifest.previous_manifest:
+        lines.append(f"  replaces      {manifest.previous_manifest}")
     lines.extend(f"  {line}" for line in _protection_lines(summary.manifest_info))
     artifacts = summary.artifacts
     lines.append(f"  artifacts     {len(artifacts)}, {human_bytes(summary.total_bytes)} in all")
     for artifact in artifacts:
-        info = summary.artifact_info.get(str(artifact.get("key")))
+        info = summary.artifact_info.get(artifact.key)
         note = " (NOT IN THE STORE)" if info is None else _retained_until(info)
-        size = artifact.get("size")
-        shown_size = human_bytes(size) if isinstance(size, int) else "?"
         lines.append(
-            f"    {artifact.get('kind', '?'):<18} {shown_size:>10}  "
-            f"{artifact.get('sha256')}  {artifact.get('key')}{note}"
+            f"    {artifact.kind:<18} {human_bytes(artifact.size):>10}  "
+            f"{artifact.sha256}  {artifact.key}{note}"
         )
-    for note in manifest.get("not_archived", []):
+    for note in manifest.not_archived:
         lines.append(f"  not archived  {note}")
     return "\n".join(lines)
 
@@ -163,12 +156,3 @@ def _protection_lines(info: Mapping[str, str]) -> list[str]:
 def _retained_until(info: Mapping[str, str]) -> str:
     until = info.get("object_lock_retain_until")
     return f"  [{info.get('object_lock_mode')} until {until}]" if until else ""
-
-
-def _moment(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return parse_rfc3339(value)
-    except ValueError:
-        return None

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -50,6 +49,7 @@ from archiver.ledger import (
     parse_rfc3339,
     sha256_hex,
 )
+from archiver.manifest import Manifest, ManifestError, decode_manifest
 from archiver.store import Store
 
 MANIFEST = "manifest.json"
@@ -63,7 +63,7 @@ UNREADABLE = "unreadable"  # the store failed to read an object
 MANIFEST_MISSING = "manifest_missing"  # the ledger records a manifest the store lacks
 MANIFEST_ALTERED = "manifest_altered"  # a manifest's SHA-256 differs from its ledger entry
 MANIFEST_UNRECORDED = "manifest_unrecorded"  # no ledger entry records this manifest
-MANIFEST_INVALID = "manifest_invalid"  # a manifest that is not valid manifest JSON
+MANIFEST_INVALID = "manifest_invalid"  # a manifest that is not one, or of a newer version
 LEDGER_ENTRY_MISSING = "ledger_entry_missing"  # a number missing from the chain
 LEDGER_ENTRY_ALTERED = "ledger_entry_altered"  # an entry that does not chain or parse
 LEDGER_ENTRY_VERSIONS = "ledger_entry_versions"  # a ledger key with more than one version
@@ -300,7 +300,7 @@ class Verifier:
                     expected[after.previous_manifest_key] = before
         history = {key for key in keys if key.startswith(f"{folder}/{HISTORY}")}
         manifest_keys = sorted({current, *history, *expected} - {""})
-        documents: dict[str, dict[str, Any]] = {}
+        documents: dict[str, Manifest] = {}
         problems: list[Problem] = []
         for manifest_key in manifest_keys:
             document = await self._check_manifest(
@@ -319,7 +319,7 @@ class Verifier:
         checks: list[_ObjectCheck] = []
         listed = set(manifest_keys)
         for manifest_key, document in documents.items():
-            for artifact in _artifacts(manifest_key, document, report):
+            for artifact in _artifacts(manifest_key, document):
                 listed.add(artifact.key)
                 if artifact.key in keys or await self._store.exists(artifact.key):
                     checks.append(artifact)
@@ -336,7 +336,7 @@ class Verifier:
         present: bool,
         entry: LedgerRecord | None,
         problems: list[Problem],
-    ) -> dict[str, Any] | None:
+    ) -> Manifest | None:
         if not present:
             if entry is not None:
                 problems.append(
@@ -360,13 +360,11 @@ class Verifier:
                 )
             )
         try:
-            document = json.loads(data)
-            if not isinstance(document, dict) or not isinstance(document.get("artifacts"), list):
-                raise ValueError("no artifacts list")
-        except ValueError as exc:
-            problems.append(Problem(MANIFEST_INVALID, key, f"not a manifest: {exc}"))
+            return decode_manifest(data, key=key)
+        except ManifestError as error:
+            detail = error.detail if error.too_new else f"not a manifest: {error.detail}"
+            problems.append(Problem(MANIFEST_INVALID, key, detail))
             return None
-        return document
 
     # -- objects --------------------------------------------------------------------------
 
@@ -436,34 +434,25 @@ def _distinct(entries: list[LedgerRecord]) -> list[LedgerRecord]:
     return kept
 
 
-def _artifacts(
-    manifest_key: str, document: dict[str, Any], report: VerifyReport
-) -> list[_ObjectCheck]:
-    found = []
-    for artifact in document["artifacts"]:
-        try:
-            key, size, digest = artifact["key"], artifact["size"], artifact["sha256"]
-            if not (isinstance(key, str) and isinstance(size, int) and isinstance(digest, str)):
-                raise TypeError("key, size or sha256 of the wrong type")
-        except (KeyError, TypeError) as exc:
-            report.add(MANIFEST_INVALID, manifest_key, f"an artifact entry is unusable: {exc}")
-            continue
-        found.append(_ObjectCheck(key, size, digest.lower(), manifest_key))
-    return found
+def _artifacts(manifest_key: str, manifest: Manifest) -> list[_ObjectCheck]:
+    return [
+        _ObjectCheck(artifact.key, artifact.size, artifact.sha256, manifest_key)
+        for artifact in manifest.artifacts
+    ]
 
 
 def _touched_since(
-    document: dict[str, Any] | None, recorded: list[LedgerRecord], since: datetime
+    manifest: Manifest | None, recorded: list[LedgerRecord], since: datetime
 ) -> bool:
-    moments = [entry.recorded_at for entry in recorded]
-    if document is not None and isinstance(document.get("archived_at"), str):
-        moments.append(document["archived_at"])
-    if not moments:
-        return True  # nothing says when: check it
     try:
-        return any(parse_rfc3339(moment) >= since for moment in moments)
+        moments = [parse_rfc3339(entry.recorded_at) for entry in recorded]
     except ValueError:
         return True
+    if manifest is not None:
+        moments.append(manifest.archived_at)
+    if not moments:
+        return True  # nothing says when: check it
+    return any(moment >= since for moment in moments)
 
 
 async def _absent(store: Store, key: str) -> bool:

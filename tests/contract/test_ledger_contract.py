@@ -20,6 +20,7 @@ from archiver.ledger import (
     entry_key,
     sha256_hex,
 )
+from archiver.manifest import Manifest
 from archiver.store import Store, open_store
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -151,7 +152,15 @@ async def test_find_latest_and_ensure_recorded(store: Store) -> None:
     assert found is not None and found.seq == 1
     assert await ledger.find_latest("src/zz/manifest.json", not_before=NOW) is None
 
-    manifest = b'{"archived_at": "2026-11-20T12:00:00.000Z", "previous_manifest": "p/h.json"}'
+    manifest = Manifest(
+        source="src",
+        session_id="new",
+        archived_at=NOW,
+        archiver_version="test",
+        session={},
+        artifacts=(),
+        previous_manifest="p/h.json",
+    ).to_bytes()
     recorded = await ledger.ensure_recorded(
         source="src", session_id="new", manifest_key="src/new/manifest.json", manifest=manifest
     )

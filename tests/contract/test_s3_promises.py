@@ -291,15 +291,26 @@ async def test_unprotected_objects_are_a_verify_problem(
 ) -> None:
     from archiver.engine import utc_now
     from archiver.ledger import Ledger
+    from archiver.manifest import Manifest, StoredArtifact
 
     plain = make_store(moto_lock_bucket, moto_endpoint)
     await plain.put_bytes("src/s1/video.mp4", b"video")
-    manifest = (
-        b'{"source": "src", "session_id": "s1", "archived_at": "2026-12-01T00:00:00Z", '
-        b'"artifacts": [{"key": "src/s1/video.mp4", "size": 5, "sha256": "'
-        + sha256(b"video").encode()
-        + b'"}]}'
+    video = StoredArtifact(
+        key="src/s1/video.mp4",
+        size=5,
+        sha256=sha256(b"video"),
+        kind="video",
+        content_type=None,
+        source_url=None,
     )
+    manifest = Manifest(
+        source="src",
+        session_id="s1",
+        archived_at=utc_now(),
+        archiver_version="test",
+        session={},
+        artifacts=(video,),
+    ).to_bytes()
     await plain.put_bytes("src/s1/manifest.json", manifest)
     await Ledger(plain, clock=utc_now).append(
         source="src",

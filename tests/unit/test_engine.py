@@ -24,6 +24,7 @@ from archiver.engine import Engine
 from archiver.errors import StateError, StoreBroken, StoreError, VendorError
 from archiver.http import VendorClient, header
 from archiver.ledger import GENESIS_SHA256, LedgerEntry, entry_key
+from archiver.manifest import Manifest
 from archiver.metrics import PrometheusObserver
 from archiver.model import Artifact, Session
 from archiver.observe import NullObserver
@@ -742,7 +743,14 @@ async def test_a_manifest_another_writer_stored_first_is_recorded_in_the_ledger(
 ) -> None:
     """The other writer (which took the session over) stored its manifest and died before
     its ledger entry: the writer that lost the race records it, and stores nothing more."""
-    theirs = json.dumps({"source": "fake", "session_id": "s1", "artifacts": []}).encode()
+    theirs = Manifest(
+        source="fake",
+        session_id="s1",
+        archived_at=NOW,
+        archiver_version="other",
+        session={"id": "s1"},
+        artifacts=(),
+    ).to_bytes()
     create = rig.store.put_bytes_if_absent
 
     async def they_were_first(key: str, data: bytes, **options: Any) -> bool:

@@ -13,11 +13,12 @@ import tracemalloc
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from archiver.ledger import Ledger, entry_key
-from archiver.model import Manifest, StoredArtifact
+from archiver.manifest import Manifest, StoredArtifact
 from archiver.store import Store
 from archiver.store.filesystem import FilesystemStore
 from archiver.store.memory import MemoryStore
@@ -27,6 +28,7 @@ from archiver.verify import (
     LEDGER_ENTRY_ALTERED,
     LEDGER_ENTRY_MISSING,
     MANIFEST_ALTERED,
+    MANIFEST_INVALID,
     MANIFEST_MISSING,
     MANIFEST_UNRECORDED,
     MISSING,
@@ -235,9 +237,73 @@ async def test_anchor_catches_a_rewritten_head(store: Store) -> None:
 
 async def test_manifest_without_ledger_entry(store: Store) -> None:
     await evidence(store)
-    # A manifest written by hand, as if the process died before its ledger entry.
-    await store.put_bytes("perfecto/s9/manifest.json", b'{"artifacts": []}')
+    # A manifest stored as if the process died before its ledger entry.
+    manifest = Manifest(
+        source="perfecto",
+        session_id="s9",
+        archived_at=NOW,
+        archiver_version="test",
+        session={"id": "s9"},
+        artifacts=(),
+    )
+    await store.put_bytes("perfecto/s9/manifest.json", manifest.to_bytes())
     assert kinds(await verify(store)) == {(MANIFEST_UNRECORDED, "perfecto/s9/manifest.json")}
+
+
+async def rewrite_recorded(store: Store, ledger: Ledger, key: str, document: Any) -> None:
+    """Store ``document`` as the manifest at ``key`` with a ledger entry of its own, as an
+    archiver writing that document would have."""
+    data = json.dumps(document, indent=2).encode()
+    await store.put_bytes(key, data)
+    await ledger.append(
+        source="perfecto",
+        session_id=key.split("/")[1],
+        manifest_key=key,
+        manifest_sha256=hashlib.sha256(data).hexdigest(),
+        previous_manifest_key=None,
+    )
+
+
+async def test_a_manifest_from_before_manifest_version_still_verifies(store: Store) -> None:
+    ledger = await evidence(store)
+    key = "perfecto/s2/manifest.json"
+    document = json.loads(await store.read_bytes(key))
+    assert next(iter(document)) == "manifest_version"
+    del document["manifest_version"]
+    await rewrite_recorded(store, ledger, key, document)
+    report = await verify(store)
+    assert report.ok, report.problems
+    assert report.objects == 5
+
+
+async def test_a_manifest_of_a_newer_version_is_reported_not_read(store: Store) -> None:
+    ledger = await evidence(store)
+    key = "perfecto/s2/manifest.json"
+    document = json.loads(await store.read_bytes(key))
+    document["manifest_version"] = 2
+    document["retention"] = {"until": "2036-11-20"}  # what a newer format might add
+    await rewrite_recorded(store, ledger, key, document)
+    report = await verify(store)
+    invalid = [problem for problem in report.problems if problem.kind == MANIFEST_INVALID]
+    assert [problem.key for problem in invalid] == [key]
+    assert "written by a newer archiver" in invalid[0].detail
+    assert "manifest_version" in invalid[0].detail
+    # What it lists cannot be known, so its objects are not taken as checked.
+    assert kinds(report) == {(MANIFEST_INVALID, key), (UNLISTED, "perfecto/s2/b.mp4")}
+    assert not report.ok
+
+
+async def test_a_damaged_manifest_is_reported_with_the_field_at_fault(store: Store) -> None:
+    ledger = await evidence(store)
+    key = "perfecto/s3/manifest.json"
+    document = json.loads(await store.read_bytes(key))
+    document["artifacts"][0]["size"] = "100"
+    await rewrite_recorded(store, ledger, key, document)
+    report = await verify(store)
+    invalid = [problem for problem in report.problems if problem.kind == MANIFEST_INVALID]
+    assert [problem.key for problem in invalid] == [key]
+    assert "artifacts[0].size" in invalid[0].detail
+    assert kinds(report) == {(MANIFEST_INVALID, key), (UNLISTED, "perfecto/s3/c.mp4")}
 
 
 async def test_selection_by_id_source_and_date(store: Store) -> None:
