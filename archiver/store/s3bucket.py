@@ -1,6 +1,6 @@
 """The S3 store's start-up check: what the bucket is, and what its server really does.
 
-Asked, not assumed, because S3-compatible servers differ where it matters (see the README's
+Asked, not assumed, because S3-compatible servers differ where it matters (see docs/s3.md's
 compatibility table):
 
 * the bucket exists; with retention or a legal hold asked for, versioning and Object Lock

@@ -75,7 +75,7 @@ class S3Server:
     def is_ceph(self) -> bool:
         return self.name.startswith("ceph")
 
-    # What each implementation does, as measured here (the README's compatibility table).
+    # What each implementation does, as measured here (docs/s3.md's compatibility table).
 
     @property
     def applies_encryption(self) -> bool:

@@ -13,7 +13,7 @@
 #      manifest per session, lands in the host folder, owned by UID 10001;
 #   2. `archiver run --once`, with a config written here and a Perfecto simulator started
 #      from the same image, exits 0 with every execution archived; `archiver verify` exits 0;
-#   3. the daemon, started as the README says (-d, --restart on-failure, --stop-timeout 45),
+#   3. the daemon, started as docs/operations.md says (-d, --restart on-failure, --stop-timeout 45),
 #      finishes a pass and the image's HEALTHCHECK (`archiver healthcheck`, run here every
 #      second) says healthy; stopped with SIGSTOP, it turns unhealthy, and healthy again on
 #      SIGCONT; then `docker stop` ends it with exit code 0 and `daemon_stopped`.
@@ -143,7 +143,7 @@ say "  ok: $found manifests on the host"
 check "archiver verify" "$WORK/verify.log" run_image "${config[@]}" -- verify
 say "  ok: archiver verify finds every object listed and the ledger intact"
 
-# --- 3. the daemon, started and stopped as the README says -----------------------------------
+# --- 3. the daemon, started and stopped as docs/operations.md says -----------------------------------
 say "archiver run as a daemon: docker run -d --restart on-failure --stop-timeout 45"
 # The image's HEALTHCHECK, run every second here instead of every 30 s.
 daemon=$(docker run -d --network host --restart on-failure --stop-timeout 45 "${config[@]}" \

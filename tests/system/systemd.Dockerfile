@@ -1,5 +1,5 @@
 # The machine tests/system/systemd_unit.sh boots: systemd as PID 1, with the archiver
-# installed as README.md ("As a service") says: a virtualenv in /opt/archiver from
+# installed as docs/operations.md says: a virtualenv in /opt/archiver from
 # requirements.lock, and a system user whose home is /var/lib/archiver. The unit and the
 # configuration are installed by the test, once systemd runs. Build it from the repository:
 #   docker build --network host -f tests/system/systemd.Dockerfile .

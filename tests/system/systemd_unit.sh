@@ -8,8 +8,8 @@
 # container's PID 1 with the host's cgroups mounted; shared/tools/container-engine.sh starts
 # one where there is none: eval "$(path/to/container-engine.sh)".
 #
-# It builds tests/system/systemd.Dockerfile (the archiver installed in /opt/archiver as the
-# README says), boots it, installs the unit, a config and an environment file, and a
+# It builds tests/system/systemd.Dockerfile (the archiver installed in /opt/archiver as
+# docs/operations.md says), boots it, installs the unit, a config and an environment file, and a
 # Perfecto simulator that answers slowly, so that passes take a while. Then:
 #   1. `systemctl start archiver` returns once the daemon says READY=1 (Type=notify): the
 #      unit is active, the daemon logs daemon_started, the unit has a watchdog;
