@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -121,27 +125,144 @@ def run_archiver(config: Path, *, as_deployed: bool = True) -> Measured:
 
     ``as_deployed``: with the environment the systemd unit sets (see ``service_environment``).
     """
+    _, stderr, peak = measure(
+        [str(ARCHIVER), "--config", str(config), "run", "--once"],
+        env=_archiver_environment(as_deployed),
+    )
+    for line in stderr.splitlines():
+        if '"pass_finished"' in line:
+            return _pass_measured(json.loads(line), peak, stderr)
+    raise RuntimeError(f"no pass_finished event in the archiver's log:\n{stderr[-3000:]}")
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonPass:
+    """The daemon's first pass, and what /metrics said while it ran."""
+
+    measured: Measured
+    scrapes: int
+    artifacts_counted: float | None  # archiver_artifacts_archived_total once the pass ended
+    cpu_seconds: float  # the daemon's, user and system, from its start to its exit
+
+
+def run_daemon_pass(
+    config: Path,
+    *,
+    metrics_url: str | None = None,
+    scrape_every: float = 1.0,
+    timeout: float = 900.0,
+) -> DaemonPass:
+    """One ``archiver run`` (the daemon, as deployed) until its first pass ends; then SIGTERM.
+
+    The config must give a long ``engine.interval_seconds``: only the first pass, which
+    starts at once, is measured, from its own ``pass_finished`` event. With
+    ``metrics_url``, ``/metrics`` is read every ``scrape_every`` seconds, as Prometheus
+    would, from the moment the daemon listens until the pass ends, and once more after it.
+    """
+    with tempfile.TemporaryFile("w+b") as err:
+        process = subprocess.Popen(
+            [str(ARCHIVER), "--config", str(config), "run"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            env=_archiver_environment(True),
+        )
+        read, pending, scrapes = 0, b"", 0
+        next_scrape: float | None = None
+        finished: dict[str, Any] | None = None
+        deadline = time.monotonic() + timeout
+        try:
+            while finished is None:
+                chunk = os.pread(err.fileno(), 1 << 20, read)
+                read += len(chunk)
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    event = json.loads(line) if line.startswith(b"{") else {}
+                    if event.get("event") == "endpoints_listening" and metrics_url:
+                        next_scrape = time.monotonic()
+                    elif event.get("event") == "pass_finished":
+                        finished = event
+                if finished is not None:
+                    break
+                if process.poll() is not None:
+                    raise RuntimeError(
+                        f"the daemon exited with {process.returncode} before its first pass "
+                        f"ended:\n{_tail(err)}"
+                    )
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the daemon's first pass took over {timeout:g} s")
+                if metrics_url and next_scrape is not None and time.monotonic() >= next_scrape:
+                    scrape(metrics_url)
+                    scrapes += 1
+                    next_scrape += scrape_every
+                time.sleep(0.01)
+            counted = metric_sum(scrape(metrics_url), ARTIFACTS_COUNTER) if metrics_url else None
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            _, status, usage = os.wait4(process.pid, 0)
+            process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"the daemon exited with {process.returncode}:\n{_tail(err)}")
+        measured = _pass_measured(finished, usage.ru_maxrss / 1024, _tail(err))
+    return DaemonPass(measured, scrapes, counted, usage.ru_utime + usage.ru_stime)
+
+
+ARTIFACTS_COUNTER = "archiver_artifacts_archived_total"
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 (loopback http)
+        if response.status != 200:
+            raise RuntimeError(f"{url} answered {response.status}")
+        text: str = response.read().decode()
+    return text
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def metric_sum(exposition: str, name: str) -> float | None:
+    """The sum of a metric's samples over its labels, None when it has none."""
+    values = [
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith((f"{name} ", f"{name}{{"))
+    ]
+    return sum(values) if values else None
+
+
+def _tail(file: Any) -> str:
+    file.seek(0)
+    text: str = file.read().decode(errors="replace")
+    return text[-3000:]
+
+
+def _pass_measured(event: dict[str, Any], peak: float, log: str) -> Measured:
+    if event["failed"] or event["source_errors"]:
+        raise RuntimeError(f"the archiver pass failed: {log[-3000:]}")
+    return Measured(
+        seconds=event["seconds"],
+        files=event["artifacts"],
+        bytes=event["bytes"],
+        peak_rss_mib=peak,
+        sessions=event["archived"],
+    )
+
+
+def _archiver_environment(as_deployed: bool) -> dict[str, str]:
+    """The archiver's environment: the simulator's token, S3 credentials for the S3 API
+    server and, ``as_deployed``, the tuning variables of the systemd unit."""
     env = {**os.environ, "PERFECTO_TOKEN": SIM_TOKEN, "AWS_ACCESS_KEY_ID": "bench-key"}
     if as_deployed:
         env.update(service_environment())
     env.setdefault("AWS_SECRET_ACCESS_KEY", "bench-secret")
     env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    _, stderr, peak = measure(
-        [str(ARCHIVER), "--config", str(config), "run", "--once"], env=_without_archiver(env)
-    )
-    for line in stderr.splitlines():
-        if '"pass_finished"' in line:
-            event = json.loads(line)
-            if event["failed"] or event["source_errors"]:
-                raise RuntimeError(f"the archiver pass failed: {stderr[-3000:]}")
-            return Measured(
-                seconds=event["seconds"],
-                files=event["artifacts"],
-                bytes=event["bytes"],
-                peak_rss_mib=peak,
-                sessions=event["archived"],
-            )
-    raise RuntimeError(f"no pass_finished event in the archiver's log:\n{stderr[-3000:]}")
+    return _without_archiver(env)
 
 
 def run_baseline(*args: str) -> Measured:
@@ -162,13 +283,16 @@ def write_config(
     *,
     store: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """An archiver config: the simulator as Perfecto, a file store and SQLite in ``folder``."""
+    """An archiver config: the simulator as Perfecto, a file store and SQLite in ``folder``;
+    ``[metrics]`` only when ``metrics`` is given."""
     tables = {
         "store": store or {"url": f"file://{folder}/evidence"},
         "state": {"url": f"sqlite:///{folder}/state.db"},
         "engine": engine or {},
         "log": {"format": "json"},
+        **({"metrics": metrics} if metrics is not None else {}),
         "sources.perfecto": {
             "base_url": vendor.api_url,
             "token_env": "PERFECTO_TOKEN",

@@ -1,4 +1,4 @@
-"""The six workloads. Each returns table rows measured in this run, never constants.
+"""The seven workloads. Each returns table rows measured in this run, never constants.
 
 Throughput is always computed over the same payload for the archiver and its baseline:
 the artifact files the simulator serves. The archiver also stores each execution's JSON
@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import statistics
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 
@@ -25,16 +27,20 @@ from archiver.config import EngineSettings
 from bench.harness import (
     MIB,
     SIM_TOKEN,
+    DaemonPass,
     Measured,
     Vendor,
+    free_port,
     run_archiver,
     run_baseline,
+    run_daemon_pass,
     s3_server,
     simulator,
     write_config,
 )
 
 MB = 1000 * 1000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,13 +132,18 @@ class Bench:
         first runs after the simulator has written its bodies are slower, and a run can
         be slowed by what the one before left to the disk, whichever program it is.
         """
-        runs: list[list[Measured]] = [[] for _ in measures]
+        return [min(runs, key=lambda m: m.seconds) for runs in self.rounds(*measures)]
+
+    def rounds(self, *measures: Callable[[], T]) -> list[list[T]]:
+        """Every run of each, in ``repeat`` rounds of one run each, every round in the
+        reverse order of the one before (see :meth:`best_of_rounds`)."""
+        runs: list[list[T]] = [[] for _ in measures]
         order = list(range(len(measures)))
         for _ in range(self.sizes.repeat):
             for index in order:
                 runs[index].append(measures[index]())
             order.reverse()
-        return [min(measured, key=lambda m: m.seconds) for measured in runs]
+        return runs
 
     # -- 1 and 2: against a plain parallel downloader --------------------------------------
 
@@ -267,6 +278,70 @@ class Bench:
     def _s3_store(self, endpoint: str) -> dict[str, Any]:
         return {"url": f"s3://{_bucket(endpoint)}/evidence", "endpoint_url": endpoint}
 
+    # -- 7: what the Prometheus metrics cost --------------------------------------------------
+
+    def metrics(self) -> list[Row]:
+        """The small workload's first pass in the daemon, ``[metrics]`` off and on.
+
+        Only the daemon (``archiver run``) attaches the observers and serves ``/metrics``;
+        ``run --once`` does neither, so both sides run the daemon, with a long interval,
+        until its first pass ends. With metrics on, ``/metrics`` is read every second
+        during the pass, as Prometheus would, so the exposition's cost counts too. The
+        median of the rounds: a noisy run on either side moves it less than it moves a
+        mean, and unlike the best run it does not reward the side that got one lucky run.
+        """
+        sessions, size = self.sizes.small_sessions, self.sizes.small_size
+        spec = {"executions": sessions, "video_size": size, **SMALL_LAYOUT}
+        with self.folder() as folder, simulator(folder, **spec) as vendor:
+            files = len(vendor.urls)
+            off, on = self.rounds(
+                lambda: self.daemon_pass(vendor, metrics=False),
+                lambda: self.daemon_pass(vendor, metrics=True),
+            )
+        for run in (*off, *on):
+            assert run.measured.sessions == sessions, run
+        for run in on:  # the observers were attached, and /metrics was read during the pass
+            assert run.scrapes >= 1 and run.artifacts_counted == run.measured.files, run
+        without, with_ = (
+            files / statistics.median(run.measured.seconds for run in runs) for runs in (off, on)
+        )
+        scrapes = statistics.median(run.scrapes for run in on)
+        label = (
+            f"metrics: small, {sessions} sessions, in the daemon: on (/metrics read every 1 s, "
+            f"{scrapes:g} reads a pass) vs off, median of {self.sizes.repeat}"
+        )
+        ratio = with_ / without
+        # The CPU the daemon used, start-up and shutdown included, per artifact: what the
+        # observers and the reads of /metrics add, less hidden by the disk's waits.
+        cpu_off, cpu_on = (
+            statistics.median(run.cpu_seconds for run in runs) / files * 1000 for runs in (off, on)
+        )
+        return [
+            _row(label, "artifacts/s", with_, without, ">= 0.95 x", ratio >= 0.95),
+            _row(f"{label}, daemon's CPU", "CPU ms/artifact", cpu_on, cpu_off, "", True),
+        ]
+
+    def daemon_pass(self, vendor: Vendor, *, metrics: bool) -> DaemonPass:
+        with self.folder() as folder:
+            listen = f"127.0.0.1:{free_port()}"
+            config = write_config(
+                folder,
+                vendor,
+                engine={"interval_seconds": 24 * 3600},
+                metrics={"listen": listen} if metrics else None,
+            )
+            url = f"http://{listen}/metrics" if metrics else None
+            run = run_daemon_pass(config, metrics_url=url)
+        # Every run on stderr: the table keeps the medians, the spread shows the noise.
+        print(
+            f"  metrics {'on ' if metrics else 'off'}: first pass {run.measured.seconds:.2f} s, "
+            f"daemon's CPU {run.cpu_seconds:.2f} s"
+            + (f", {run.scrapes} reads of /metrics" if metrics else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        return run
+
 
 def _download(vendor: Vendor, folder: Path, *, fsync: bool = False) -> Measured:
     """The plain parallel downloader fetches every file the vendor serves into ``folder``."""
@@ -304,4 +379,4 @@ def _human(size: int) -> str:
     return f"{size / MIB:.1f} MiB"
 
 
-WORKLOADS = ("large", "small", "naive", "memory", "scale", "s3")
+WORKLOADS = ("large", "small", "naive", "memory", "scale", "s3", "metrics")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.harness import Measured
+from bench.harness import Measured, metric_sum
 from bench.workloads import Bench, Sizes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,10 +31,16 @@ def test_every_workload_runs_and_prints_a_row(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout
     assert table.startswith("Machine: ")
-    for workload in ("large:", "small:", "vs sequential script:", "memory:", "scale:", "S3:"):
+    workloads = ("large:", "small:", "vs sequential script:", "memory:", "scale:", "S3:")
+    for workload in (*workloads, "metrics:"):
         assert f"| {workload}" in table, table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 11  # header + rows
+    assert len(rows) == 1 + 13  # header + rows
+    metrics, cpu = [row for row in rows if row.startswith("| metrics:")]
+    assert "| CPU ms/artifact |" in cpu, cpu
+    cells = [cell.strip() for cell in metrics.split("|")]
+    assert cells[2] == "artifacts/s" and cells[6] == ">= 0.95 x", metrics
+    assert float(cells[4].replace(",", "")) > 0 and float(cells[5]) > 0, metrics  # off, ratio
     for row in rows[1:]:
         archiver_figure = row.split("|")[3].strip().replace(",", "")
         assert float(archiver_figure) > 0, row
@@ -57,3 +63,30 @@ def test_rounds_alternate_their_order_and_keep_each_side_s_best(tmp_path: Path) 
     )
     assert calls == ["ours", "theirs", "theirs", "ours", "ours", "theirs"]
     assert (ours.seconds, theirs.seconds) == (1.0, 4.0)
+
+
+def test_rounds_keep_every_run_of_each_side(tmp_path: Path) -> None:
+    calls: list[str] = []
+
+    def measure(name: str) -> Callable[[], str]:
+        def run() -> str:
+            calls.append(name)
+            return f"{name}{len(calls)}"
+
+        return run
+
+    off, on = Bench(tmp_path, Sizes(repeat=3)).rounds(measure("off"), measure("on"))
+    assert calls == ["off", "on", "on", "off", "off", "on"]
+    assert (off, on) == (["off1", "off4", "off5"], ["on2", "on3", "on6"])
+
+
+def test_a_counter_is_summed_over_its_labels() -> None:
+    exposition = (
+        "# HELP archiver_artifacts_archived_total Artifacts of archived sessions.\n"
+        "# TYPE archiver_artifacts_archived_total counter\n"
+        'archiver_artifacts_archived_total{source="perfecto"} 40.0\n'
+        'archiver_artifacts_archived_total{source="testmo"} 2.0\n'
+        'archiver_artifacts_archived_created{source="perfecto"} 1.7e+09\n'
+    )
+    assert metric_sum(exposition, "archiver_artifacts_archived_total") == 42.0
+    assert metric_sum(exposition, "archiver_bytes_archived_total") is None
