@@ -145,6 +145,8 @@ class PrometheusObserver(NullObserver):
         self._clock = clock
         self._oldest_unarchived: dict[str, float] = {}
         self._aged_sources: set[str] = set()
+        self._request_counters: dict[tuple[str, str], Counter] = {}
+        self._write_histograms: dict[str, Histogram] = {}
         for source in sources:
             self._start_series(source)
         for source, days in (retention_days or {}).items():
@@ -240,7 +242,12 @@ class PrometheusObserver(NullObserver):
             self.ledger_head.set(seq)
 
     def vendor_request(self, vendor: str, *, status: int | None) -> None:
-        self.vendor_requests.labels(vendor, status_class(status)).inc()
+        # Once per request and per store write: the labelled children are looked up once.
+        key = (vendor, status_class(status))
+        counter = self._request_counters.get(key)
+        if counter is None:
+            counter = self._request_counters[key] = self.vendor_requests.labels(*key)
+        counter.inc()
         if status == 429:
             self.rate_limited.labels(vendor).inc()
 
@@ -248,7 +255,12 @@ class PrometheusObserver(NullObserver):
         self.vendor_retries.labels(vendor).inc()
 
     def store_write(self, operation: str, *, seconds: float) -> None:
-        self.store_write_seconds.labels(operation).observe(seconds)
+        histogram = self._write_histograms.get(operation)
+        if histogram is None:
+            histogram = self._write_histograms[operation] = self.store_write_seconds.labels(
+                operation
+            )
+        histogram.observe(seconds)
 
     def store_bytes_in_flight(self, delta: int) -> None:
         self.bytes_in_flight.inc(delta)
