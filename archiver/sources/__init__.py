@@ -5,10 +5,12 @@ up its evidence. It never downloads artifacts, retries, limits or orders anythin
 engine does, through ``source.client`` (a :class:`~archiver.http.VendorClient` that sends
 the vendor's credentials only to the vendor's own origin).
 
-Every source module follows the same shape, in the same order: a settings record in
-:mod:`archiver.config`, then ``sessions`` → ``get_session`` → ``artifacts`` → private
-helpers that turn vendor JSON into :class:`~archiver.model.Session` and
-:class:`~archiver.model.Artifact`.
+Every source module follows the same shape, in the same order: its settings (a subclass of
+:class:`~archiver.config.SourceSettings`), then the source: ``sessions`` → ``get_session``
+→ ``artifacts`` → private helpers that turn vendor JSON into
+:class:`~archiver.model.Session` and :class:`~archiver.model.Artifact`; last, its
+:class:`~archiver.sources.spec.SourceSpec` (``SPEC``), listed in
+:data:`archiver.sources.registry.SOURCES`. How to add one: docs/adding-a-source.md.
 """
 
 from __future__ import annotations
@@ -55,19 +57,9 @@ SourceFactory = Callable[[aiohttp.ClientSession, SourceSettings, HttpSettings], 
 
 
 def source_factories() -> Mapping[str, SourceFactory]:
-    from archiver.sources.devrev import DevRevSource
-    from archiver.sources.ekran import EkranSource
-    from archiver.sources.perfecto import PerfectoSource
-    from archiver.sources.testmo import TestmoSource
-    from archiver.sources.testobject import TestObjectSource
+    from archiver.sources.registry import SOURCES  # the vendor modules import this one
 
-    return {
-        "perfecto": PerfectoSource.create,
-        "devrev": DevRevSource.create,
-        "testobject": TestObjectSource.create,
-        "testmo": TestmoSource.create,
-        "ekran": EkranSource.create,
-    }
+    return {spec.name: spec.factory for spec in SOURCES}
 
 
 def open_sources(

@@ -14,21 +14,69 @@ while it is still recording ``session_duration_ms`` is 0 and it is re-checked la
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
+from pydantic import Field
 
-from archiver.config import DevRevSettings, HttpSettings, Secret, SourceSettings
+from archiver.config import HttpSettings, Secret, SourceSettings
+from archiver.configkeys import Hint, Int, OneOf, Strings, Text
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
 from archiver.sources.records import json_artifact, parse_timestamp, url_basename
+from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
 
 NAME = "devrev"
 LIST = "/observability.sessions.list"
 DATA = "/observability.sessions.data.get"
 NEWEST_FIRST = ["created_at:desc"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DevRevSettings(SourceSettings):
+    """DevRev observability: the sessions of one or more apps, with their recordings."""
+
+    CREDENTIAL_VARIABLE = "DEVREV_TOKEN"
+    BASE_URL_EXAMPLE = "https://api.devrev.ai"
+
+    version_keys: Annotated[
+        Strings,
+        Field(
+            min_length=1,
+            validation_alias="version_key",
+            description="the app whose sessions are archived, or a list of apps",
+            examples=["my-app-id"],
+        ),
+        Hint("the app id, or a list of app ids"),
+    ]
+    session_type: Annotated[
+        str,
+        OneOf("mobile", "web"),
+        Field(validation_alias="type", description="mobile or web sessions"),
+    ] = "mobile"
+    platform: Annotated[
+        str | None,
+        OneOf("android", "ios", "web"),
+        Field(
+            description="only sessions of this platform: android, ios or web", examples=["android"]
+        ),
+    ] = None
+    page_limit: Annotated[
+        Int, Field(ge=1, le=100, validation_alias="limit", description="sessions per page")
+    ] = 50
+    scope: Annotated[
+        Text | None, Field(description="sent as X-Devrev-Scope", examples=["beta"])
+    ] = None
+    page_cap: Annotated[Int, Field(ge=1, description="pages listed per app before giving up")] = (
+        10_000
+    )
 
 
 class DevRevSource:
@@ -182,3 +230,40 @@ def _media(document: Any, stem: str) -> Iterator[Artifact]:
                 kind="recording_media",
                 url=url,
             )
+
+
+@asynccontextmanager
+async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
+    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+    from archiver.sim.runner import running
+
+    config = DevRevSimConfig(sessions=sessions, still_recording=held_back)
+    async with running(DevRevSimulator(config)) as simulator:
+        yield DemoRun(
+            settings=DevRevSettings(
+                base_url=simulator.api_url,
+                token=Secret(config.token),
+                version_keys=config.version_keys[:1],
+                backfill_days=1,
+            ),
+            urls={"API": simulator.api_url, "files": simulator.files_url},
+            finish=simulator.finish_all_recording,
+        )
+
+
+def _fixture() -> SimulatorFixture[DevRevSimulator, DevRevSimConfig]:
+    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+
+    return SimulatorFixture(DevRevSimulator, DevRevSimConfig)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    title="DevRev",
+    settings=DevRevSettings,
+    factory=DevRevSource.create,
+    demo=_demo,
+    fixture=_fixture,
+    not_offered="nothing: every recording of a session (every tab of a web session) can be "
+    "downloaded.",
+)

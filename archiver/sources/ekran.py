@@ -14,16 +14,24 @@ record is the evidence, and the manifest says so.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
+from pydantic import Field
 
-from archiver.config import EkranSettings, HttpSettings, SourceSettings
+from archiver.config import HttpSettings, Secret, SourceSettings
+from archiver.configkeys import HeaderName, Hint, Int, Number
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import VendorClient, header
 from archiver.model import JSON, Artifact, Session
 from archiver.sources.records import json_artifact, parse_timestamp, time_windows
+from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
 
 NAME = "ekran"
 SESSIONS = "/ekranapi/sessions"
@@ -31,6 +39,35 @@ NO_RECORDINGS = (
     "screen recordings: Ekran's API does not export them (only the Ekran console can); "
     "the session record is the evidence"
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EkranSettings(SourceSettings):
+    """Ekran System (on premises) user sessions, archived once finished."""
+
+    CREDENTIAL_VARIABLE = "EKRAN_TOKEN"
+    BASE_URL_EXAMPLE = "https://ekran.example.local"
+
+    auth_header: Annotated[
+        HeaderName,
+        Field(description="header carrying the token (the API's auth scheme is site-specific)"),
+    ] = "X-Ekran-Token"
+    session_count: Annotated[
+        Int,
+        Field(ge=1, le=1000, description="sessions per page (at most 1000)"),
+        Hint("the API refuses more"),
+    ] = 1000
+    window_hours: Annotated[Number, Field(ge=0.01, le=24.0 * 31, description="listing window")] = (
+        168.0
+    )
+    max_session_hours: Annotated[
+        Number,
+        Field(ge=0.1, description="windows are padded by this much so that no session is clipped"),
+    ] = 24.0
+    settle_minutes: Annotated[
+        Number, Field(ge=0, description="windows end this far in the past")
+    ] = 60.0
+    page_cap: Annotated[Int, Field(ge=1, description="pages per window before giving up")] = 10_000
 
 
 class EkranSource:
@@ -137,3 +174,41 @@ def _session(record: JSON) -> Session:
 
 def _ekran_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@asynccontextmanager
+async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
+    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
+    from archiver.sim.runner import running
+
+    config = EkranSimConfig(sessions=sessions, live_sessions=held_back)
+    async with running(EkranSimulator(config)) as simulator:
+        yield DemoRun(
+            settings=EkranSettings(
+                base_url=simulator.api_url,
+                token=Secret(config.token),
+                auth_header=config.token_header,
+                settle_minutes=0,
+                backfill_days=8,
+            ),
+            urls={"API": simulator.api_url},
+            finish=simulator.finish_all,
+        )
+
+
+def _fixture() -> SimulatorFixture[EkranSimulator, EkranSimConfig]:
+    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
+
+    return SimulatorFixture(EkranSimulator, EkranSimConfig)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    title="Ekran",
+    settings=EkranSettings,
+    factory=EkranSource.create,
+    demo=_demo,
+    fixture=_fixture,
+    not_offered="screen recordings: no API exports them (only the Ekran console can); the "
+    "session record is the evidence.",
+)

@@ -16,17 +16,25 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+from pydantic import Field
 
-from archiver.config import HttpSettings, PerfectoSettings, SourceSettings
+from archiver.config import HttpSettings, Secret, SourceSettings
+from archiver.configkeys import Flag, HeaderName, Int, Number
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import VendorClient, header
 from archiver.model import JSON, Artifact, Session
 from archiver.sources.records import json_artifact, time_windows, url_basename
+from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
@@ -35,6 +43,30 @@ IMAGE_KEY = "IMAGE_KEY"
 # A command's data lists holding visual-check images, and the role each names.
 VISUAL_DATA = (("expectedData", "expected"), ("resultData", "result"))
 EMPTY_PAGE_ATTEMPTS = 3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PerfectoSettings(SourceSettings):
+    """Perfecto Smart Reporting: test executions and every file their reports link to."""
+
+    CREDENTIAL_VARIABLE = "PERFECTO_TOKEN"
+    BASE_URL_EXAMPLE = "https://mycloud.app.perfectomobile.com"
+
+    auth_header: Annotated[
+        HeaderName,
+        Field(
+            description="header carrying the security token (some tenants want "
+            "PERFECTO_AUTHORIZATION)"
+        ),
+    ] = "PERFECTO-AUTHORIZATION"
+    window_hours: Annotated[
+        Number,
+        Field(ge=0.01, le=24.0, description="listing window (the API refuses very wide ones)"),
+    ] = 24.0
+    page_cap: Annotated[
+        Int, Field(ge=1, description="pages of 500 per window before giving up")
+    ] = 1000
+    pdf_report: Annotated[Flag, Field(description="also keep the PDF report")] = True
 
 
 class PerfectoSource:
@@ -292,3 +324,37 @@ def _list(value: Any) -> list[Any]:
 
 def _epoch_ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
+
+
+@asynccontextmanager
+async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
+    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+    from archiver.sim.runner import running
+
+    config = PerfectoSimConfig(executions=sessions, stay_processing=held_back)
+    async with running(PerfectoSimulator(config)) as simulator:
+        yield DemoRun(
+            settings=PerfectoSettings(
+                base_url=simulator.api_url, token=Secret(config.token), backfill_days=1
+            ),
+            urls={"API": simulator.api_url, "files": simulator.files_url},
+            finish=simulator.finish_all_processing,
+        )
+
+
+def _fixture() -> SimulatorFixture[PerfectoSimulator, PerfectoSimConfig]:
+    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+
+    return SimulatorFixture(PerfectoSimulator, PerfectoSimConfig)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    title="Perfecto",
+    settings=PerfectoSettings,
+    factory=PerfectoSource.create,
+    demo=_demo,
+    fixture=_fixture,
+    not_offered="nothing: every file a report links to can be downloaded, and the PDF report "
+    "(unless pdf_report = false, which each manifest then says).",
+)

@@ -11,19 +11,61 @@ evidence is the listed record (in the manifest) and the full record with expands
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
+from pydantic import Field
 
-from archiver.config import HttpSettings, SourceSettings, TestmoSettings
+from archiver.config import HttpSettings, Secret, SourceSettings
+from archiver.configkeys import Hint, Int, Integers, OneOf, Strings
 from archiver.errors import BadVendorResponse
 from archiver.http import VendorClient, bearer
 from archiver.model import JSON, Artifact, Session, rfc3339
 from archiver.sources.records import json_artifact, parse_timestamp
+from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 
 NAME = "testmo"
 NO_FILES = "files: Testmo's API offers no file downloads for sessions; the records are all of it"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestmoSettings(SourceSettings):
+    """Testmo exploratory sessions of one or more projects, archived once closed."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+    CREDENTIAL_VARIABLE = "TESTMO_TOKEN"
+    BASE_URL_EXAMPLE = "https://acme.testmo.net"
+
+    project_ids: Annotated[
+        Integers,
+        Field(
+            min_length=1,
+            description="the projects whose sessions are archived",
+            examples=[[1, 5]],
+        ),
+        Hint("a list of Testmo project ids"),
+    ]
+    per_page: Annotated[
+        Int, OneOf(15, 25, 50, 100), Field(description="sessions per page: 15, 25, 50 or 100")
+    ] = 100
+    expands: Annotated[
+        Strings, Field(description="the related records fetched with each session")
+    ] = (
+        "configs",
+        "field_values",
+        "issues",
+        "milestones",
+        "states",
+        "statuses",
+        "templates",
+        "users",
+    )
 
 
 class TestmoSource:
@@ -121,3 +163,40 @@ def _session(record: JSON) -> Session:
         record=record,
         locator=str(project) if project is not None else None,
     )
+
+
+@asynccontextmanager
+async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
+    from archiver.sim.runner import running
+    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+
+    config = TestmoSimConfig(sessions=sessions, open_sessions=held_back)
+    async with running(TestmoSimulator(config)) as simulator:
+        yield DemoRun(
+            settings=TestmoSettings(
+                base_url=simulator.api_url,
+                token=Secret(config.token),
+                project_ids=config.project_ids,
+                backfill_days=8,
+            ),
+            urls={"API": simulator.api_url},
+            finish=simulator.close_all,
+        )
+
+
+def _fixture() -> SimulatorFixture[TestmoSimulator, TestmoSimConfig]:
+    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+
+    return SimulatorFixture(TestmoSimulator, TestmoSimConfig)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    title="Testmo",
+    settings=TestmoSettings,
+    factory=TestmoSource.create,
+    demo=_demo,
+    fixture=_fixture,
+    not_offered="files: there are no file downloads for sessions; the listed record and the "
+    "full record with its expands are all of it.",
+)

@@ -16,22 +16,55 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
+from pydantic import Field
 
-from archiver.config import HttpSettings, Secret, SourceSettings, TestObjectSettings
+from archiver.config import HttpSettings, Secret, SourceSettings
+from archiver.configkeys import Flag, Int, Text
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
 from archiver.sources.records import json_artifact, url_basename
+from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
+
+if TYPE_CHECKING:
+    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 NAME = "testobject"
 UTC_NOTE = (
     "startDateTime/endDateTime are Java LocalDateTime values without a time zone; "
     "archiver read them as UTC"
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TestObjectSettings(SourceSettings):
+    """TestObject session reports, and the test reports (video, screenshots, logs) behind
+    them. The token is the API key, the password of HTTP basic auth."""
+
+    __test__ = False  # not a pytest test class, whatever its name says
+    CREDENTIAL_VARIABLE = "TESTOBJECT_API_KEY"
+    BASE_URL_EXAMPLE = "https://app.testobject.com"
+
+    username: Annotated[
+        Text,
+        Field(
+            description="user name (basic auth, and the {userId} in the path)",
+            examples=["foobar"],
+        ),
+    ]
+    page_limit: Annotated[
+        Int, Field(ge=1, validation_alias="limit", description="sessions per page")
+    ] = 50
+    test_reports: Annotated[
+        Flag,
+        Field(description="also fetch each test report with its video, screenshots and logs"),
+    ] = True
 
 
 class TestObjectSource:
@@ -210,3 +243,41 @@ def _report_files(document: Any, stem: str) -> Iterator[Artifact]:
     for log_name, url in logs.items() if isinstance(logs, dict) else []:
         if isinstance(url, str) and url:
             yield Artifact(name=f"{stem}/logs/{log_name}.log", kind=f"{log_name}_log", url=url)
+
+
+@asynccontextmanager
+async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
+    from archiver.sim.runner import running
+    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+
+    config = TestObjectSimConfig(sessions=sessions, still_running=held_back)
+    async with running(TestObjectSimulator(config)) as simulator:
+        yield DemoRun(
+            settings=TestObjectSettings(
+                base_url=simulator.api_url,
+                token=Secret(config.api_key),
+                username=config.username,
+                backfill_days=21,
+            ),
+            urls={"API": simulator.api_url, "files": simulator.files_url},
+            finish=simulator.finish_all,
+        )
+
+
+def _fixture() -> SimulatorFixture[TestObjectSimulator, TestObjectSimConfig]:
+    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+
+    return SimulatorFixture(TestObjectSimulator, TestObjectSimConfig)
+
+
+SPEC = SourceSpec(
+    name=NAME,
+    title="TestObject",
+    settings=TestObjectSettings,
+    factory=TestObjectSource.create,
+    demo=_demo,
+    fixture=_fixture,
+    not_offered="time zones: start and end times are Java LocalDateTime values without one "
+    "(read as UTC); test reports for MANUAL sessions: they have none, so their record is all "
+    "there is.",
+)

@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from archiver.config import PerfectoSettings, Secret, load_config, parse_config
+from archiver.config import Secret, SourceSettings, load_config, parse_config
 from archiver.errors import ConfigError
+from archiver.sources.devrev import DevRevSettings
+from archiver.sources.ekran import EkranSettings
+from archiver.sources.perfecto import PerfectoSettings
+from archiver.sources.testmo import TestmoSettings
+from archiver.sources.testobject import TestObjectSettings
 
 MINIMAL = """
 [store]
@@ -146,8 +151,6 @@ platform = "android"
 
 
 def test_devrev_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archiver.config import DevRevSettings
-
     monkeypatch.setenv("DEVREV_TOKEN", "devrev-token-123")
     devrev = load_config(write(tmp_path, DEVREV)).sources["devrev"]
     assert isinstance(devrev, DevRevSettings)
@@ -190,8 +193,6 @@ url = "sqlite:////var/lib/archiver/state.db"
 
 
 def test_testobject_testmo_ekran_tables(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archiver import config
-
     for variable in ("TESTOBJECT_API_KEY", "TESTMO_TOKEN", "EKRAN_TOKEN"):
         monkeypatch.setenv(variable, f"{variable.lower()}-value")
     text = (
@@ -212,11 +213,11 @@ session_count = 500
     )
     sources = load_config(write(tmp_path, text)).sources
     testobject, testmo, ekran = sources["testobject"], sources["testmo"], sources["ekran"]
-    assert isinstance(testobject, config.TestObjectSettings) and testobject.username == "foobar"
+    assert isinstance(testobject, TestObjectSettings) and testobject.username == "foobar"
     assert testobject.token.reveal() == "testobject_api_key-value"
-    assert isinstance(testmo, config.TestmoSettings) and testmo.project_ids == (1, 5)
+    assert isinstance(testmo, TestmoSettings) and testmo.project_ids == (1, 5)
     assert testmo.per_page == 50 and "users" in testmo.expands
-    assert isinstance(ekran, config.EkranSettings) and ekran.session_count == 500
+    assert isinstance(ekran, EkranSettings) and ekran.session_count == 500
     assert ekran.auth_header == "X-Api-Key"
 
 
@@ -341,3 +342,37 @@ def test_status_reads_the_sources_without_their_tokens(
     assert perfecto.token.reveal() == ""
     with pytest.raises(ConfigError, match="never read from the file"):
         load_config(write(tmp_path, MINIMAL + 'token = "abc"\n'), read_tokens=False)
+
+
+def test_a_token_shows_nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import TypeAdapter
+
+    monkeypatch.setenv("PERFECTO_TOKEN", "tok-123456")
+    config = load_config(write(tmp_path, MINIMAL))
+    perfecto = config.sources["perfecto"]
+    assert perfecto.token.reveal() == "tok-123456"
+    dumped = TypeAdapter(SourceSettings).dump_python(perfecto, mode="json")
+    for shown in (repr(config), str(perfecto), str(dumped)):
+        assert "tok-123456" not in shown
+
+
+def test_settings_built_in_code_are_not_checked_against_the_file_rules() -> None:
+    """A test may ask a vendor for more than a file could (here 5000 sessions a page)."""
+    from dataclasses import replace
+
+    settings = EkranSettings(base_url="http://127.0.0.1:1", token=Secret("t"), session_count=5000)
+    assert replace(settings, session_count=1).session_count == 1
+    with pytest.raises(AttributeError):
+        settings.session_count = 2  # type: ignore[misc]  # frozen
+
+
+def test_every_source_is_registered_once_in_order() -> None:
+    from archiver.sources import source_factories
+    from archiver.sources.registry import SOURCES
+
+    names = [spec.name for spec in SOURCES]
+    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran"]
+    assert list(source_factories()) == names
+    for spec in SOURCES:
+        assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY"))
+        assert spec.not_offered.endswith(".")

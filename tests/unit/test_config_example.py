@@ -1,9 +1,6 @@
-"""The example configuration shows every key the configuration accepts, and no other.
-
-The keys accepted are the ones the parser asks for: every typed getter of a table goes
-through ``_Table._get``, which the test watches while a configuration with every table
-(and every source) is parsed. The example's keys are read line by line, commented out or
-not, so a key whose line is commented out still counts.
+"""The example configuration shows every key the configuration accepts, and no other, and
+every value it shows is accepted. Its keys are read line by line, commented out or not, so a
+key whose line is commented out still counts.
 """
 
 from __future__ import annotations
@@ -13,19 +10,11 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
+from archiver.config import parse_config, root_tables
+from archiver.sources.registry import SOURCES
 
-from archiver import config as config_module
-from archiver.config import SOURCE_PARSERS, parse_config
-
-EXAMPLE = Path(__file__).parents[2] / "config" / "archiver.example.toml"
-
-# What each source requires beside base_url; everything else is left to its default.
-REQUIRED: dict[str, dict[str, Any]] = {
-    "devrev": {"version_key": "app"},
-    "testobject": {"username": "user"},
-    "testmo": {"project_ids": [1]},
-}
+ROOT = Path(__file__).parents[2]
+EXAMPLE = ROOT / "config" / "archiver.example.toml"
 
 
 class EveryVariable(Mapping[str, str]):
@@ -41,40 +30,17 @@ class EveryVariable(Mapping[str, str]):
         return 0
 
 
-def accepted_keys(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Every dotted key the parser asks for, once every table and source is there."""
-    asked: set[str] = set()
-    get = config_module._Table._get
-
-    def noting_get(
-        table: config_module._Table, key: str, kinds: tuple[type, ...], kind_name: str
-    ) -> Any:
-        if dict not in kinds:  # a key, not a table
-            asked.add(table.key(key))
-        return get(table, key, kinds, kind_name)
-
-    monkeypatch.setattr(config_module._Table, "_get", noting_get)
-    sources = {
-        name: {"base_url": "https://vendor.example", **REQUIRED.get(name, {})}
-        for name in SOURCE_PARSERS
-    }
-    data = {
-        "store": {"url": "s3://bucket/prefix"},
-        "state": {"url": "sqlite:////var/lib/archiver/state.db"},
-        "engine": {},
-        "http": {},
-        "log": {},
-        "metrics": {"listen": "127.0.0.1:9464"},
-        "sources": sources,
-    }
-    config = parse_config(data, path="every-table.toml", environ=EveryVariable())
-    assert set(config.sources) == set(SOURCE_PARSERS)
-    return asked
+def accepted_keys() -> set[str]:
+    """Every dotted key the configuration accepts."""
+    keys = {f"{name}.{key}" for name, table in root_tables().items() for key in table.file_keys()}
+    for spec in SOURCES:
+        keys |= {f"sources.{spec.name}.{key}" for key in spec.settings.file_keys()}
+    return keys
 
 
-def example_keys() -> set[str]:
-    """Every dotted key in the example, whether its line is commented out or not."""
-    found: set[str] = set()
+def example_tables() -> dict[str, dict[str, Any]]:
+    """Every key in the example with the value it shows, by table, commented out or not."""
+    tables: dict[str, dict[str, Any]] = {}
     table = ""
     for line in EXAMPLE.read_text(encoding="utf-8").splitlines():
         text = line.strip().removeprefix("#").strip()
@@ -84,9 +50,18 @@ def example_keys() -> set[str]:
             continue  # prose
         if text.startswith("["):
             table = text[1 : text.index("]")].strip()
+            tables.setdefault(table, {})
         else:
-            found.update(f"{table}.{key}" if table else key for key in parsed)
-    return found
+            tables.setdefault(table, {}).update(parsed)
+    return tables
+
+
+def example_keys() -> set[str]:
+    return {
+        f"{table}.{key}" if table else key
+        for table, keys in example_tables().items()
+        for key in keys
+    }
 
 
 def test_example_keys_are_read_with_their_tables() -> None:
@@ -96,13 +71,27 @@ def test_example_keys_are_read_with_their_tables() -> None:
     assert not any(key.startswith("AWS") for key in keys)  # prose is no key
 
 
-def test_every_accepted_key_is_in_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    missing = accepted_keys(monkeypatch) - example_keys()
+def test_every_accepted_key_is_in_the_example() -> None:
+    missing = accepted_keys() - example_keys()
     assert not missing, f"missing from {EXAMPLE.name}: {sorted(missing)}"
 
 
-def test_the_example_has_no_key_the_configuration_refuses(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    unknown = example_keys() - accepted_keys(monkeypatch)
+def test_the_example_has_no_key_the_configuration_refuses() -> None:
+    unknown = example_keys() - accepted_keys()
     assert not unknown, f"{EXAMPLE.name} shows keys that are refused: {sorted(unknown)}"
+
+
+def test_every_value_the_example_shows_is_accepted() -> None:
+    data: dict[str, Any] = {}
+    for table, keys in example_tables().items():
+        where = data
+        for part in table.split(".") if table else ():
+            where = where.setdefault(part, {})
+        where.update(keys)
+    data["store"]["url"] = "s3://bucket/prefix"  # the S3-only keys are refused for a folder
+
+    config = parse_config(data, path="every-key.toml", environ=EveryVariable())
+
+    assert list(config.sources) == [spec.name for spec in SOURCES]
+    assert config.metrics is not None and config.store.object_lock_days == 2555
+    assert config.http.chunk_size == 1024 * 1024  # the file's KiB, kept in bytes

@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from archiver.config import DevRevSettings, HttpSettings, Secret
+from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.model import Session
-from archiver.sources.devrev import DevRevSource
+from archiver.sources.devrev import DevRevSettings, DevRevSource
 from archiver.sources.records import json_artifact
 from tests.unit.vendor_replay import (
     Replay,

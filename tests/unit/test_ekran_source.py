@@ -11,10 +11,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from archiver.config import EkranSettings, HttpSettings, Secret
+from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.model import Session
-from archiver.sources.ekran import NO_RECORDINGS, EkranSource
+from archiver.sources.ekran import NO_RECORDINGS, EkranSettings, EkranSource
 from archiver.sources.records import json_artifact
 from tests.unit.vendor_replay import (
     Replay,

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from archiver.config import HttpSettings, PerfectoSettings, Secret
+from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse
 from archiver.sim.faults import FaultPlan
-from archiver.sources.perfecto import PerfectoSource, command_images
+from archiver.sources.perfecto import PerfectoSettings, PerfectoSource, command_images
 from tests.support.simulators import AsyncPerfectoFactory
 
 TOKEN = "unit-perfecto-token"

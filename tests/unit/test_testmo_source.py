@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from archiver.config import HttpSettings, Secret, TestmoSettings
+from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.model import Session
 from archiver.sources.records import json_artifact
-from archiver.sources.testmo import NO_FILES, TestmoSource
+from archiver.sources.testmo import NO_FILES, TestmoSettings, TestmoSource
 from tests.unit.vendor_replay import (
     Replay,
     Seen,

@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from archiver.config import HttpSettings, Secret, TestObjectSettings
+from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.model import Session
 from archiver.sources.records import json_artifact
-from archiver.sources.testobject import UTC_NOTE, TestObjectSource
+from archiver.sources.testobject import UTC_NOTE, TestObjectSettings, TestObjectSource
 from tests.unit.vendor_replay import (
     Replay,
     Seen,
