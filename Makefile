@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-s3 bench lint typecheck check clean lock lock-check system-test
+.PHONY: demo test test-s3 bench lint typecheck check clean lock lock-check system-test config-docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,12 @@ lock: $(BIN)/python
 lock-check: $(BIN)/python
 	$(BIN)/python -m pip install --quiet ".[test]"
 	$(BIN)/python -m pytest -q tests/system/test_requirements_lock.py
+
+# config/archiver.example.toml and docs/configuration.md, from the settings' declarations
+# (archiver/config.py, archiver/sources/*.py). A unit test fails until they are regenerated.
+config-docs: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m archiver.config_docs
 
 # Not part of `make test`: needs a Docker engine (DOCKER_HOST) and a few minutes. Builds the
 # image and runs it, then boots systemd in a container and runs the unit.

@@ -1,5 +1,8 @@
-"""The example configuration shows every key the configuration accepts, and no other, and
-every value it shows is accepted. Its keys are read line by line, commented out or not, so a
+"""The example configuration and docs/configuration.md are made from the settings'
+declarations (``make config-docs``); the committed files must be what they make.
+
+The example must also show every key the configuration accepts, and no other, and every
+value it shows must be accepted. Its keys are read line by line, commented out or not, so a
 key whose line is commented out still counts.
 """
 
@@ -10,6 +13,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from archiver import config_docs
 from archiver.config import parse_config, root_tables
 from archiver.sources.registry import SOURCES
 
@@ -28,6 +34,16 @@ class EveryVariable(Mapping[str, str]):
 
     def __len__(self) -> int:
         return 0
+
+
+@pytest.mark.parametrize("path", [config_docs.EXAMPLE, config_docs.REFERENCE], ids=str)
+def test_the_generated_files_are_up_to_date(path: Path) -> None:
+    text = dict(config_docs.generated())[path]
+    committed = (ROOT / path).read_text(encoding="utf-8")
+    assert committed == text, (
+        f"{path} is not what the settings declare: run `{config_docs.COMMAND}` "
+        "(python -m archiver.config_docs) and commit the result"
+    )
 
 
 def accepted_keys() -> set[str]:
