@@ -10,12 +10,13 @@ records the code passes around, and write ``config/archiver.example.toml`` and
 The records are plain frozen dataclasses whose fields carry pydantic (v2) declarations in
 ``Annotated`` (the building blocks are in :mod:`archiver.configkeys`); pydantic checks a
 file against them, and nothing else: code that builds a record itself (the demo, a test
-asking a vendor for too much) is not second-guessed. pydantic rather than msgspec because it reports every mistake as a structured error (the
-path to the key, the kind of mistake and its bounds) that becomes our own one-line message
-instead of a string to pick apart; because its validators see a context (how tokens are
-read, whether the sources are) and can check one key against another; because it validates
-standard dataclasses (so ``dataclasses.replace`` and slots keep working); and because it
-describes the schema (types, bounds, defaults, descriptions) the docs are generated from.
+asking a vendor for too much) is not second-guessed. pydantic rather than msgspec because
+it reports every mistake as a structured error (the path to the key, the kind of mistake
+and its bounds) that becomes our own one-line message instead of a string to pick apart;
+because its validators see a context (how tokens are read, whether the sources are) and
+can check one key against another; because it validates standard dataclasses (so
+``dataclasses.replace`` and slots keep working); and because it describes the schema
+(types, bounds, defaults, descriptions) the docs are generated from.
 
 Every mistake becomes a :class:`ConfigError` naming the dotted key and the file, on one
 line, without pydantic's wording, links or input. Tokens are never read from the file: a
