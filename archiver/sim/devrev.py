@@ -19,10 +19,8 @@ answers 429, every ``fail_every``-th 500 and every ``unavailable_every``-th 503.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import functools
 import hashlib
 import hmac
 import json
@@ -39,6 +37,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from archiver.sim.http import json_response, s3_error, send_file
 from archiver.sim.perfecto import SimFile
 from archiver.sim.requestlog import RequestLog, RequestLogged
 
@@ -60,10 +59,11 @@ class DevRevSimConfig:
     """The simulated Dev org. Defaults suit a demo: two apps, two dozen sessions.
 
     Sessions cycle through ``version_keys`` and then through the platforms (android, ios:
-    type "mobile"; web: type "web"). ``still_recording``: the newest K sessions report no
-    duration and only their first recording until ``finish_recording``. ``media_every``:
-    every Nth recording has a video on the files origin (0: none). ``retry_after_header``
-    (None: no header) and ``retry_after_body`` are what the periodic 429s announce.
+    type "mobile"; web: type "web"). ``unfinished``: the newest K sessions are still
+    recording: they report no duration and only their first recording until ``finish`` or
+    ``finish_all``. ``media_every``: every Nth recording has a video on the files origin
+    (0: none). ``retry_after_header`` (None: no header) and ``retry_after_body`` are what the
+    periodic 429s announce.
     """
 
     seed: int = 7
@@ -74,7 +74,7 @@ class DevRevSimConfig:
     token: str = "devrev-sim-token"  # noqa: S105 (the simulator's own)
     dev_org: str = "DEV-sim"
     forbidden: bool = False
-    still_recording: int = 0
+    unfinished: int = 0
     media_every: int = 2
     media_size: int = 64 * KIB
     media_ttl: timedelta = timedelta(hours=1)
@@ -137,7 +137,7 @@ class DevRevSimulator(RequestLogged):
         self._key = f"devrev-sim-{config.seed}".encode()
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._recording = {s.session_id for s in self.sessions[: config.still_recording]}
+        self._unfinished = {s.session_id for s in self.sessions[: config.unfinished]}
         self._count = 0
         self._window = (time.monotonic(), 0)  # (start, requests used in it)
         self.request_log = RequestLog(config.request_log_limit)
@@ -168,24 +168,24 @@ class DevRevSimulator(RequestLogged):
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def is_recording(self, session_id: str) -> bool:
+    def is_unfinished(self, session_id: str) -> bool:
         self.session(session_id)
         with self._lock:
-            return session_id in self._recording
+            return session_id in self._unfinished
 
-    def set_recording(self, session_id: str) -> None:
+    def set_unfinished(self, session_id: str) -> None:
         self.session(session_id)
         with self._lock:
-            self._recording.add(session_id)
+            self._unfinished.add(session_id)
 
-    def finish_recording(self, session_id: str) -> None:
+    def finish(self, session_id: str) -> None:
         self.session(session_id)
         with self._lock:
-            self._recording.discard(session_id)
+            self._unfinished.discard(session_id)
 
-    def finish_all_recording(self) -> None:
+    def finish_all(self) -> None:
         with self._lock:
-            self._recording.clear()
+            self._unfinished.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -198,12 +198,14 @@ class DevRevSimulator(RequestLogged):
     def record(self, session_id: str) -> JSONDict:
         """The session as ``sessions.list`` shows it right now."""
         session = self.session(session_id)
-        return self._record(session, self.is_recording(session_id))
+        return self._record(session, self.is_unfinished(session_id))
 
     def recording_ids(self, session_id: str) -> tuple[str, ...]:
         """The recording (or tab) ids listed right now: only the first while recording."""
         session = self.session(session_id)
-        return session.recording_ids[:1] if self.is_recording(session_id) else session.recording_ids
+        return (
+            session.recording_ids[:1] if self.is_unfinished(session_id) else session.recording_ids
+        )
 
     def recording(self, session_id: str, recording_id: str) -> JSONDict:
         """What ``sessions.data.get`` returns for one recording (or tab) of the session."""
@@ -294,7 +296,7 @@ class DevRevSimulator(RequestLogged):
         start, end = (offset, offset + limit) if mode == "after" else (offset - limit, offset)
         start, end = max(0, min(start, len(pool))), max(0, min(end, len(pool)))
         with self._lock:
-            recording = set(self._recording)
+            recording = set(self._unfinished)
         page: JSONDict = {}
         if end < len(pool):
             page["next_cursor"] = self._cursor(end, query)
@@ -305,7 +307,7 @@ class DevRevSimulator(RequestLogged):
             pool[start:end] if newest_first else pool[len(pool) - end : len(pool) - start][::-1]
         )
         page["sessions"] = [self._record(s, s.session_id in recording) for s in chosen]
-        return _json(page)
+        return json_response(page)
 
     async def _data(self, request: web.Request) -> web.Response:
         body = await _body(request)
@@ -323,18 +325,18 @@ class DevRevSimulator(RequestLogged):
             raise _BadRequest(f"{field_name} is required for {session.type} sessions")
         if recording_id not in self.recording_ids(session_id):
             return _error(404, "not_found", f"{field_name} {recording_id} was not found")
-        return _json(self.recording(session_id, recording_id))
+        return json_response(self.recording(session_id, recording_id))
 
     async def _media(self, request: web.Request) -> web.StreamResponse:
         file = self._file_at(request.path)
         if file is None:
-            return _s3_error(404, "NoSuchKey")
+            return s3_error(404, "NoSuchKey")
         signature = request.query.get("X-Amz-Signature", "")
         if not hmac.compare_digest(signature, self._signature(request.path)):
-            return _s3_error(403, "SignatureDoesNotMatch")
+            return s3_error(403, "SignatureDoesNotMatch")
         if _now_ms() > self._signed_ms + self.config.media_ttl / timedelta(milliseconds=1):
-            return _s3_error(403, "AccessDenied")  # "Request has expired"
-        return await _send(request, file)
+            return s3_error(403, "AccessDenied")  # "Request has expired"
+        return await send_file(request, file)
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -590,35 +592,10 @@ def _choice(
     return str(value)
 
 
-async def _send(request: web.Request, file: SimFile) -> web.StreamResponse:
-    """Stream ``file`` chunk by chunk, with its Content-Length."""
-    response = web.StreamResponse()
-    response.content_type = file.content_type
-    response.content_length = file.size
-    transport = request.transport
-    await response.prepare(request)
-    if request.method != "HEAD":
-        try:
-            for chunk in file.chunks():
-                await response.write(chunk)
-        except asyncio.CancelledError:
-            if transport is not None:  # see perfecto._send: do not leak the socket
-                transport.abort()
-            raise
-    await response.write_eof()
-    return response
-
-
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
 def _error(status: int, kind: str, message: str, **extra: Any) -> web.Response:
     detail = f"{status} {kind}: {message}"
-    return _json({"type": kind, "message": message, "detail": detail, **extra}, status=status)
+    body = {"type": kind, "message": message, "detail": detail, **extra}
+    return json_response(body, status=status)
 
 
 def _too_many(header: int | None, body: int) -> web.Response:
@@ -626,11 +603,6 @@ def _too_many(header: int | None, body: int) -> web.Response:
     if header is not None:
         response.headers["Retry-After"] = str(header)
     return response
-
-
-def _s3_error(status: int, code: str) -> web.Response:
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code></Error>'
-    return web.Response(status=status, text=body, content_type="application/xml")
 
 
 def _rfc3339(ms: int) -> str:

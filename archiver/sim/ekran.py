@@ -44,9 +44,9 @@ then by ``sessionId``. Each session carries, in this order:
 * ``startTime``, ``endTime``: .NET ``DateTime`` without a time zone (UTC), with the
   fraction trimmed of trailing zeros and left out when zero (``"2021-04-01T12:00:00"``,
   ``"2021-04-01T12:00:00.12"``), as Json.NET writes them.
-* ``isFinished``: false for the newest ``live_sessions`` sessions until :meth:`finish`; a
-  live session shows only its activities so far (the first half) and its ``endTime`` is the
-  last of them, or null with ``live_end_null``.
+* ``isFinished``: false for the newest ``unfinished`` sessions until :meth:`finish` or
+  :meth:`finish_all`; such a live session shows only its activities so far (the first half)
+  and its ``endTime`` is the last of them, or null with ``live_end_null``.
 
 Auth is undocumented: a token in a configurable header (``X-Ekran-Token`` by default);
 missing or wrong answers 401 with an empty body. Errors 400 are ASP.NET Core problem details
@@ -62,7 +62,6 @@ a slice even with 100,000 sessions.
 from __future__ import annotations
 
 import bisect
-import functools
 import hashlib
 import hmac
 import itertools
@@ -80,6 +79,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from archiver.sim.http import json_response
 from archiver.sim.requestlog import RequestLog, RequestLogged
 
 SESSIONS_PATH = "/ekranapi/sessions"
@@ -97,7 +97,7 @@ JSONDict = dict[str, Any]
 class EkranSimConfig:
     """The simulated Ekran System database. Defaults suit a demo: 40 sessions over a week.
 
-    ``live_sessions``: the newest K sessions are still running until ``finish``.
+    ``unfinished``: the newest K sessions are still running (live) until ``finish``.
     ``idle_threshold``: a longer gap between activities counts as idle time.
     """
 
@@ -107,15 +107,15 @@ class EkranSimConfig:
     newest_start_ms: int | None = None  # None: one hour before the simulator is built
     token: str = "ekran-sim-token"  # noqa: S105 (the simulator's own)
     token_header: str = "X-Ekran-Token"  # noqa: S105 (a header name)
-    live_sessions: int = 0
+    unfinished: int = 0
     live_end_null: bool = False
     idle_threshold: timedelta = timedelta(minutes=5)
     fail_every: int = 0
     request_log_limit: int = 50_000
 
     def __post_init__(self) -> None:
-        if min(self.sessions, self.live_sessions, self.fail_every) < 0:
-            raise ValueError("sessions, live_sessions and fail_every must be >= 0")
+        if min(self.sessions, self.unfinished, self.fail_every) < 0:
+            raise ValueError("sessions, unfinished and fail_every must be >= 0")
         if not self.token_header or not self.token:
             raise ValueError("token_header and token must not be empty")
         if self.span <= timedelta(0) or self.idle_threshold < timedelta(0):
@@ -172,7 +172,7 @@ class EkranSimulator(RequestLogged):
         self._idle_ms = int(config.idle_threshold / timedelta(milliseconds=1))
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._live = {s.session_id for s in self.sessions[: config.live_sessions]}
+        self._unfinished = {s.session_id for s in self.sessions[: config.unfinished]}
         self._generation = 0  # bumped whenever a live session finishes
         self._selections: OrderedDict[tuple[int | None, int | None, int], list[EkranSession]]
         self._selections = OrderedDict()
@@ -200,23 +200,23 @@ class EkranSimulator(RequestLogged):
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def is_live(self, session_id: str) -> bool:
+    def is_unfinished(self, session_id: str) -> bool:
         self.session(session_id)
         with self._lock:
-            return session_id in self._live
+            return session_id in self._unfinished
 
     def finish(self, session_id: str) -> None:
         """End a live session: all its activities appear and ``isFinished`` turns true."""
         self.session(session_id)
         with self._lock:
-            if session_id in self._live:
-                self._live.discard(session_id)
+            if session_id in self._unfinished:
+                self._unfinished.discard(session_id)
                 self._generation += 1
 
     def finish_all(self) -> None:
         with self._lock:
-            if self._live:
-                self._live.clear()
+            if self._unfinished:
+                self._unfinished.clear()
                 self._generation += 1
 
     # -- the dataset as clients see it -------------------------------------------------
@@ -231,7 +231,7 @@ class EkranSimulator(RequestLogged):
         """The session as a request without ``start``/``end`` shows it right now (unclipped)."""
         session = self.session(session_id)
         with self._lock:
-            live = session_id in self._live
+            live = session_id in self._unfinished
         record = self._record(session, live, None, None)
         assert record is not None  # without a window, every session has its activities
         return record
@@ -239,7 +239,7 @@ class EkranSimulator(RequestLogged):
     def activities(self, session_id: str) -> tuple[int, ...]:
         """The session's activity times (ms) visible right now."""
         session = self.session(session_id)
-        return _visible(session, self.is_live(session_id))
+        return _visible(session, self.is_unfinished(session_id))
 
     # -- HTTP handlers ---------------------------------------------------------------------
 
@@ -257,10 +257,10 @@ class EkranSimulator(RequestLogged):
             raise _BadRequest("pageIndex", "pageIndex must be 0 or more.")
         with self._lock:
             selected = self._selection_locked(start, end)
-            live = set(self._live)
+            live = set(self._unfinished)
         chosen = selected[page_index * count : (page_index + 1) * count] if count else []
         records = [self._record(s, s.session_id in live, start, end) for s in chosen]
-        return _json({"sessions": records, "totalCount": len(selected)})
+        return json_response({"sessions": records, "totalCount": len(selected)})
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -301,7 +301,7 @@ class EkranSimulator(RequestLogged):
         high = len(self._starts) if end is None else bisect.bisect_right(self._starts, end)
         selected = []
         for session in self._ascending[low:high]:
-            visible = _visible(session, session.session_id in self._live)
+            visible = _visible(session, session.session_id in self._unfinished)
             if (start is None or visible[0] >= start) and (end is None or visible[-1] <= end):
                 selected.append(session)  # entirely inside: no need to look further
             elif _inside(visible, start, end):
@@ -513,13 +513,6 @@ def _integer(body: Mapping[str, Any], name: str, default: int) -> int:
     return value
 
 
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
 def _problem(field: str, message: str, count: int) -> web.Response:
     trace = hashlib.blake2b(f"trace:{count}".encode(), digest_size=16).hexdigest()
     body = {
@@ -529,7 +522,7 @@ def _problem(field: str, message: str, count: int) -> web.Response:
         "errors": {field: [message]},
         "traceId": f"00-{trace}-{trace[:16]}-00",
     }
-    response = _json(body, status=400)
+    response = json_response(body, status=400)
     response.content_type = "application/problem+json"
     return response
 

@@ -23,10 +23,8 @@ Routes under ``/_sim/`` are not part of the vendor API: test helpers only.
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import hmac
-import json
 import random
 import threading
 import time
@@ -43,6 +41,7 @@ from aiohttp.typedefs import Handler
 
 from archiver.sim import content
 from archiver.sim.faults import FAULT_PLAN
+from archiver.sim.http import json_response, s3_error, send_file
 from archiver.sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/export/api/v1"
@@ -75,8 +74,8 @@ SMALL_BODY_BYTES = 256 * KIB
 class PerfectoSimConfig:
     """The simulated tenant. Defaults suit a demo: a dozen executions, small files.
 
-    ``stay_processing``: the first K executions (newest first) stay PROCESSING until a
-    test calls ``finish_processing``. ``latency_seconds`` delays every answer, as a vendor
+    ``unfinished``: the first K executions (newest first) stay PROCESSING until a test
+    calls ``finish`` or ``finish_all``. ``latency_seconds`` delays every answer, as a vendor
     far away does. With ``body_dir`` the bodies are written to files once and sent with
     ``sendfile``: a vendor whose work costs the client's machine nothing, for benchmarks.
     ``secure_types`` are served from the API origin with the token; ``redirect_types``
@@ -98,7 +97,7 @@ class PerfectoSimConfig:
     pdf_size: int = 32 * KIB
     pdf_not_ready_requests: int = 1
     processing_seconds: float = 0.0
-    stay_processing: int = 0
+    unfinished: int = 0
     secure_types: frozenset[str] = frozenset({"DEVICE_LOGS", "expected_image"})
     redirect_types: frozenset[str] = frozenset({"VITALS"})
     uniform: UniformLayout | None = None  # None: a varied mix, as in real tenants
@@ -196,7 +195,7 @@ class PerfectoSimulator(RequestLogged):
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
         self._started = time.monotonic()
-        self._held = {execution.id for execution in self.executions[: self.config.stay_processing]}
+        self._unfinished = {execution.id for execution in self.executions[: self.config.unfinished]}
         self._finished: set[str] = set()
         self._pdf_requests: dict[str, int] = {}
         self.request_log = RequestLog(self.config.request_log_limit)
@@ -233,27 +232,27 @@ class PerfectoSimulator(RequestLogged):
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def is_processing(self, execution_id: str) -> bool:
+    def is_unfinished(self, execution_id: str) -> bool:
         execution = self.execution(execution_id)
         with self._lock:
-            return self._processing_locked(execution)
+            return self._unfinished_locked(execution)
 
-    def set_processing(self, execution_id: str) -> None:
+    def set_unfinished(self, execution_id: str) -> None:
         """Keep the execution PROCESSING (no videos, no artifacts) until finished."""
         self.execution(execution_id)
         with self._lock:
             self._finished.discard(execution_id)
-            self._held.add(execution_id)
+            self._unfinished.add(execution_id)
 
-    def finish_processing(self, execution_id: str) -> None:
+    def finish(self, execution_id: str) -> None:
         self.execution(execution_id)
         with self._lock:
-            self._held.discard(execution_id)
+            self._unfinished.discard(execution_id)
             self._finished.add(execution_id)
 
-    def finish_all_processing(self) -> None:
+    def finish_all(self) -> None:
         with self._lock:
-            self._held.clear()
+            self._unfinished.clear()
             self._finished.update(self._by_id)
 
     def pdf_requests(self, execution_id: str) -> int:
@@ -270,7 +269,7 @@ class PerfectoSimulator(RequestLogged):
 
     def resource(self, execution_id: str) -> dict[str, Any]:
         """The execution as the listing shows it right now."""
-        return self._resource(self.execution(execution_id), self.is_processing(execution_id))
+        return self._resource(self.execution(execution_id), self.is_unfinished(execution_id))
 
     def commands(self, execution_id: str) -> dict[str, Any]:
         execution = self.execution(execution_id)
@@ -347,7 +346,7 @@ class PerfectoSimulator(RequestLogged):
         except _Refused as refused:
             return _error(400, str(refused))
         with self._lock:
-            processing = [self._processing_locked(execution) for execution in selection]
+            processing = [self._unfinished_locked(execution) for execution in selection]
         metadata = {
             **self._metadata(),
             "processingStatus": PROCESSING if any(processing) else PROCESSING_COMPLETE,
@@ -361,13 +360,13 @@ class PerfectoSimulator(RequestLogged):
         if plan is not None and plan.claim(request, "empty_page"):
             # A fault seen in the wild: nothing on the page, yet more pages promised.
             resources, metadata["truncated"] = [], True
-        return _json({"resources": resources, "metadata": metadata})
+        return json_response({"resources": resources, "metadata": metadata})
 
     async def _commands(self, request: web.Request) -> web.Response:
         execution_id = request.match_info["execution_id"]
         if execution_id not in self._by_id:
             return _error(404, f"Test execution {execution_id} was not found")
-        return _json(self.commands(execution_id))
+        return json_response(self.commands(execution_id))
 
     async def _pdf(self, request: web.Request) -> web.StreamResponse:
         execution = self._by_id.get(request.query.get("testExecutionId", ""))
@@ -376,7 +375,7 @@ class PerfectoSimulator(RequestLogged):
         with self._lock:
             earlier = self._pdf_requests.get(execution.id, 0)
             self._pdf_requests[execution.id] = earlier + 1
-            busy = self._processing_locked(execution)
+            busy = self._unfinished_locked(execution)
         if busy or earlier < self.config.pdf_not_ready_requests:
             return web.Response(status=204)
         return await self._send(request, self._pdf_file(execution))
@@ -392,21 +391,21 @@ class PerfectoSimulator(RequestLogged):
     async def _signed_file(self, request: web.Request) -> web.StreamResponse:
         file = self._file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None:
-            return _s3_error(404, "NoSuchKey")
+            return s3_error(404, "NoSuchKey")
         signature = request.query.get("X-Amz-Signature", "")
         if not hmac.compare_digest(signature, self._signature(file)):
-            return _s3_error(403, "SignatureDoesNotMatch")
+            return s3_error(403, "SignatureDoesNotMatch")
         return await self._send(request, file)
 
     async def _streamed_video(self, request: web.Request) -> web.StreamResponse:
         file = self._file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None or file.content_type != "video/mp4":
-            return _s3_error(404, "NoSuchKey")
+            return s3_error(404, "NoSuchKey")
         return await self._send(request, file)
 
     async def _send(self, request: web.Request, file: SimFile) -> web.StreamResponse:
         if self.config.body_dir is None:
-            return await _send(request, file)
+            return await send_file(request, file)
         if file.size <= SMALL_BODY_BYTES:
             # Read from the page cache on the loop: cheaper than the thread hops and the
             # sendfile set-up of a FileResponse, and the body is already on disk.
@@ -436,10 +435,10 @@ class PerfectoSimulator(RequestLogged):
             if name in request.headers
         )
 
-    def _processing_locked(self, execution: SimExecution) -> bool:
+    def _unfinished_locked(self, execution: SimExecution) -> bool:
         if execution.id in self._finished:
             return False
-        if execution.id in self._held:
+        if execution.id in self._unfinished:
             return True
         return time.monotonic() - self._started < self.config.processing_seconds
 
@@ -888,41 +887,8 @@ def _int_param(query: Mapping[str, str], name: str) -> int | None:
         raise _Refused(f"{name} must be an integer") from None
 
 
-async def _send(request: web.Request, file: SimFile) -> web.StreamResponse:
-    """Stream ``file`` chunk by chunk: a multi-GiB video never sits in memory."""
-    response = web.StreamResponse()
-    response.content_type = file.content_type
-    response.content_length = file.size
-    transport = request.transport  # aiohttp forgets it when the server force-closes
-    await response.prepare(request)
-    if request.method != "HEAD":
-        try:
-            for chunk in file.chunks():
-                await response.write(chunk)
-        except asyncio.CancelledError:
-            # The server is stopping under a client that stopped reading: a plain close
-            # would wait for the send buffer to drain, and leak the socket.
-            if transport is not None:
-                transport.abort()
-            raise
-    await response.write_eof()
-    return response
-
-
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
 def _error(status: int, message: str) -> web.Response:
-    return _json({"userMessage": message}, status=status)
-
-
-def _s3_error(status: int, code: str) -> web.Response:
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code></Error>'
-    return web.Response(status=status, text=body, content_type="application/xml")
+    return json_response({"userMessage": message}, status=status)
 
 
 def _now_ms() -> int:

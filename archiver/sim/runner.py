@@ -85,8 +85,8 @@ async def running(
 class SimulatorThread(Generic[SimulatorT]):
     """``with SimulatorThread(sim) as sim:`` runs ``sim`` in a daemon thread's event loop.
 
-    The simulator's own methods (``finish_processing``...) are thread-safe, so the test
-    thread calls them directly.
+    The simulator's own methods (``finish``, ``finish_all``...) are thread-safe, so the
+    test thread calls them directly.
     """
 
     def __init__(

@@ -13,9 +13,10 @@ whole-second precision, as a database ``TIMESTAMP`` column has, so several sessi
 share a ``closed_at``. Whether ``*_after``/``*_before`` bounds are inclusive is undocumented:
 ``inclusive_bounds`` picks (default: inclusive).
 
-Sessions can be closed and re-opened while the simulator runs (:meth:`TestmoSimulator.close`,
-:meth:`TestmoSimulator.reopen`); every listing is computed once per filter combination and
-state of the dataset, so a page costs a slice even with 100,000 sessions.
+Sessions can be closed and re-opened while the simulator runs (closed by
+:meth:`TestmoSimulator.finish` and :meth:`TestmoSimulator.finish_all`, re-opened by
+:meth:`TestmoSimulator.set_unfinished`); every listing is computed once per filter combination
+and state of the dataset, so a page costs a slice even with 100,000 sessions.
 
 Every ``rate_limit_every``-th authenticated request answers 429 (``Retry-After:
 retry_after``, or no header when it is None). Routes under ``/_sim/`` are test helpers, not
@@ -24,10 +25,8 @@ part of the vendor API.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
-import json
 import math
 import random
 import threading
@@ -41,6 +40,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from archiver.sim.http import json_response
 from archiver.sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/api/v1"
@@ -74,7 +74,7 @@ class TestmoSimConfig:
 
     Sessions (ids 1.., oldest first) are spread over ``project_ids`` in turn, created over
     ``span`` up to ``newest_created_s`` (unix seconds; None: 30 minutes before the simulator
-    is built). All are closed except the newest ``open_sessions``. Projects in
+    is built). All are closed except the newest ``unfinished``, which are open. Projects in
     ``forbidden_project_ids`` (a subset of ``project_ids``) exist but answer 403.
     ``retry_after`` is the ``Retry-After`` header of the periodic 429s (None: no header).
     """
@@ -87,7 +87,7 @@ class TestmoSimConfig:
     forbidden_project_ids: tuple[int, ...] = ()
     span: timedelta = timedelta(days=7)
     newest_created_s: int | None = None
-    open_sessions: int = 0
+    unfinished: int = 0
     users: int = 6
     token: str = "testmo-sim-token"  # noqa: S105 (the simulator's own)
     inclusive_bounds: bool = True
@@ -96,9 +96,9 @@ class TestmoSimConfig:
     request_log_limit: int = 50_000
 
     def __post_init__(self) -> None:
-        counts = (self.sessions, self.open_sessions, self.rate_limit_every)
+        counts = (self.sessions, self.unfinished, self.rate_limit_every)
         if min(counts) < 0 or (self.retry_after is not None and self.retry_after < 0):
-            raise ValueError("sessions, open_sessions, rate_limit_every, retry_after must be >= 0")
+            raise ValueError("sessions, unfinished, rate_limit_every, retry_after must be >= 0")
         if not self.project_ids or min(self.project_ids) < 1:
             raise ValueError("project_ids must hold at least one positive id")
         if len(set(self.project_ids)) != len(self.project_ids):
@@ -235,12 +235,13 @@ class TestmoSimulator(RequestLogged):
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def is_closed(self, session_id: int) -> bool:
+    def is_unfinished(self, session_id: int) -> bool:
+        """Whether the session is open (``closed_at`` null)."""
         self.session(session_id)
         with self._lock:
-            return self._state[session_id].closed_at is not None
+            return self._state[session_id].closed_at is None
 
-    def close(self, session_id: int, *, by: int = 1) -> str:
+    def finish(self, session_id: int, *, by: int = 1) -> str:
         """Close the session now (no-op when closed); returns its ``closed_at``.
 
         Re-closing a re-opened session always gives a later ``closed_at`` than before.
@@ -250,7 +251,7 @@ class TestmoSimulator(RequestLogged):
             closed_at = self._close_locked(session, by, int(time.time()))
         return _format_time(closed_at)
 
-    def close_all(self, *, by: int = 1) -> list[int]:
+    def finish_all(self, *, by: int = 1) -> list[int]:
         """Close every open session; returns their ids."""
         now = int(time.time())
         with self._lock:
@@ -259,7 +260,7 @@ class TestmoSimulator(RequestLogged):
                 self._close_locked(session, by, now)
         return [session.id for session in opened]
 
-    def reopen(self, session_id: int, *, by: int = 1) -> None:
+    def set_unfinished(self, session_id: int, *, by: int = 1) -> None:
         """Re-open the session (no-op when open): ``closed_at``/``closed_by`` become null."""
         self.session(session_id)
         now = int(time.time())
@@ -305,7 +306,7 @@ class TestmoSimulator(RequestLogged):
             total = len(matching)
             records = [_record(s, self._state[s.id]) for s in matching[start : start + per_page]]
         last_page = max(1, math.ceil(total / per_page))
-        return _json(
+        return json_response(
             {
                 "page": page,
                 "prev_page": page - 1 if page > 1 else None,
@@ -328,7 +329,7 @@ class TestmoSimulator(RequestLogged):
         if errors:
             raise _Invalid(errors)
         record = self.record(session.id)
-        return _json({"result": record, "expands": self._expands([record], names)})
+        return json_response({"result": record, "expands": self._expands([record], names)})
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -339,15 +340,15 @@ class TestmoSimulator(RequestLogged):
             self._admit(request)
             return await handler(request)
         except _Refused as refused:
-            response = _json({"message": refused.message}, status=refused.status)
+            response = json_response({"message": refused.message}, status=refused.status)
             if refused.status == 429 and self.config.retry_after is not None:
                 response.headers["Retry-After"] = str(self.config.retry_after)
             return response
         except _Invalid as invalid:
-            return _json(_invalid_body(invalid.errors), status=422)
+            return json_response(_invalid_body(invalid.errors), status=422)
         except web.HTTPException as exc:
             message = "Not found." if exc.status == 404 else exc.reason
-            return _json({"message": message}, status=exc.status)
+            return json_response({"message": message}, status=exc.status)
 
     # -- internals -----------------------------------------------------------------------
 
@@ -537,7 +538,7 @@ def _build_sessions(config: TestmoSimConfig, newest_s: int) -> tuple[TestmoSessi
         session_id = count - index
         project_id = projects[(session_id - 1) % len(projects)]
         created = newest_s - index * step - (rng.randrange(step) if index else 0)
-        is_open = index < config.open_sessions
+        is_open = index < config.unfinished
         total = rng.randint(0, 12)
         untested = rng.randint(0, total) if is_open else (total // 5 if index % 7 == 3 else 0)
         counts = [untested] + [0] * STATUS_COUNT
@@ -762,11 +763,6 @@ def _invalid_body(errors: Mapping[str, list[str]]) -> JSONDict:
 # -- helpers -------------------------------------------------------------------------------
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
 
 
 def _timestamp(seconds: int | None) -> str | None:

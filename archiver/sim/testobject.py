@@ -23,10 +23,10 @@ deterministic text, and every Appium log echoes the desired capabilities with
 "never log secrets" rule can be tested.
 
 ``startDateTime``/``endDateTime`` are Java ``LocalDateTime`` objects as Jackson writes them,
-with no time zone: the simulator generates them in UTC. The newest ``still_running``
-sessions have ``endDateTime: null`` and ``durationInSeconds: 0`` (their reports say
-``RUNNING``, with no video yet, and their videos are 404) until :meth:`finish` or
-:meth:`finish_all`.
+with no time zone: the simulator generates them in UTC. The newest ``unfinished`` sessions
+are still running: they have ``endDateTime: null`` and ``durationInSeconds: 0`` (their
+reports say ``RUNNING``, with no video yet, and their videos are 404) until :meth:`finish`
+or :meth:`finish_all`.
 
 Everything derives from :class:`TestObjectSimConfig`; the dataset is built once, newest
 first, so a page costs O(limit) whatever the number of sessions. Every
@@ -36,7 +36,6 @@ under ``/_sim/`` are test helpers, not part of the vendor API.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import functools
@@ -55,6 +54,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from archiver.sim.http import json_response, send_file
 from archiver.sim.perfecto import SimFile
 from archiver.sim.requestlog import RequestLog, RequestLogged
 
@@ -94,7 +94,7 @@ class TestObjectSimConfig:
     api_key: str = "testobject-sim-api-key"
     project_ids: tuple[str, ...] = ("calculator-0223", "shop-android")
     usages: tuple[str, ...] = ("APPIUM", "ESPRESSO", "APPIUM", "XCUITEST", "MANUAL")
-    still_running: int = 0
+    unfinished: int = 0
     more_available_instead_of_count: bool = False
     screenshots_per_report: int = 2
     video_size: int = 96 * KIB
@@ -107,7 +107,7 @@ class TestObjectSimConfig:
     def __post_init__(self) -> None:
         counts = (
             self.sessions,
-            self.still_running,
+            self.unfinished,
             self.screenshots_per_report,
             self.video_size,
             self.screenshot_size,
@@ -209,7 +209,7 @@ class TestObjectSimulator(RequestLogged):
         self._key = f"testobject-sim-{config.seed}".encode()
         self._urls: dict[str, str] = {}
         self._lock = threading.Lock()
-        self._running = {session.id for session in self.reports[: config.still_running]}
+        self._unfinished = {session.id for session in self.reports[: config.unfinished]}
         self._count = 0
         self.request_log = RequestLog(config.request_log_limit)
 
@@ -242,20 +242,20 @@ class TestObjectSimulator(RequestLogged):
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def is_running(self, session_id: str) -> bool:
+    def is_unfinished(self, session_id: str) -> bool:
         self.session(session_id)
         with self._lock:
-            return session_id in self._running
+            return session_id in self._unfinished
 
     def finish(self, session_id: str) -> None:
         """End a still running session: it gets its ``endDateTime``, its video appears."""
         self.session(session_id)
         with self._lock:
-            self._running.discard(session_id)
+            self._unfinished.discard(session_id)
 
     def finish_all(self) -> None:
         with self._lock:
-            self._running.clear()
+            self._unfinished.clear()
 
     # -- the dataset as clients see it -------------------------------------------------
 
@@ -268,7 +268,7 @@ class TestObjectSimulator(RequestLogged):
     def entity(self, session_id: str) -> JSONDict:
         """The session as the listing shows it right now."""
         session = self.session(session_id)
-        return _entity(session, self.config.username, self.is_running(session_id))
+        return _entity(session, self.config.username, self.is_unfinished(session_id))
 
     def test_report(self, test_report_id: int) -> TestObjectTestReport:
         try:
@@ -279,7 +279,7 @@ class TestObjectSimulator(RequestLogged):
     def report(self, test_report_id: int) -> JSONDict:
         """What ``GET /v2/reports/{id}`` returns right now (URLs need a bound simulator)."""
         report = self.test_report(test_report_id)
-        running = self.is_running(report.session_id)
+        running = self.is_unfinished(report.session_id)
         video = self._video_file(report)
         document: JSONDict = {
             "id": report.id,
@@ -339,7 +339,7 @@ class TestObjectSimulator(RequestLogged):
         start = min(offset - 1, total)
         chosen = self.reports[start : min(total, start + limit)]
         with self._lock:
-            running = set(self._running)
+            running = set(self._unfinished)
         metadata: JSONDict = {
             "offset": offset,
             "limit": limit,
@@ -351,14 +351,14 @@ class TestObjectSimulator(RequestLogged):
         else:
             metadata["count"] = total
         entities = [_entity(s, self.config.username, s.id in running) for s in chosen]
-        return _json({"entities": entities, "metaData": metadata})
+        return json_response({"entities": entities, "metaData": metadata})
 
     async def _report(self, request: web.Request) -> web.Response:
         text = request.match_info["report_id"]
         report = self._test_reports.get(int(text)) if text.isdigit() else None
         if report is None:
             return _error(404, "Not Found", f"test report {text} was not found")
-        return _json(self.report(report.id))
+        return json_response(self.report(report.id))
 
     async def _file(self, request: web.Request) -> web.StreamResponse:
         file = self._file_at(request.path)
@@ -368,9 +368,9 @@ class TestObjectSimulator(RequestLogged):
         if not hmac.compare_digest(signature, self._signature(request.path)):
             return _error(403, "Forbidden", "missing or invalid signature")
         report = self._test_reports[int(file.execution_id)]
-        if file.kind == "video" and self.is_running(report.session_id):
+        if file.kind == "video" and self.is_unfinished(report.session_id):
             return _error(404, "Not Found", "the video is not available yet")
-        return await _send(request, file)
+        return await send_file(request, file)
 
     @web.middleware
     async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -667,34 +667,8 @@ def _int_query(request: web.Request, name: str, default: int, *, minimum: int) -
     return value
 
 
-async def _send(request: web.Request, file: SimFile) -> web.StreamResponse:
-    """Stream ``file`` chunk by chunk, with its Content-Length."""
-    response = web.StreamResponse()
-    response.content_type = file.content_type
-    response.content_length = file.size
-    transport = request.transport
-    await response.prepare(request)
-    if request.method != "HEAD":
-        try:
-            for chunk in file.chunks():
-                await response.write(chunk)
-        except asyncio.CancelledError:
-            if transport is not None:  # see perfecto._send: do not leak the socket
-                transport.abort()
-            raise
-    await response.write_eof()
-    return response
-
-
-_dumps = functools.partial(json.dumps, ensure_ascii=False)
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.json_response(body, status=status, dumps=_dumps)
-
-
 def _error(status: int, error: str, message: str) -> web.Response:
-    return _json({"status": status, "error": error, "message": message}, status=status)
+    return json_response({"status": status, "error": error, "message": message}, status=status)
 
 
 def _naive_utc(moment: datetime) -> datetime:

@@ -237,7 +237,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
     from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
     from archiver.sim.runner import running
 
-    config = DevRevSimConfig(sessions=sessions, still_recording=held_back)
+    config = DevRevSimConfig(sessions=sessions, unfinished=held_back)
     async with running(DevRevSimulator(config)) as simulator:
         yield DemoRun(
             settings=DevRevSettings(
@@ -247,7 +247,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
                 backfill_days=1,
             ),
             urls={"API": simulator.api_url, "files": simulator.files_url},
-            finish=simulator.finish_all_recording,
+            finish=simulator.finish_all,
         )
 
 

@@ -181,7 +181,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
     from archiver.sim.ekran import EkranSimConfig, EkranSimulator
     from archiver.sim.runner import running
 
-    config = EkranSimConfig(sessions=sessions, live_sessions=held_back)
+    config = EkranSimConfig(sessions=sessions, unfinished=held_back)
     async with running(EkranSimulator(config)) as simulator:
         yield DemoRun(
             settings=EkranSettings(

@@ -331,14 +331,14 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
     from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
     from archiver.sim.runner import running
 
-    config = PerfectoSimConfig(executions=sessions, stay_processing=held_back)
+    config = PerfectoSimConfig(executions=sessions, unfinished=held_back)
     async with running(PerfectoSimulator(config)) as simulator:
         yield DemoRun(
             settings=PerfectoSettings(
                 base_url=simulator.api_url, token=Secret(config.token), backfill_days=1
             ),
             urls={"API": simulator.api_url, "files": simulator.files_url},
-            finish=simulator.finish_all_processing,
+            finish=simulator.finish_all,
         )
 
 

@@ -170,7 +170,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
     from archiver.sim.runner import running
     from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
 
-    config = TestmoSimConfig(sessions=sessions, open_sessions=held_back)
+    config = TestmoSimConfig(sessions=sessions, unfinished=held_back)
     async with running(TestmoSimulator(config)) as simulator:
         yield DemoRun(
             settings=TestmoSettings(
@@ -180,7 +180,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
                 backfill_days=8,
             ),
             urls={"API": simulator.api_url},
-            finish=simulator.close_all,
+            finish=simulator.finish_all,
         )
 
 

@@ -250,7 +250,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
     from archiver.sim.runner import running
     from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
-    config = TestObjectSimConfig(sessions=sessions, still_running=held_back)
+    config = TestObjectSimConfig(sessions=sessions, unfinished=held_back)
     async with running(TestObjectSimulator(config)) as simulator:
         yield DemoRun(
             settings=TestObjectSettings(

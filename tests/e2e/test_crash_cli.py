@@ -35,7 +35,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     sim = perfecto_sim_factory(
         token=TOKEN,
         executions=64,
-        stay_processing=2,
+        unfinished=2,
         video_size=1536 * KIB,
         artifact_size=128 * KIB,
         screenshot_size=32 * KIB,

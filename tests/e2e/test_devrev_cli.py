@@ -110,14 +110,14 @@ def test_second_pass_downloads_nothing(devrev_sim_factory: DevRevFactory, tmp_pa
 def test_sessions_still_recording_wait_until_ended(
     devrev_sim_factory: DevRevFactory, tmp_path: Path
 ) -> None:
-    sim = devrev_sim_factory(token=DEVREV_TOKEN, sessions=16, still_recording=4)
-    recording = {s.session_id for s in sim.sessions if sim.is_recording(s.session_id)}
+    sim = devrev_sim_factory(token=DEVREV_TOKEN, sessions=16, unfinished=4)
+    recording = {s.session_id for s in sim.sessions if sim.is_unfinished(s.session_id)}
     deployment = write_config(tmp_path, perfecto_url=None, devrev_url=sim.api_url)
 
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     assert set(deployment.manifests("devrev")) == mobile_sessions(sim) - recording
 
-    sim.finish_all_recording()
+    sim.finish_all()
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     manifests = deployment.manifests("devrev")
     assert set(manifests) == mobile_sessions(sim)

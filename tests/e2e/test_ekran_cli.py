@@ -23,13 +23,13 @@ def deploy(tmp_path: Path, sim: EkranSimulator, **ekran: object) -> Deployment:
 
 
 def finished(sim: EkranSimulator) -> set[str]:
-    return {s.session_id for s in sim.sessions if not sim.is_live(s.session_id)}
+    return {s.session_id for s in sim.sessions if not sim.is_unfinished(s.session_id)}
 
 
 def test_finished_sessions_archived_across_pages_unclipped(
     ekran_sim_factory: EkranFactory, tmp_path: Path
 ) -> None:
-    sim = ekran_sim_factory(token=TOKEN, sessions=40, live_sessions=3)
+    sim = ekran_sim_factory(token=TOKEN, sessions=40, unfinished=3)
     deployment = deploy(tmp_path, sim, session_count=7, window_hours=24)
 
     result = run_archiver("run", "--once", config=deployment.config)
@@ -51,7 +51,7 @@ def test_finished_sessions_archived_across_pages_unclipped(
 def test_live_sessions_wait_and_second_pass_is_quiet(
     ekran_sim_factory: EkranFactory, tmp_path: Path
 ) -> None:
-    sim = ekran_sim_factory(token=TOKEN, sessions=12, live_sessions=2)
+    sim = ekran_sim_factory(token=TOKEN, sessions=12, unfinished=2)
     deployment = deploy(tmp_path, sim)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     assert set(deployment.manifests("ekran")) == finished(sim)

@@ -97,14 +97,12 @@ def test_perfecto_and_devrev_archive_everything_through_faults(
     perfecto_faults = faults(20240601, rate=0.35)
     devrev_faults = faults(77, kinds=ALL_KINDS - {"empty_page"})
     perfecto = small_sim(
-        perfecto_sim_factory, executions=10, page_size=3, stay_processing=2, faults=perfecto_faults
+        perfecto_sim_factory, executions=10, page_size=3, unfinished=2, faults=perfecto_faults
     )
-    devrev = devrev_sim_factory(
-        token=DEVREV_TOKEN, sessions=12, still_recording=2, faults=devrev_faults
-    )
+    devrev = devrev_sim_factory(token=DEVREV_TOKEN, sessions=12, unfinished=2, faults=devrev_faults)
     processing = {execution.id for execution in perfecto.executions[:2]}
     complete = {execution.id for execution in perfecto.executions} - processing
-    recording = {s for s in mobile_sessions(devrev) if devrev.is_recording(s)}
+    recording = {s for s in mobile_sessions(devrev) if devrev.is_unfinished(s)}
     devrev_complete = mobile_sessions(devrev) - recording
     assert recording and devrev_complete
     deployment = write_config(
@@ -145,8 +143,8 @@ def test_perfecto_and_devrev_archive_everything_through_faults(
     scan.assert_clean()
 
     # Once the held-back sessions finish they are archived too, still through faults.
-    perfecto.finish_all_processing()
-    devrev.finish_all_recording()
+    perfecto.finish_all()
+    devrev.finish_all()
     events = run_passes(
         deployment,
         scan,
@@ -171,7 +169,7 @@ def test_each_fault_kind_alone(
     perfecto_sim_factory: PerfectoFactory, tmp_path: Path, kind: str
 ) -> None:
     plan = faults(len(kind), rate=0.5, kinds={kind})
-    sim = small_sim(perfecto_sim_factory, executions=4, page_size=2, stay_processing=1, faults=plan)
+    sim = small_sim(perfecto_sim_factory, executions=4, page_size=2, unfinished=1, faults=plan)
     complete = {execution.id for execution in sim.executions[1:]}
     deployment = write_config(tmp_path, perfecto_url=sim.api_url, http=FAULTY_HTTP)
     scan = SecretScan()

@@ -94,7 +94,7 @@ def test_second_pass_downloads_nothing(
 def test_processing_executions_wait_until_complete(
     perfecto_sim_factory: PerfectoFactory, tmp_path: Path
 ) -> None:
-    sim = small_sim(perfecto_sim_factory, executions=8, stay_processing=3)
+    sim = small_sim(perfecto_sim_factory, executions=8, unfinished=3)
     processing = [execution.id for execution in sim.executions[:3]]
     deployment = write_config(tmp_path, perfecto_url=sim.api_url)
 
@@ -105,7 +105,7 @@ def test_processing_executions_wait_until_complete(
     assert not set(processing) & set(deployment.manifests())
 
     for execution_id in processing:
-        sim.finish_processing(execution_id)
+        sim.finish(execution_id)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     manifests = deployment.manifests()
     assert set(manifests) == {execution.id for execution in sim.executions}
@@ -351,7 +351,7 @@ def test_s3_store_end_to_end(
 def test_daemon_runs_passes_and_stops_on_sigterm(
     perfecto_sim_factory: PerfectoFactory, tmp_path: Path
 ) -> None:
-    sim = small_sim(perfecto_sim_factory, executions=4, stay_processing=1)
+    sim = small_sim(perfecto_sim_factory, executions=4, unfinished=1)
     deployment = write_config(tmp_path, perfecto_url=sim.api_url, engine={"interval_seconds": 1})
     daemon = subprocess.Popen(
         [str(ARCHIVER), "--config", str(deployment.config), "run"],
@@ -365,7 +365,7 @@ def test_daemon_runs_passes_and_stops_on_sigterm(
         second = run_archiver("run", "--once", config=deployment.config)
         assert second.returncode == 75  # EX_TEMPFAIL: a supervisor may try again later
         assert "in use by another archiver process" in second.stderr
-        sim.finish_all_processing()
+        sim.finish_all()
         wait_for(lambda: len(deployment.manifests()) == 4)
     finally:
         daemon.send_signal(signal.SIGTERM)

@@ -56,7 +56,7 @@ def test_status_shows_archived_held_back_failing_and_the_retention_race(
     sim = perfecto_sim_factory(
         token=TOKEN,
         executions=EXECUTIONS,
-        stay_processing=PROCESSING,
+        unfinished=PROCESSING,
         video_size=8 * KIB,
         artifact_size=2 * KIB,
         faults=FaultPlan(rate=1.0, kinds={"503"}, paths=(broken_path,), max_in_a_row=10**6),

@@ -18,13 +18,13 @@ def deploy(tmp_path: Path, sim: TestmoSimulator, **testmo: object) -> Deployment
 
 
 def closed(sim: TestmoSimulator) -> set[str]:
-    return {str(session.id) for session in sim.sessions if sim.is_closed(session.id)}
+    return {str(session.id) for session in sim.sessions if not sim.is_unfinished(session.id)}
 
 
 def test_closed_sessions_archived_over_several_pages(
     testmo_sim_factory: TestmoFactory, tmp_path: Path
 ) -> None:
-    sim = testmo_sim_factory(token=TOKEN, sessions=70, open_sessions=5)
+    sim = testmo_sim_factory(token=TOKEN, sessions=70, unfinished=5)
     deployment = deploy(tmp_path, sim, per_page=15)
 
     result = run_archiver("run", "--once", config=deployment.config)
@@ -48,12 +48,12 @@ def test_closed_sessions_archived_over_several_pages(
 def test_open_sessions_archived_once_closed_and_second_pass_is_quiet(
     testmo_sim_factory: TestmoFactory, tmp_path: Path
 ) -> None:
-    sim = testmo_sim_factory(token=TOKEN, sessions=20, open_sessions=4)
+    sim = testmo_sim_factory(token=TOKEN, sessions=20, unfinished=4)
     deployment = deploy(tmp_path, sim)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     assert set(deployment.manifests("testmo")) == closed(sim)
 
-    sim.close_all()
+    sim.finish_all()
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0
     assert set(deployment.manifests("testmo")) == {str(s.id) for s in sim.sessions}
 
@@ -76,7 +76,7 @@ def test_rate_limited_and_forbidden_project(
 
     assert result.returncode == 1
     assert "Testmo answered HTTP 403" in result.stdout + result.stderr
-    project_one = {str(s.id) for s in sim.project_sessions(1) if sim.is_closed(s.id)}
+    project_one = {str(s.id) for s in sim.project_sessions(1) if not sim.is_unfinished(s.id)}
     assert set(deployment.manifests("testmo")) >= project_one
     assert TOKEN not in result.stdout + result.stderr
 

@@ -23,13 +23,13 @@ def deploy(tmp_path: Path, sim: TestObjectSimulator, **testobject: object) -> De
 
 
 def finished(sim: TestObjectSimulator) -> set[str]:
-    return {s.id for s in sim.reports if not sim.is_running(s.id)}
+    return {s.id for s in sim.reports if not sim.is_unfinished(s.id)}
 
 
 def test_reports_and_their_files_archived_over_pages(
     testobject_sim_factory: TestObjectFactory, tmp_path: Path
 ) -> None:
-    sim = testobject_sim_factory(api_key=API_KEY, sessions=30, still_running=2)
+    sim = testobject_sim_factory(api_key=API_KEY, sessions=30, unfinished=2)
     deployment = deploy(tmp_path, sim, limit=7)
 
     result = run_archiver("run", "--once", config=deployment.config)
@@ -60,7 +60,7 @@ def test_more_available_listing_and_running_sessions(
     testobject_sim_factory: TestObjectFactory, tmp_path: Path
 ) -> None:
     sim = testobject_sim_factory(
-        api_key=API_KEY, sessions=12, still_running=3, more_available_instead_of_count=True
+        api_key=API_KEY, sessions=12, unfinished=3, more_available_instead_of_count=True
     )
     deployment = deploy(tmp_path, sim, limit=5)
     assert run_archiver("run", "--once", config=deployment.config).returncode == 0

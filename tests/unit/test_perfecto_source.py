@@ -63,7 +63,7 @@ async def test_paging_keeps_the_end_time_fixed(
 async def test_processing_page_is_decided_per_execution(
     perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await perfecto_sim_async_factory(token=TOKEN, executions=6, stay_processing=1)
+    sim = await perfecto_sim_async_factory(token=TOKEN, executions=6, unfinished=1)
     source = source_for(http, sim.api_url)
     until = datetime.now(UTC)
     found = {s.session_id: s async for s in source.sessions(until - timedelta(hours=12), until)}

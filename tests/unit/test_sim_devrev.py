@@ -242,7 +242,7 @@ async def test_filters_by_type_platform_and_app(
 async def test_still_recording_until_finished(
     devrev_sim_async_factory: AsyncDevRevFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await devrev_sim_async_factory(sessions=40, still_recording=6)
+    sim = await devrev_sim_async_factory(sessions=40, unfinished=6)
     busy = [s for s in sim.sessions[:6] if s.type == "mobile" and s.version_key == APP]
     assert busy
     page = await list_page(http, sim, limit=100)
@@ -252,11 +252,11 @@ async def test_still_recording_until_finished(
         assert listed["session_duration_ms"] == 0
         assert listed["recording_ids"] == list(session.recording_ids[:1])
     assert all(s["session_duration_ms"] > 0 for s in page["sessions"][len(busy) :])
-    sim.finish_recording(busy[0].session_id)
+    sim.finish(busy[0].session_id)
     assert sim.record(busy[0].session_id)["session_duration_ms"] > 0
     if len(busy) > 1:
-        assert sim.is_recording(busy[1].session_id)
-    sim.finish_all_recording()
+        assert sim.is_unfinished(busy[1].session_id)
+    sim.finish_all()
     page = await list_page(http, sim, limit=100)
     for listed in page["sessions"]:
         assert listed["session_duration_ms"] > 0
@@ -472,7 +472,7 @@ def test_same_config_gives_same_dataset() -> None:
 
 def test_thread_variant_serves_a_synchronous_test(devrev_sim: DevRevSimulator) -> None:
     sim = devrev_sim
-    sim.set_recording(sim.sessions[0].session_id)
+    sim.set_unfinished(sim.sessions[0].session_id)
     request = urllib.request.Request(
         sim.api_url + LIST_PATH,
         data=json.dumps({"type": "mobile", "version_key": APP}).encode(),
@@ -481,6 +481,6 @@ def test_thread_variant_serves_a_synchronous_test(devrev_sim: DevRevSimulator) -
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as response:
         assert json.load(response)["sessions"][0]["session_duration_ms"] == 0
-    sim.finish_all_recording()
+    sim.finish_all()
     with opener.open(request, timeout=10) as response:
         assert json.load(response)["sessions"][0]["session_duration_ms"] > 0

@@ -274,12 +274,12 @@ async def test_open_ended_windows(
 async def test_live_sessions_until_finished(
     ekran_sim_async_factory: AsyncEkranFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await ekran_sim_async_factory(newest_start_ms=NEWEST, live_sessions=3)
+    sim = await ekran_sim_async_factory(newest_start_ms=NEWEST, unfinished=3)
     live = [s.session_id for s in sim.sessions[:3]]
     records = {r["sessionId"]: r for r in (await page(http, sim))["sessions"]}
     for session_id in live:
         record = records[session_id]
-        assert record["isFinished"] is False and sim.is_live(session_id)
+        assert record["isFinished"] is False and sim.is_unfinished(session_id)
         visible = sim.activities(session_id)
         assert visible == sim.session(session_id).activities[: len(visible)]
         assert moment(record["endTime"]) == visible[-1]
@@ -288,7 +288,7 @@ async def test_live_sessions_until_finished(
     record = sim.record(live[0])
     assert record["isFinished"] is True
     assert moment(record["endTime"]) == sim.session(live[0]).end_ms
-    assert sim.is_live(live[1])
+    assert sim.is_unfinished(live[1])
     sim.finish_all()
     records = {r["sessionId"]: r for r in (await page(http, sim))["sessions"]}
     assert all(r["isFinished"] for r in records.values())
@@ -299,7 +299,7 @@ async def test_live_sessions_until_finished(
 async def test_live_end_time_can_be_null(
     ekran_sim_async_factory: AsyncEkranFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await ekran_sim_async_factory(newest_start_ms=NEWEST, live_sessions=1, live_end_null=True)
+    sim = await ekran_sim_async_factory(newest_start_ms=NEWEST, unfinished=1, live_end_null=True)
     newest = sim.sessions[0].session_id
     records = {r["sessionId"]: r for r in (await page(http, sim))["sessions"]}
     assert records[newest]["endTime"] is None and records[newest]["isFinished"] is False

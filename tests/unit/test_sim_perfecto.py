@@ -214,9 +214,9 @@ async def test_filters_by_external_id_tag_and_job(
 async def test_processing_status_is_per_response_until_finished(
     perfecto_sim_async_factory: AsyncPerfectoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await perfecto_sim_async_factory(stay_processing=1)
+    sim = await perfecto_sim_async_factory(unfinished=1)
     busy, done = sim.executions[0], sim.executions[-1]
-    assert sim.is_processing(busy.id) and not sim.is_processing(done.id)
+    assert sim.is_unfinished(busy.id) and not sim.is_unfinished(done.id)
 
     everything = await list_page(http, sim)
     assert everything["metadata"]["processingStatus"] == "PROCESSING"
@@ -228,12 +228,12 @@ async def test_processing_status_is_per_response_until_finished(
     assert [r["id"] for r in alone["resources"]] == [done.id]
     assert alone["metadata"]["processingStatus"] == "PROCESSING_COMPLETE"
 
-    sim.finish_processing(busy.id)
+    sim.finish(busy.id)
     again = await list_page(http, sim, **window(busy.start_ms, busy.start_ms))
     assert again["metadata"]["processingStatus"] == "PROCESSING_COMPLETE"
     assert again["resources"][0]["videos"] and again["resources"][0]["artifacts"]
 
-    sim.set_processing(done.id)
+    sim.set_unfinished(done.id)
     assert (await list_page(http, sim))["metadata"]["processingStatus"] == "PROCESSING"
 
 
@@ -467,14 +467,14 @@ def test_content_generates_a_gib_quickly() -> None:
 
 def test_thread_variant_serves_a_synchronous_test(perfecto_sim: PerfectoSimulator) -> None:
     sim = perfecto_sim
-    sim.set_processing(sim.executions[0].id)
+    sim.set_unfinished(sim.executions[0].id)
     request = urllib.request.Request(
         sim.api_url + EXECUTIONS_PATH, headers={"PERFECTO_AUTHORIZATION": sim.config.token}
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(request, timeout=10) as response:
         assert json.load(response)["metadata"]["processingStatus"] == "PROCESSING"
-    sim.finish_processing(sim.executions[0].id)
+    sim.finish(sim.executions[0].id)
     with opener.open(request, timeout=10) as response:
         assert json.load(response)["metadata"]["processingStatus"] == "PROCESSING_COMPLETE"
 

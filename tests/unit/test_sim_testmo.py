@@ -85,7 +85,7 @@ def newest_first(sim: TestmoSimulator, project_id: int, closed: bool | None = No
     return [
         s.id
         for s in sim.project_sessions(project_id)
-        if closed is None or sim.is_closed(s.id) == closed
+        if closed is None or sim.is_unfinished(s.id) != closed
     ]
 
 
@@ -168,7 +168,7 @@ async def test_single_session_rejects_unknown_expands(
 async def test_page_carries_every_documented_field(
     testmo_sim_async_factory: AsyncTestmoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testmo_sim_async_factory(open_sessions=4)
+    sim = await testmo_sim_async_factory(unfinished=4)
     page = await page_of(http, sim, 1)
     assert list(page) == [*PAGE_KEYS, "expands"]
     want = newest_first(sim, 1)
@@ -229,7 +229,7 @@ async def test_empty_project_has_one_empty_page(
 async def test_is_closed_filter(
     testmo_sim_async_factory: AsyncTestmoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testmo_sim_async_factory(sessions=60, open_sessions=10)
+    sim = await testmo_sim_async_factory(sessions=60, unfinished=10)
     open_page = await page_of(http, sim, 1, is_closed=0)
     closed_page = await page_of(http, sim, 1, is_closed=1)
     assert [r["id"] for r in open_page["result"]] == newest_first(sim, 1, closed=False)
@@ -272,7 +272,7 @@ async def test_exclusive_bounds_when_configured(
 async def test_closed_after_sorted_by_close_date_oldest_first(
     testmo_sim_async_factory: AsyncTestmoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testmo_sim_async_factory(sessions=300, open_sessions=20)
+    sim = await testmo_sim_async_factory(sessions=300, unfinished=20)
     closed = [sim.record(i) for i in newest_first(sim, 1, closed=True)]
     by_close = sorted(closed, key=lambda r: (r["closed_at"], r["id"]))
     assert [r["id"] for r in by_close] != [r["id"] for r in closed[::-1]]  # orders differ
@@ -295,7 +295,7 @@ async def test_closed_after_sorted_by_close_date_oldest_first(
 async def test_sort_and_order(
     testmo_sim_async_factory: AsyncTestmoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testmo_sim_async_factory(sessions=80, open_sessions=6)
+    sim = await testmo_sim_async_factory(sessions=80, unfinished=6)
     want = newest_first(sim, 1)
     assert [r["id"] for r in (await page_of(http, sim, 1, order="asc"))["result"]] == want[::-1]
     explicit = await page_of(http, sim, 1, sort="sessions:created_at", order="desc")
@@ -375,15 +375,15 @@ async def test_listing_expands_cover_the_page(
 async def test_close_and_reopen(
     testmo_sim_async_factory: AsyncTestmoFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testmo_sim_async_factory(open_sessions=3)
+    sim = await testmo_sim_async_factory(unfinished=3)
     newest = sim.sessions[0]
-    assert not sim.is_closed(newest.id)
+    assert sim.is_unfinished(newest.id)
     project = newest.project_id
     assert newest.id not in [
         r["id"] for r in (await page_of(http, sim, project, is_closed=1))["result"]
     ]
-    first = sim.close(newest.id, by=2)
-    assert sim.close(newest.id) == first  # already closed: unchanged
+    first = sim.finish(newest.id, by=2)
+    assert sim.finish(newest.id) == first  # already closed: unchanged
     record = sim.record(newest.id)
     assert record["is_closed"] and record["closed_at"] == first and record["closed_by"] == 2
     assert record["updated_at"] == first
@@ -391,40 +391,40 @@ async def test_close_and_reopen(
         http, sim, project, is_closed=1, sort="sessions:closed_at", closed_after=iso(first)
     )
     assert [r["id"] for r in latest["result"]] == [newest.id]
-    sim.reopen(newest.id)
+    sim.set_unfinished(newest.id)
     record = sim.record(newest.id)
     assert not record["is_closed"] and record["closed_at"] is None and record["closed_by"] is None
     status, body, _ = await get(http, sim, f"/sessions/{newest.id}")
     assert status == 200 and body["result"]["closed_at"] is None
-    again = sim.close(newest.id)
+    again = sim.finish(newest.id)
     assert again > first
     latest = await page_of(
         http, sim, project, is_closed=1, sort="sessions:closed_at", closed_after=iso(first)
     )
     assert [r["id"] for r in latest["result"]] == [newest.id]
     assert latest["result"][0]["closed_at"] == again
-    closed_now = sim.close_all()
+    closed_now = sim.finish_all()
     assert sorted(closed_now) == sorted(s.id for s in sim.sessions[1:3])
-    assert sim.close_all() == []
+    assert sim.finish_all() == []
     assert (await page_of(http, sim, project, is_closed=0))["total"] == 0
 
 
 def test_close_and_reopen_from_many_threads() -> None:
-    sim = TestmoSimulator(TestmoSimConfig(sessions=200, open_sessions=200))
+    sim = TestmoSimulator(TestmoSimConfig(sessions=200, unfinished=200))
     ids = [s.id for s in sim.sessions]
 
     def churn(offset: int) -> None:
         for session_id in ids[offset::4]:
-            sim.close(session_id)
-            sim.reopen(session_id)
-            sim.close(session_id)
+            sim.finish(session_id)
+            sim.set_unfinished(session_id)
+            sim.finish(session_id)
 
     threads = [threading.Thread(target=churn, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert all(sim.is_closed(i) for i in ids) and sim.close_all() == []
+    assert not any(sim.is_unfinished(i) for i in ids) and sim.finish_all() == []
 
 
 # -- 429, request log, determinism -----------------------------------------------------------
@@ -471,7 +471,7 @@ async def test_request_log(testmo_sim_async: TestmoSimulator, http: aiohttp.Clie
 
 
 def test_same_config_gives_same_dataset() -> None:
-    config = TestmoSimConfig(sessions=50, newest_created_s=1_700_000_000, open_sessions=5)
+    config = TestmoSimConfig(sessions=50, newest_created_s=1_700_000_000, unfinished=5)
     one, two = TestmoSimulator(config), TestmoSimulator(config)
     assert one.sessions == two.sessions
     assert [one.full_record(s.id, EXPANDS) for s in one.sessions] == [

@@ -241,14 +241,14 @@ async def test_last_days_keeps_only_recent_sessions(
 async def test_still_running_sessions_until_finished(
     testobject_sim_async_factory: AsyncTestObjectFactory, http: aiohttp.ClientSession
 ) -> None:
-    sim = await testobject_sim_async_factory(still_running=2, usages=("APPIUM",))
+    sim = await testobject_sim_async_factory(unfinished=2, usages=("APPIUM",))
     newest, second, third = sim.reports[:3]
     body = await page(http, sim, limit=3)
     by_id = {e["id"]: e for e in body["entities"]}
     for session in (newest, second):
         assert by_id[session.id]["endDateTime"] is None
         assert by_id[session.id]["durationInSeconds"] == 0
-        assert sim.is_running(session.id)
+        assert sim.is_unfinished(session.id)
     assert by_id[third.id]["endDateTime"] is not None and by_id[third.id]["durationInSeconds"] > 0
 
     report_id = newest.report_ids[0]
