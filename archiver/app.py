@@ -65,7 +65,11 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
         observers += [metrics, readiness]
     observer = fan_out(observers)
     async with AsyncExitStack() as stack:
-        state = await open_state(config.state.url)
+        state = await open_state(
+            config.state.url,
+            password=config.state.password.reveal() or None,
+            replica=config.state.replica,
+        )
         stack.push_async_callback(state.close)
         store: Store = await stack.enter_async_context(
             open_checked_store(config.store, writes=True)

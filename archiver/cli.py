@@ -264,7 +264,12 @@ async def _show(config: Config, args: argparse.Namespace) -> int:
 async def _status(config: Config, args: argparse.Namespace) -> int:
     try:
         async with AsyncExitStack() as stack:
-            state = await open_state(config.state.url, read_only=True)
+            state = await open_state(
+                config.state.url,
+                read_only=True,
+                password=config.state.password.reveal() or None,
+                replica=config.state.replica,
+            )
             stack.push_async_callback(state.close)
             store = await stack.enter_async_context(open_checked_store(config.store))
             report = await status.gather(config, state, store, now=datetime.now(UTC))

@@ -74,7 +74,7 @@ from archiver.configkeys import (
     wording,
 )
 from archiver.errors import ConfigError
-from archiver.state import sqlite_path
+from archiver.state import check_state_url
 from archiver.store import check_store_url
 
 CONFIG_ENV = "ARCHIVER_CONFIG"
@@ -277,25 +277,68 @@ class StoreSettings(Table):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StateSettings(Table):
-    """Where archiver keeps what it archived, its watermarks and its failures (SQLite)."""
+    """Where archiver keeps what it archived, its watermarks and its failures: a SQLite file
+    (one archiver process at a time) or a PostgreSQL database (shared by several replicas;
+    TLS settings go in the URL's query: sslmode, sslrootcert...)."""
 
     url: Annotated[
         Text,
         Field(
-            description="sqlite:////absolute/path.db (or sqlite:///relative.db)",
+            description="sqlite:////absolute/path.db (or sqlite:///relative.db), or "
+            "postgresql://user@host:5432/database",
             examples=["sqlite:////var/lib/archiver/state.db"],
         ),
     ]
+    password_env: Annotated[
+        Text | None,
+        Field(
+            description="PostgreSQL only: the environment variable holding the database "
+            "password (never this file); unset: libpq's own (~/.pgpass, PGPASSWORD...)",
+            examples=["ARCHIVER_DB_PASSWORD"],
+        ),
+    ] = None
+    password: Annotated[Secret, NOT_IN_FILE] = field(default=Secret(""), repr=False)
+    replica: Annotated[
+        Text | None,
+        Field(
+            description="PostgreSQL only: this archiver's name among the replicas sharing the "
+            "database (each has a writer id of its own); unset: the host name",
+            examples=["archiver-1"],
+        ),
+    ] = None
 
     @field_validator("url")
     @classmethod
     def _state_url(cls, url: str) -> str:
-        url_parts(url)
-        try:
-            sqlite_path(url)
+        try:  # first: its messages never show a password the URL may hold
+            check_state_url(url)
         except ValueError as exc:
             raise problem(str(exc)) from None
+        url_parts(url)
         return url
+
+    @classmethod
+    def _refusal(cls, key: str) -> str:
+        if key == "password":
+            return "passwords are never read from the file; use password_env"
+        return UNKNOWN_KEY
+
+    @model_validator(mode="after")
+    def _password(self, info: ValidationInfo) -> StateSettings:
+        reading = reading_of(info)
+        if reading is not None and self.password_env is not None:
+            # The state is read by every command that reads vendor tokens and by `status`,
+            # which reads none: the password comes from the process's environment then.
+            environ = reading.environ if reading.read_tokens else os.environ
+            value = environ.get(self.password_env, "")
+            if not value:
+                raise problem(
+                    f"environment variable {self.password_env} is not set or empty",
+                    key="password_env",
+                )
+            # Frozen for everyone else: reading the password is part of building the record.
+            object.__setattr__(self, "password", Secret(value))
+        return self
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

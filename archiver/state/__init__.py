@@ -25,19 +25,23 @@ Contract (checked by ``tests/contract/test_state_contract.py`` over every implem
   a source (see :class:`~archiver.model.SourceSummary`); ``oldest_unarchived`` is its
   oldest ``failed`` row (oldest ``started_at`` first): a complete session not archived.
   ``source_names`` lists every source the state has anything of.
-* One process at a time: opening a state another process (or another open in this one)
-  holds raises ``StateLocked``; ``close`` releases it and may be called twice. Any other
-  failure to open or use the database raises ``StateError``. ``description`` is safe to log.
-  Opened ``read_only``, a state takes no lock, so it can be read beside the process that
-  holds it, and refuses every write.
+* SQLite (``sqlite://``): one process at a time: opening a state another process (or
+  another open in this one) holds raises ``StateLocked``. PostgreSQL (``postgresql://``) is
+  shared by design: any number of replicas open it at once and take no lock; each has a
+  writer id of its own (its ``replica`` name's), the same across its restarts. ``close``
+  releases what the state holds and may be called twice. Any other failure to open or use
+  the database raises ``StateError``, which never shows a password. ``description`` is
+  safe to log. Opened ``read_only``, a state takes no lock, so it can be read beside the
+  process that holds it, and refuses every write.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import datetime
 from typing import Protocol
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from archiver.errors import StateError
 from archiver.model import PassOutcome, SessionRecord, SourceSummary
@@ -113,25 +117,61 @@ class State(Protocol):
 
 # The state URL of a database kept in memory only: ``sqlite://:memory:``.
 SQLITE_MEMORY = ":memory:"
+POSTGRES_SCHEMES = ("postgresql", "postgres")
 
 
-async def open_state(url: str, *, read_only: bool = False) -> State:
-    """Open the state a URL names, taking its single-writer lock.
+async def open_state(
+    url: str,
+    *,
+    read_only: bool = False,
+    password: str | None = None,
+    replica: str | None = None,
+) -> State:
+    """Open the state a URL names.
 
     * ``sqlite:////abs/path/state.db`` (four slashes: an absolute path),
     * ``sqlite:///state.db`` (three slashes: relative to the working directory),
-    * ``sqlite://:memory:`` (nothing kept; for tests and demos).
+    * ``sqlite://:memory:`` (nothing kept; for tests and demos),
+    * ``postgresql://user@host:5432/database`` (or ``postgres://``), TLS settings in the
+      query (``?sslmode=verify-full&sslrootcert=/etc/archiver/ca.pem``); ``password`` is
+      the database password (never in the URL) and ``replica`` names this archiver among
+      those sharing the database (default: the host name).
 
-    Raises StateLocked if another archiver process uses that state, and StateError if the
-    URL or the database cannot be used. Close the state with ``await state.close()``.
+    A SQLite state takes its single-writer lock: StateLocked if another archiver process
+    uses it. StateError if the URL or the database cannot be used. Close the state with
+    ``await state.close()``.
     """
     try:
-        path = sqlite_path(url)
+        scheme = check_state_url(url)
     except ValueError as exc:
         raise StateError(str(exc)) from None
+    if scheme in POSTGRES_SCHEMES:
+        from archiver.state.postgres import PostgresState
+
+        return await PostgresState.open(
+            url, read_only=read_only, password=password, replica=replica
+        )
     from archiver.state.sqlite import SqliteState
 
-    return await SqliteState.open(path, read_only=read_only)
+    return await SqliteState.open(sqlite_path(url), read_only=read_only)
+
+
+def check_state_url(url: str) -> str:
+    """The scheme of a usable state URL (``sqlite`` or ``postgresql``/``postgres``).
+
+    ValueError says what is wrong with the URL (never showing a password it may hold).
+    """
+    scheme, _, _ = url.partition("://")
+    if scheme in POSTGRES_SCHEMES:
+        check_postgres_url(url)
+        return scheme
+    if scheme != "sqlite":
+        raise ValueError(
+            f"unknown state scheme in {_shown(url)!r} (use sqlite:////path/state.db or"
+            " postgresql://user@host:5432/database)"
+        )
+    sqlite_path(url)
+    return scheme
 
 
 def sqlite_path(url: str) -> str:
@@ -149,3 +189,44 @@ def sqlite_path(url: str) -> str:
     if not path or path.endswith("/"):
         raise ValueError(f"state url {url!r} names no database file")
     return path
+
+
+def check_postgres_url(url: str) -> str:
+    """What a ``postgresql://`` state URL is safe to be logged as (no password, no query).
+
+    ValueError says what is wrong: it names no database, or it carries a password (the
+    password comes from the environment variable ``[state] password_env`` names).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"state url {_shown(url)!r} is not a PostgreSQL URL: {exc}") from None
+    if parts.scheme not in POSTGRES_SCHEMES:
+        raise ValueError(f"state url {_shown(url)!r} is not a postgresql:// URL")
+    if parts.password is not None:
+        raise ValueError(
+            "the state url holds a password: never put it in the file, name the environment"
+            " variable holding it in [state] password_env"
+        )
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    for key, _ in query:
+        if key in ("password", "sslpassword"):
+            raise ValueError(
+                f"the state url sets {key}: never put a password in the file, name the"
+                " environment variable holding it in [state] password_env"
+            )
+    database = unquote(parts.path.removeprefix("/"))
+    if not database or "/" in database or parts.fragment:
+        raise ValueError(
+            f"state url {_shown(url)!r} names no database (postgresql://user@host:5432/database)"
+        )
+    host = parts.hostname or dict(query).get("host", "")
+    user = f"{unquote(parts.username)}@" if parts.username else ""
+    where = f"{host}:{port}" if port is not None else host
+    return f"{parts.scheme}://{user}{where}/{database}"
+
+
+def _shown(url: str) -> str:
+    """``url`` without a password, for a message about a URL that may hold one."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)

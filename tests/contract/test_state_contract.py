@@ -1,13 +1,17 @@
 """The State contract (archiver/state/__init__.py), run over every implementation.
 
 To add an implementation, add a param to ``backend``: a URL opening a fresh, empty state.
-Checks on files (permissions, garbage file) run only for backends with a ``path``.
+Checks on files (permissions, garbage file) run only for backends with a ``path``, checks of
+the single-process lock only for backends that are not ``shared``. PostgreSQL runs on the
+server of :mod:`tests.support.postgres` (a database of its own per test), or skips.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -28,6 +32,7 @@ from archiver.model import PassOutcome
 from archiver.state import State, open_state
 from archiver.state.sqlite import SqliteState
 from archiver.state.sqlite_db import Database
+from tests.support import postgres
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SRC = "perfecto"
@@ -38,14 +43,31 @@ class Backend:
     name: str
     url: str
     path: Path | None = None  # the database file, for implementations that have one
+    shared: bool = False  # opened by many processes at once: no single-process lock
 
 
-@pytest.fixture(params=["sqlite"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty PostgreSQL database (dropped after the test), or a skip."""
+    reason = postgres.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    name = postgres.create_database()
+    try:
+        yield postgres.database_url(name)
+    finally:
+        postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
         path = tmp_path / "var" / "state.db"
-        return Backend("sqlite", f"sqlite:///{path}", path)
-    raise AssertionError(request.param)
+        yield Backend("sqlite", f"sqlite:///{path}", path)
+    elif request.param == "postgres":
+        yield Backend("postgres", request.getfixturevalue("postgres_url"), shared=True)
+    else:
+        raise AssertionError(request.param)
 
 
 @pytest.fixture
@@ -61,6 +83,11 @@ def file_backend(backend: Backend) -> Path:
     if backend.path is None:
         pytest.skip(f"{backend.name} keeps no local file")
     return backend.path
+
+
+def locking_backend(backend: Backend) -> None:
+    if backend.shared:
+        pytest.skip(f"{backend.name} is shared by design: no single-process lock")
 
 
 def at(minutes: int) -> datetime:
@@ -437,6 +464,7 @@ async def test_close_twice_is_harmless_and_later_calls_fail(backend: Backend) ->
 
 
 async def test_second_open_in_same_process_is_locked(backend: Backend, state: State) -> None:
+    locking_backend(backend)
     with pytest.raises(StateLocked, match=rf"pid {os.getpid()}\b"):
         await open_state(backend.url)
     await state.close()
@@ -446,6 +474,7 @@ async def test_second_open_in_same_process_is_locked(backend: Backend, state: St
 
 
 async def test_lock_message_names_the_database(backend: Backend, state: State) -> None:
+    locking_backend(backend)
     with pytest.raises(StateLocked) as locked:
         await open_state(backend.url)
     message = str(locked.value)
@@ -458,6 +487,7 @@ async def test_lock_message_names_the_database(backend: Backend, state: State) -
 @pytest.fixture
 def other_process(backend: Backend) -> Iterator[subprocess.Popen[str]]:
     """A separate Python process holding the state open until its stdin closes."""
+    locking_backend(backend)
     script = textwrap.dedent(
         """
         import asyncio, sys
@@ -592,10 +622,38 @@ async def test_in_memory_sqlite() -> None:
         await opened.close()
 
 
-@pytest.mark.parametrize("url", ["mysql://x/y", "sqlite://", "sqlite:///", "sqlite://host/x.db"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://x/y",
+        "sqlite://",
+        "sqlite:///",
+        "sqlite://host/x.db",
+        "postgresql://db.example",
+        "postgresql://db.example/",
+        "postgres://db.example:port/archiver",
+        "postgresql://db.example/a/b",
+    ],
+)
 async def test_unusable_urls_are_state_errors(url: str) -> None:
     with pytest.raises(StateError):
         await open_state(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://archiver:hunter2-secret@db.example/archiver",
+        "postgresql://archiver@db.example/archiver?password=hunter2-secret",
+        "postgresql://archiver@db.example/archiver?sslpassword=hunter2-secret",
+        "mysql://archiver:hunter2-secret@db.example/archiver",
+    ],
+)
+async def test_a_password_in_the_url_is_refused_without_being_shown(url: str) -> None:
+    with pytest.raises(StateError) as refused:
+        await open_state(url)
+    assert "hunter2-secret" not in str(refused.value)
+    assert "hunter2-secret" not in repr(refused.value)
 
 
 async def test_concurrent_calls_each_count(state: State) -> None:
@@ -732,3 +790,217 @@ async def test_read_only_refuses_a_schema_it_does_not_read(tmp_path: Path) -> No
 
     with pytest.raises(StateError, match=r"schema version 1.*start the daemon once"):
         await open_state(f"sqlite:///{path}", read_only=True)
+
+
+# --- shared states (PostgreSQL): replicas, migrations, passwords ---------------------------
+
+REPLICA_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from archiver.state import open_state
+
+    async def main() -> None:
+        state = await open_state(sys.argv[1], replica=sys.argv[2])
+        try:
+            print(await state.writer_id(), flush=True)
+        finally:
+            await state.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+def schema_versions(url: str) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as connection:
+        rows = connection.execute("SELECT version FROM schema_migrations ORDER BY version")
+        return [int(row[0]) for row in rows]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_a_shared_state_opens_twice_at_once(backend: Backend, state: State) -> None:
+    if not backend.shared:
+        pytest.skip(f"{backend.name} is opened by one process at a time")
+    other = await open_state(backend.url)
+    try:
+        await state.record_success(SRC, "s1", manifest_key="k1", at=at(1))
+        assert (await other.counts(SRC))["archived"] == 1
+    finally:
+        await other.close()
+
+
+async def test_postgres_replicas_share_the_state_with_writer_ids_of_their_own(
+    postgres_url: str,
+) -> None:
+    first = await open_state(postgres_url, replica="archiver-1")
+    second = await open_state(postgres_url, replica="archiver-2")
+    try:
+        await first.record_success(SRC, "s1", manifest_key="k1", at=at(1))
+        await second.record_failure(SRC, "s2", error="e", at=at(2))
+        await second.set_watermark(SRC, at(3))
+        assert (await second.get_many(SRC, ["s1"]))["s1"].manifest_key == "k1"
+        assert await first.counts(SRC) == {"archived": 1, "failed": 1, "pending": 0}
+        assert await first.watermark(SRC) == at(3)
+        assert await first.record_failure(SRC, "s2", error="e", at=at(4)) == 2
+
+        writers = [await first.writer_id(), await second.writer_id()]
+        assert all(re.fullmatch(r"[0-9a-f]{32}", writer) for writer in writers)
+        assert writers[0] != writers[1]
+    finally:
+        await first.close()
+        await second.close()
+
+    again = await open_state(postgres_url, replica="archiver-1")
+    reader = await open_state(postgres_url, replica="archiver-2", read_only=True)
+    try:
+        assert await again.writer_id() == writers[0]
+        assert await reader.writer_id() == writers[1]
+    finally:
+        await again.close()
+        await reader.close()
+
+
+async def test_postgres_the_default_replica_is_the_host_name(postgres_url: str) -> None:
+    opened = await open_state(postgres_url)
+    named = await open_state(postgres_url, replica=socket.gethostname())
+    try:
+        assert await opened.writer_id() == await named.writer_id()
+    finally:
+        await opened.close()
+        await named.close()
+
+
+async def test_postgres_a_read_only_replica_never_seen_has_no_writer_id(postgres_url: str) -> None:
+    writer = await open_state(postgres_url, replica="archiver-1")
+    await writer.close()
+    reader = await open_state(postgres_url, replica="unknown", read_only=True)
+    try:
+        with pytest.raises(StateError, match="no writer id for replica 'unknown'"):
+            await reader.writer_id()
+    finally:
+        await reader.close()
+
+
+async def test_postgres_replicas_starting_at_once_migrate_once(postgres_url: str) -> None:
+    from archiver.state.postgres import SCHEMA_VERSION
+
+    opened = await asyncio.gather(*(open_state(postgres_url, replica=f"r{n}") for n in range(6)))
+    try:
+        writers = {await each.writer_id() for each in opened}
+        assert len(writers) == 6
+    finally:
+        for each in opened:
+            await each.close()
+    assert schema_versions(postgres_url) == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_postgres_processes_starting_at_once_migrate_once(postgres_url: str) -> None:
+    from archiver.state.postgres import SCHEMA_VERSION
+
+    project = str(Path(archiver.__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": project}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", REPLICA_SCRIPT, postgres_url, f"replica-{n}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for n in range(4)
+    ]
+    outputs = [process.communicate(timeout=60) for process in processes]
+
+    assert [process.returncode for process in processes] == [0] * 4, outputs
+    writers = {stdout.strip() for stdout, _ in outputs}
+    assert len(writers) == 4 and all(re.fullmatch(r"[0-9a-f]{32}", w) for w in writers)
+    assert schema_versions(postgres_url) == list(range(1, SCHEMA_VERSION + 1))
+
+
+async def test_postgres_a_refused_connection_names_host_and_database_not_the_password() -> None:
+    port = closed_port()
+    url = f"postgresql://archiver@127.0.0.1:{port}/evidence_state?sslmode=disable"
+
+    with pytest.raises(StateError) as refused:
+        await open_state(url, password="hunter2-secret")
+
+    message = str(refused.value)
+    assert f"127.0.0.1:{port}/evidence_state" in message
+    assert "cannot connect" in message
+    assert "hunter2-secret" not in message and "hunter2-secret" not in repr(refused.value)
+    assert "\n" not in message
+    assert refused.value.__cause__ is None
+
+
+async def test_postgres_the_password_is_never_shown(postgres_url: str) -> None:
+    import psycopg
+
+    opened = await open_state(postgres_url, password="hunter2-secret", replica="r1")
+    try:
+        assert "hunter2-secret" not in repr(opened)
+        assert "hunter2-secret" not in opened.description
+        assert "hunter2-secret" not in repr(vars(opened).get("_pool"))
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute("DROP TABLE sessions")
+        with pytest.raises(StateError) as failed:
+            await opened.get(SRC, "s1")
+        assert "sessions" in str(failed.value)
+        assert "hunter2-secret" not in str(failed.value)
+    finally:
+        await opened.close()
+
+
+async def test_postgres_read_only_needs_the_schema_and_changes_nothing(postgres_url: str) -> None:
+    import psycopg
+
+    with pytest.raises(StateError, match="has not run with this state yet"):
+        await open_state(postgres_url, read_only=True)
+    with psycopg.connect(postgres_url) as connection:
+        tables = connection.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone()
+    assert tables == (0,)
+
+
+async def test_postgres_read_only_sessions_refuse_writes_in_the_database(
+    postgres_url: str,
+) -> None:
+    from archiver.state.postgres import PostgresState
+
+    writer = await open_state(postgres_url)
+    await writer.close()
+    reader = await PostgresState.open(postgres_url, read_only=True)
+    try:
+        with pytest.raises(StateError, match="read-only"):
+            await reader.set_watermark(SRC, at(0))
+        async with reader._connection() as connection:  # past the state's own refusal
+            with pytest.raises(psycopg_errors().ReadOnlySqlTransaction):
+                await connection.execute("DELETE FROM watermarks")
+    finally:
+        await reader.close()
+
+
+def psycopg_errors() -> Any:
+    import psycopg
+
+    return psycopg.errors
+
+
+async def test_postgres_a_newer_schema_is_refused(postgres_url: str) -> None:
+    import psycopg
+
+    writer = await open_state(postgres_url)
+    await writer.close()
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        connection.execute("INSERT INTO schema_migrations (version) VALUES (99)")
+
+    for read_only in (False, True):
+        with pytest.raises(StateError, match=r"schema version 99.*upgrade archiver"):
+            await open_state(postgres_url, read_only=read_only)
