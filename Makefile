@@ -9,33 +9,35 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The vendor simulators are a distribution of their own (simulators/), not in the archiver's
+# wheel: the demo, the tests, the benchmarks and the checkers install both.
 demo: $(BIN)/python
-	$(BIN)/python -m pip install --quiet .
+	$(BIN)/python -m pip install --quiet . ./simulators
 	$(BIN)/archiver demo
 
 test: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pip install --quiet ".[test]" -e ./simulators
 	$(BIN)/python -m pytest
 
 # The S3 tests again, on real S3 servers (Ceph RGW over http and https, LocalStack) that
 # tests/system/s3_servers.sh starts on loopback; `make test` runs them on moto.
 test-s3: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pip install --quiet ".[test]" -e ./simulators
 	@exports=$$(tests/system/s3_servers.sh start) || { \
 		echo "test-s3: the S3 servers could not be started (see above)" >&2; exit 1; }; \
 	eval "$$exports" && $(BIN)/python -m pytest -m s3 -k "not moto"
 
 bench: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pip install --quiet ".[test]" -e ./simulators
 	$(BIN)/python -m bench
 
 lint: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[dev]"
-	$(BIN)/ruff check archiver tests bench
-	$(BIN)/ruff format --check archiver tests bench
+	$(BIN)/python -m pip install --quiet ".[dev]" -e ./simulators
+	$(BIN)/ruff check archiver simulators tests bench
+	$(BIN)/ruff format --check archiver simulators tests bench
 
 typecheck: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[dev]"
+	$(BIN)/python -m pip install --quiet ".[dev]" -e ./simulators
 	$(BIN)/mypy
 
 check: lint typecheck test
@@ -50,7 +52,7 @@ lock: $(BIN)/python
 
 # Offline: the lock is all pins with hashes, within pyproject's ranges (also run by `make test`).
 lock-check: $(BIN)/python
-	$(BIN)/python -m pip install --quiet ".[test]"
+	$(BIN)/python -m pip install --quiet ".[test]" -e ./simulators
 	$(BIN)/python -m pytest -q tests/system/test_requirements_lock.py
 
 # config/archiver.example.toml and docs/configuration.md, from the settings' declarations
@@ -66,4 +68,4 @@ system-test:
 	tests/system/systemd_unit.sh
 
 clean:
-	rm -rf $(VENV) .venv-floor build *.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floor build *.egg-info simulators/build simulators/*.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache

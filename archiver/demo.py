@@ -8,11 +8,17 @@ folder with SQLite state, and prints what happened:
    recording, open or live;
 2. the simulators finish them; the second pass archives them;
 3. the third pass finds nothing new and downloads nothing.
+
+The simulators are a distribution of their own (``archiver-simulators``, in ``simulators/``),
+not part of the archiver's: without them the demo says so in one line and exits 78, the
+code of everything that needs someone to change the installation first.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+import sys
 import time
 from collections.abc import Awaitable, Mapping
 from contextlib import AsyncExitStack
@@ -29,6 +35,11 @@ from archiver.sources.spec import DemoRun
 
 MARKER = ".archiver-demo"
 STILL_PROCESSING = 2
+SIMULATORS = "archiver_sim"
+NO_SIMULATORS = (
+    "archiver: the demo needs the vendor simulators: pip install ./simulators (make demo does)"
+)
+EXIT_NO_SIMULATORS = 78  # EX_CONFIG, as for a wrong configuration: nothing to retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +49,9 @@ class _Pass:
 
 
 async def run_demo(directory: Path, *, executions: int) -> int:
+    if importlib.util.find_spec(SIMULATORS) is None:
+        print(NO_SIMULATORS, file=sys.stderr)
+        return EXIT_NO_SIMULATORS
     root = _prepare(directory)
     held_back = min(STILL_PROCESSING, executions)  # per vendor, for the second pass
     async with AsyncExitStack() as stack:

@@ -17,8 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, UniformLayout
-from archiver.sim.runner import running
+from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator, UniformLayout
+from archiver_sim.runner import running
 
 
 def simulator_for(spec: dict[str, Any]) -> PerfectoSimulator:

@@ -31,7 +31,7 @@ from archiver.sources.records import json_artifact, parse_timestamp, url_basenam
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 
 if TYPE_CHECKING:
-    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+    from archiver_sim.devrev import DevRevSimConfig, DevRevSimulator
 
 NAME = "devrev"
 LIST = "/observability.sessions.list"
@@ -234,8 +234,8 @@ def _media(document: Any, stem: str) -> Iterator[Artifact]:
 
 @asynccontextmanager
 async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
-    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
-    from archiver.sim.runner import running
+    from archiver_sim.devrev import DevRevSimConfig, DevRevSimulator
+    from archiver_sim.runner import running
 
     config = DevRevSimConfig(sessions=sessions, unfinished=held_back)
     async with running(DevRevSimulator(config)) as simulator:
@@ -252,7 +252,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
 
 
 def _fixture() -> SimulatorFixture[DevRevSimulator, DevRevSimConfig]:
-    from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
+    from archiver_sim.devrev import DevRevSimConfig, DevRevSimulator
 
     return SimulatorFixture(DevRevSimulator, DevRevSimConfig)
 

@@ -31,7 +31,7 @@ from archiver.sources.records import json_artifact, parse_timestamp, time_window
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 
 if TYPE_CHECKING:
-    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
+    from archiver_sim.ekran import EkranSimConfig, EkranSimulator
 
 NAME = "ekran"
 SESSIONS = "/ekranapi/sessions"
@@ -178,8 +178,8 @@ def _ekran_time(moment: datetime) -> str:
 
 @asynccontextmanager
 async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
-    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
-    from archiver.sim.runner import running
+    from archiver_sim.ekran import EkranSimConfig, EkranSimulator
+    from archiver_sim.runner import running
 
     config = EkranSimConfig(sessions=sessions, unfinished=held_back)
     async with running(EkranSimulator(config)) as simulator:
@@ -197,7 +197,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
 
 
 def _fixture() -> SimulatorFixture[EkranSimulator, EkranSimConfig]:
-    from archiver.sim.ekran import EkranSimConfig, EkranSimulator
+    from archiver_sim.ekran import EkranSimConfig, EkranSimulator
 
     return SimulatorFixture(EkranSimulator, EkranSimConfig)
 

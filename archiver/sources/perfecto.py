@@ -34,7 +34,7 @@ from archiver.sources.records import json_artifact, time_windows, url_basename
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 
 if TYPE_CHECKING:
-    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+    from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 
 NAME = "perfecto"
 EXECUTIONS = "/export/api/v1/test-executions"
@@ -328,8 +328,8 @@ def _epoch_ms(moment: datetime) -> int:
 
 @asynccontextmanager
 async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
-    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
-    from archiver.sim.runner import running
+    from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+    from archiver_sim.runner import running
 
     config = PerfectoSimConfig(executions=sessions, unfinished=held_back)
     async with running(PerfectoSimulator(config)) as simulator:
@@ -343,7 +343,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
 
 
 def _fixture() -> SimulatorFixture[PerfectoSimulator, PerfectoSimConfig]:
-    from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+    from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator
 
     return SimulatorFixture(PerfectoSimulator, PerfectoSimConfig)
 

@@ -28,7 +28,7 @@ from archiver.sources.records import json_artifact, parse_timestamp
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 
 if TYPE_CHECKING:
-    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+    from archiver_sim.testmo import TestmoSimConfig, TestmoSimulator
 
 NAME = "testmo"
 NO_FILES = "files: Testmo's API offers no file downloads for sessions; the records are all of it"
@@ -167,8 +167,8 @@ def _session(record: JSON) -> Session:
 
 @asynccontextmanager
 async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
-    from archiver.sim.runner import running
-    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+    from archiver_sim.runner import running
+    from archiver_sim.testmo import TestmoSimConfig, TestmoSimulator
 
     config = TestmoSimConfig(sessions=sessions, unfinished=held_back)
     async with running(TestmoSimulator(config)) as simulator:
@@ -185,7 +185,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
 
 
 def _fixture() -> SimulatorFixture[TestmoSimulator, TestmoSimConfig]:
-    from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
+    from archiver_sim.testmo import TestmoSimConfig, TestmoSimulator
 
     return SimulatorFixture(TestmoSimulator, TestmoSimConfig)
 

@@ -33,7 +33,7 @@ from archiver.sources.records import json_artifact, url_basename
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 
 if TYPE_CHECKING:
-    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+    from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 NAME = "testobject"
 UTC_NOTE = (
@@ -247,8 +247,8 @@ def _report_files(document: Any, stem: str) -> Iterator[Artifact]:
 
 @asynccontextmanager
 async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
-    from archiver.sim.runner import running
-    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+    from archiver_sim.runner import running
+    from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
     config = TestObjectSimConfig(sessions=sessions, unfinished=held_back)
     async with running(TestObjectSimulator(config)) as simulator:
@@ -265,7 +265,7 @@ async def _demo(sessions: int, held_back: int) -> AsyncIterator[DemoRun]:
 
 
 def _fixture() -> SimulatorFixture[TestObjectSimulator, TestObjectSimConfig]:
-    from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+    from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
     return SimulatorFixture(TestObjectSimulator, TestObjectSimConfig)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from archiver import __version__
+from archiver.demo import NO_SIMULATORS
 from tests.support.cli import archiver_env, run_archiver
 
 EX_CONFIG = 78
@@ -54,3 +57,42 @@ def test_the_command_line_wins_over_the_environment(tmp_path: Path) -> None:
 def test_version(flag: str) -> None:
     result = run_archiver(flag)
     assert result.returncode == 0 and result.stdout.strip() == f"archiver {__version__}"
+
+
+# The archiver's own entry point, in a Python where the simulators cannot be imported: as
+# after `pip install .` alone (they are a distribution of their own, in simulators/).
+WITHOUT_SIMULATORS = """
+import sys
+sys.modules["archiver_sim"] = None  # import archiver_sim raises ModuleNotFoundError
+from archiver.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_demo_without_the_simulators_is_one_line(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_SIMULATORS, "demo", "--dir", str(folder)],
+        env=archiver_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == EX_CONFIG, result.stderr
+    assert result.stderr.splitlines() == [NO_SIMULATORS]
+    assert "the demo needs the vendor simulators: pip install ./simulators" in NO_SIMULATORS
+    assert result.stdout == ""
+    assert not folder.exists()
+
+
+def test_no_archiver_module_imports_the_simulators() -> None:
+    script = (
+        'import importlib, pkgutil, sys\nsys.modules["archiver_sim"] = None\nimport archiver\n'
+        "for module in pkgutil.walk_packages(archiver.__path__, 'archiver.'):\n"
+        "    importlib.import_module(module.name)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

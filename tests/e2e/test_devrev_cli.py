@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from archiver.sim.devrev import DevRevSimulator
+from archiver_sim.devrev import DevRevSimulator
 from tests.support.cli import DEVREV_TOKEN, TOKEN, archiver_env, run_archiver, write_config
 from tests.support.simulators import DevRevFactory, PerfectoFactory
 

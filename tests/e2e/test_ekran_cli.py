@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from archiver.sim.ekran import EkranSimulator
+from archiver_sim.ekran import EkranSimulator
 from tests.support.cli import VENDOR_TOKENS, Deployment, run_archiver, write_config
 from tests.support.simulators import EkranFactory
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from archiver.sim.faults import ALL_KINDS, FaultPlan
+from archiver_sim.faults import ALL_KINDS, FaultPlan
 from tests.e2e.test_devrev_cli import (
     assert_matches_simulator as assert_devrev_matches,
 )

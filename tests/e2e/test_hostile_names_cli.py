@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from archiver.sim.runner import SimulatorThread
+from archiver_sim.runner import SimulatorThread
 from tests.support.cli import run_archiver, write_config
 from tests.support.secrets import SecretScan
 

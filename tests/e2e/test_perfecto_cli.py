@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from archiver.sim.perfecto import PerfectoSimulator
+from archiver_sim.perfecto import PerfectoSimulator
 from tests.support.cli import (
     ARCHIVER,
     TOKEN,

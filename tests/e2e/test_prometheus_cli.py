@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
-from archiver.sim.runner import SimulatorThread
+from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+from archiver_sim.runner import SimulatorThread
 from tests.support.cli import TOKEN, write_config
 from tests.support.endpoints import RunningDaemon, free_port, get, running_daemon
 

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from archiver.sim.requestlog import SimRequest
+from archiver_sim.requestlog import SimRequest
 from tests.support.cli import ARCHIVER, TOKEN, archiver_env, run_archiver, write_config
 from tests.support.simulators import PerfectoFactory
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from archiver.sim.faults import FaultPlan
+from archiver_sim.faults import FaultPlan
 from tests.support.cli import (
     ARCHIVER,
     TOKEN,

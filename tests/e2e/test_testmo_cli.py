@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archiver.sim.testmo import TestmoSimulator
+from archiver_sim.testmo import TestmoSimulator
 from tests.support.cli import VENDOR_TOKENS, Deployment, run_archiver, write_config
 from tests.support.simulators import TestmoFactory
 

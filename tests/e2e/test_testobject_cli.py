@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archiver.sim.testobject import TestObjectSimulator
+from archiver_sim.testobject import TestObjectSimulator
 from tests.support.cli import VENDOR_TOKENS, Deployment, run_archiver, write_config
 from tests.support.simulators import TestObjectFactory
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archiver.sim.perfecto import PerfectoSimulator
+from archiver_sim.perfecto import PerfectoSimulator
 from tests.support.cli import Deployment, archiver_env, run_archiver, write_config
 from tests.support.s3server import S3Server
 from tests.support.simulators import PerfectoFactory

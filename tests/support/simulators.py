@@ -9,7 +9,7 @@ For each source ``NAME`` (``perfecto``, ``devrev``...), from its spec's ``fixtur
   one in the test's event loop; ``NAME_sim_async``: one with the default dataset.
 
 ``config`` is the simulator's configuration (default: its own defaults), ``overrides``
-replace some of its fields, and ``faults`` is a :class:`~archiver.sim.faults.FaultPlan`.
+replace some of its fields, and ``faults`` is a :class:`~archiver_sim.faults.FaultPlan`.
 Every simulator started is stopped at the end of the test.
 """
 
@@ -22,15 +22,15 @@ from typing import Any, TypeVar
 import pytest
 import pytest_asyncio
 
-from archiver.sim.devrev import DevRevSimulator
-from archiver.sim.ekran import EkranSimulator
-from archiver.sim.faults import FaultPlan
-from archiver.sim.perfecto import PerfectoSimulator
-from archiver.sim.runner import SimulatorThread, running
-from archiver.sim.testmo import TestmoSimulator
-from archiver.sim.testobject import TestObjectSimulator
 from archiver.sources.registry import SOURCES
 from archiver.sources.spec import SimulatorFixture, SourceSpec
+from archiver_sim.devrev import DevRevSimulator
+from archiver_sim.ekran import EkranSimulator
+from archiver_sim.faults import FaultPlan
+from archiver_sim.perfecto import PerfectoSimulator
+from archiver_sim.runner import SimulatorThread, running
+from archiver_sim.testmo import TestmoSimulator
+from archiver_sim.testobject import TestObjectSimulator
 
 SimulatorT = TypeVar("SimulatorT")
 

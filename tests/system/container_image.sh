@@ -6,13 +6,17 @@
 # It needs a Docker engine (DOCKER_HOST or the default socket). Where there is none,
 # shared/tools/container-engine.sh starts one: eval "$(path/to/container-engine.sh)".
 #
-# It builds the image from this repository (IMAGE, default archiver:system-test), then runs it
-# as its non-root user, UID 10001, with a host folder owned by that UID bind-mounted on
-# /var/lib/archiver, all on the host network:
-#   1. `archiver demo` (it starts its own simulators) exits 0 and its evidence, with a
-#      manifest per session, lands in the host folder, owned by UID 10001;
-#   2. `archiver run --once`, with a config written here and a Perfecto simulator started
-#      from the same image, exits 0 with every execution archived; `archiver verify` exits 0;
+# It builds the image from this repository (IMAGE, default archiver:system-test), and a test
+# image FROM it that adds the vendor simulators (simulators/, which the product image does not
+# hold; TEST_IMAGE, default IMAGE-simulators). It runs them as their non-root user, UID 10001,
+# with a host folder owned by that UID bind-mounted on /var/lib/archiver, all on the host
+# network:
+#   1. `archiver demo` in the product image says in one line that it needs the simulators and
+#      exits 78; in the test image (it starts its own simulators) it exits 0 and its evidence,
+#      with a manifest per session, lands in the host folder, owned by UID 10001;
+#   2. `archiver run --once` (product image), with a config written here and a Perfecto
+#      simulator started from the test image, exits 0 with every execution archived;
+#      `archiver verify` exits 0;
 #   3. the daemon, started as docs/operations.md says (-d, --restart on-failure, --stop-timeout 45),
 #      finishes a pass and the image's HEALTHCHECK (`archiver healthcheck`, run here every
 #      second) says healthy; stopped with SIGSTOP, it turns unhealthy, and healthy again on
@@ -23,6 +27,7 @@ set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 IMAGE=${IMAGE:-archiver:system-test}
+TEST_IMAGE=${TEST_IMAGE:-$IMAGE-simulators}
 ARCHIVER_UID=10001
 EXECUTIONS=6
 SIM_TOKEN=perfecto-system-test-token
@@ -50,16 +55,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Runs the image on the host network with the test's folders mounted; extra docker options
-# come before `--`, the archiver's arguments after it.
+# run_image IMAGE [OPTION...] -- ARG...: runs IMAGE on the host network with the test's
+# folders mounted; extra docker options come before `--`, the archiver's arguments after it.
 run_image() {
-  local options=()
+  local image=$1 options=()
+  shift
   while [ "$1" != "--" ]; do
     options+=("$1")
     shift
   done
   shift
-  docker run --rm --network host -v "$WORK/data:/var/lib/archiver" "${options[@]}" "$IMAGE" "$@"
+  docker run --rm --network host -v "$WORK/data:/var/lib/archiver" "${options[@]}" "$image" "$@"
 }
 
 # check WHAT LOG COMMAND...: runs COMMAND with its output in LOG; shows LOG and fails unless 0.
@@ -84,6 +90,19 @@ say "build context: $context sent (the repository folder holds $(du -sh --appare
 size=$(docker image inspect --format '{{.Size}}' "$IMAGE")
 say "image size: $((size / 1000000)) MB ($size bytes)"
 
+# The test image: the product image plus the vendor simulators, installed into its virtualenv
+# by the base image's pip (the virtualenv has none), without dependencies (aiohttp is there).
+say "building $TEST_IMAGE (FROM $IMAGE, with the simulators)"
+check "docker build (test image)" "$WORK/build-test.log" \
+  docker build --network host -t "$TEST_IMAGE" -f - . <<EOF
+FROM $IMAGE
+USER 0
+COPY simulators /tmp/simulators
+RUN /usr/local/bin/python -m pip --python /opt/archiver/bin/python install --no-cache-dir \
+      --disable-pip-version-check --no-deps /tmp/simulators \
+ && rm -rf /tmp/simulators
+USER archiver
+EOF
 uid=$(docker run --rm --entrypoint id "$IMAGE" -u)
 [ "$uid" = "$ARCHIVER_UID" ] || fail "the image runs as UID $uid, not $ARCHIVER_UID"
 
@@ -92,8 +111,16 @@ docker run --rm --user 0 -v "$WORK:/work" --entrypoint chown "$IMAGE" \
   "$ARCHIVER_UID:$ARCHIVER_UID" /work/data
 
 # --- 1. archiver demo ----------------------------------------------------------------------
-say "archiver demo"
-check "archiver demo" "$WORK/demo.log" run_image -- demo --dir /var/lib/archiver/demo
+say "archiver demo in the product image: no simulators there, one line and exit code 78"
+status=0
+run_image "$IMAGE" -- demo --dir /var/lib/archiver/demo >"$WORK/no-demo.log" 2>&1 || status=$?
+[ "$status" = 78 ] || { cat "$WORK/no-demo.log" >&2; fail "it exited $status, not 78"; }
+[ "$(wc -l <"$WORK/no-demo.log")" = 1 ] && grep -q 'needs the vendor simulators' "$WORK/no-demo.log" \
+  || { cat "$WORK/no-demo.log" >&2; fail "not the one line on the missing simulators"; }
+say "  ok: $(cat "$WORK/no-demo.log")"
+say "archiver demo in the test image"
+check "archiver demo" "$WORK/demo.log" \
+  run_image "$TEST_IMAGE" -- demo --dir /var/lib/archiver/demo
 for vendor in perfecto devrev testobject testmo ekran; do
   found=$(count_manifests "$WORK/data/demo/evidence/$vendor")
   [ "$found" -gt 0 ] || fail "archiver demo left no $vendor manifest in the host folder"
@@ -106,7 +133,7 @@ say "  ok: $(count_manifests "$WORK/data/demo") manifests on the host, owned by 
 say "starting a Perfecto simulator ($EXECUTIONS executions) on the host network"
 simulator=$(docker run -d --network host --entrypoint python \
   -v "$PWD/tests/system/perfecto_simulator.py:/perfecto_simulator.py:ro" \
-  "$IMAGE" /perfecto_simulator.py --executions "$EXECUTIONS" --token "$SIM_TOKEN")
+  "$TEST_IMAGE" /perfecto_simulator.py --executions "$EXECUTIONS" --token "$SIM_TOKEN")
 CONTAINERS+=("$simulator")
 sim_url=""
 for _ in $(seq 60); do
@@ -136,11 +163,11 @@ chmod 0644 "$WORK/archiver.toml"
 config=(-v "$WORK/archiver.toml:/etc/archiver/archiver.toml:ro" -e "PERFECTO_TOKEN=$SIM_TOKEN")
 
 say "archiver run --once (simulator at $sim_url)"
-check "archiver run --once" "$WORK/once.log" run_image "${config[@]}" -- run --once
+check "archiver run --once" "$WORK/once.log" run_image "$IMAGE" "${config[@]}" -- run --once
 found=$(count_manifests "$WORK/data/evidence/perfecto")
 [ "$found" -eq "$EXECUTIONS" ] || fail "run --once archived $found executions, not $EXECUTIONS"
 say "  ok: $found manifests on the host"
-check "archiver verify" "$WORK/verify.log" run_image "${config[@]}" -- verify
+check "archiver verify" "$WORK/verify.log" run_image "$IMAGE" "${config[@]}" -- verify
 say "  ok: archiver verify finds every object listed and the ledger intact"
 
 # --- 3. the daemon, started and stopped as docs/operations.md says -----------------------------------

@@ -12,8 +12,8 @@ import argparse
 import asyncio
 import signal
 
-from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator
-from archiver.sim.runner import running
+from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator
+from archiver_sim.runner import running
 
 
 async def serve(config: PerfectoSimConfig) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse
-from archiver.sim.faults import FaultPlan
 from archiver.sources.perfecto import PerfectoSettings, PerfectoSource, command_images
+from archiver_sim.faults import FaultPlan
 from tests.support.simulators import AsyncPerfectoFactory
 
 TOKEN = "unit-perfecto-token"

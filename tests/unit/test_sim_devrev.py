@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver.sim.devrev import DATA_PATH, LIST_PATH, DevRevSimConfig, DevRevSimulator
+from archiver_sim.devrev import DATA_PATH, LIST_PATH, DevRevSimConfig, DevRevSimulator
 from tests.support.simulators import AsyncDevRevFactory
 
 RFC3339_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -401,7 +401,7 @@ async def test_rate_window_resets(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = SimClock()
-    monkeypatch.setattr("archiver.sim.devrev.time", clock)
+    monkeypatch.setattr("archiver_sim.devrev.time", clock)
     sim = await devrev_sim_async_factory(rate_limit=1, rate_window_seconds=60)
     body = {"type": "mobile", "version_key": APP}
     assert (await post(http, sim, LIST_PATH, body))[0] == 200

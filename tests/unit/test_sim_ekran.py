@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver.sim.ekran import (
+from archiver_sim.ekran import (
     SESSIONS_PATH,
     EkranSimConfig,
     EkranSimulator,

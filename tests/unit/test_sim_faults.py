@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from archiver.sim.faults import GENERIC_KINDS, FaultPlan
-from archiver.sim.runner import running
+from archiver_sim.faults import GENERIC_KINDS, FaultPlan
+from archiver_sim.runner import running
 
 KEYS = 24
 

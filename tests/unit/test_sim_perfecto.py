@@ -14,15 +14,15 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver.sim import content
-from archiver.sim.perfecto import (
+from archiver_sim import content
+from archiver_sim.perfecto import (
     EXECUTIONS_PATH,
     SMALL_BODY_BYTES,
     WINDOW_REFUSED,
     PerfectoSimConfig,
     PerfectoSimulator,
 )
-from archiver.sim.runner import SimulatorThread
+from archiver_sim.runner import SimulatorThread
 from tests.support.simulators import AsyncPerfectoFactory
 
 DAY_MS = 24 * 3600 * 1000
@@ -255,7 +255,7 @@ async def test_processing_ends_after_processing_seconds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     clock = SimClock()
-    monkeypatch.setattr("archiver.sim.perfecto.time", clock)
+    monkeypatch.setattr("archiver_sim.perfecto.time", clock)
     sim = await perfecto_sim_async_factory(processing_seconds=30)
 
     async def status() -> str:

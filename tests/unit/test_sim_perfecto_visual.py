@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver.sim.perfecto import (
+from archiver_sim.perfecto import (
     EXECUTIONS_PATH,
     PerfectoSimConfig,
     PerfectoSimulator,

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from archiver.sim.testmo import EXPANDS, TestmoSimConfig, TestmoSimulator
+from archiver_sim.testmo import EXPANDS, TestmoSimConfig, TestmoSimulator
 from tests.support.simulators import AsyncTestmoFactory
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
-from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 from tests.support.simulators import AsyncTestObjectFactory
 
 DATE_KEYS = [

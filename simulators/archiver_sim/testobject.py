@@ -17,7 +17,7 @@ The **files origin** serves what those URLs point to (``/v2/video/{videoId}.mp4`
 ``/v2/screenshots/{reportId}/{id}.png``, ``/v2/logs/{reportId}/{appium|device|vitals}``),
 with a Content-Length. It stands in for another host handing out signed URLs: it takes
 **no** credentials, and checks a ``sig`` query parameter instead (missing or wrong: 403).
-Videos and screenshots are deterministic bytes (:mod:`archiver.sim.content`); logs are
+Videos and screenshots are deterministic bytes (:mod:`archiver_sim.content`); logs are
 deterministic text, and every Appium log echoes the desired capabilities with
 ``"testobject_api_key": "<the configured api_key>"``, as real Appium logs did, so a client's
 "never log secrets" rule can be tested.
@@ -54,9 +54,9 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.http import json_response, send_file
-from archiver.sim.perfecto import SimFile
-from archiver.sim.requestlog import RequestLog, RequestLogged
+from archiver_sim.http import json_response, send_file
+from archiver_sim.perfecto import SimFile
+from archiver_sim.requestlog import RequestLog, RequestLogged
 
 LIST_PATH = "/rest/v1/users/{user_id}/session/reports"
 REPORT_PREFIX = "/v2/reports/"

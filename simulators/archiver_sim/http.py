@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from archiver.sim.perfecto import SimFile
+    from archiver_sim.perfecto import SimFile
 
 __all__ = ["json_response", "s3_error", "send_file"]
 

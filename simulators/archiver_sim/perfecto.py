@@ -39,10 +39,10 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim import content
-from archiver.sim.faults import FAULT_PLAN
-from archiver.sim.http import json_response, s3_error, send_file
-from archiver.sim.requestlog import RequestLog, RequestLogged
+from archiver_sim import content
+from archiver_sim.faults import FAULT_PLAN
+from archiver_sim.http import json_response, s3_error, send_file
+from archiver_sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/export/api/v1"
 EXECUTIONS_PATH = f"{API_PREFIX}/test-executions"
@@ -149,7 +149,7 @@ class VisualCheck:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SimFile:
-    """A downloadable file; its bytes come from :mod:`archiver.sim.content` by ``body``."""
+    """A downloadable file; its bytes come from :mod:`archiver_sim.content` by ``body``."""
 
     execution_id: str
     kind: str  # "video", "screenshot", "expected_image", "result_image", "pdf", or the
@@ -177,7 +177,7 @@ class _Refused(Exception):
 class PerfectoSimulator(RequestLogged):
     """The dataset, its processing state and both origins' applications.
 
-    Start it with :func:`archiver.sim.runner.running` (or ``SimulatorThread``); the
+    Start it with :func:`archiver_sim.runner.running` (or ``SimulatorThread``); the
     control methods are thread-safe.
     """
 

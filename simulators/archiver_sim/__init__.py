@@ -4,13 +4,13 @@ They follow the vendors' documented APIs closely enough that a source which work
 a simulator meets no surprise in the documented behaviour of the real service.
 """
 
-from archiver.sim.devrev import DevRevSimConfig, DevRevSimulator
-from archiver.sim.ekran import EkranSimConfig, EkranSimulator
-from archiver.sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile
-from archiver.sim.requestlog import SimRequest
-from archiver.sim.runner import SimulatorThread, running, serve
-from archiver.sim.testmo import TestmoSimConfig, TestmoSimulator
-from archiver.sim.testobject import TestObjectSimConfig, TestObjectSimulator
+from archiver_sim.devrev import DevRevSimConfig, DevRevSimulator
+from archiver_sim.ekran import EkranSimConfig, EkranSimulator
+from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator, SimFile
+from archiver_sim.requestlog import SimRequest
+from archiver_sim.runner import SimulatorThread, running, serve
+from archiver_sim.testmo import TestmoSimConfig, TestmoSimulator
+from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 __all__ = [
     "DevRevSimConfig",

@@ -37,9 +37,9 @@ from urllib.parse import unquote, urlencode, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.http import json_response, s3_error, send_file
-from archiver.sim.perfecto import SimFile
-from archiver.sim.requestlog import RequestLog, RequestLogged
+from archiver_sim.http import json_response, s3_error, send_file
+from archiver_sim.perfecto import SimFile
+from archiver_sim.requestlog import RequestLog, RequestLogged
 
 LIST_PATH = "/observability.sessions.list"
 DATA_PATH = "/observability.sessions.data.get"

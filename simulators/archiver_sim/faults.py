@@ -1,7 +1,7 @@
 """Fault mode for the simulators: seeded, bounded, the same for every vendor.
 
 A :class:`FaultPlan` is installed on every origin of a simulator by the runner
-(:func:`archiver.sim.runner.running`). Each request is one draw: with probability ``rate``
+(:func:`archiver_sim.runner.running`). Each request is one draw: with probability ``rate``
 it gets one of the plan's ``kinds`` instead of the vendor's answer:
 
 * ``"500"``, ``"502"``, ``"503"``: a server error (JSON, an HTML gateway page, plain text);

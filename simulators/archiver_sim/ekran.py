@@ -79,8 +79,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.http import json_response
-from archiver.sim.requestlog import RequestLog, RequestLogged
+from archiver_sim.http import json_response
+from archiver_sim.requestlog import RequestLog, RequestLogged
 
 SESSIONS_PATH = "/ekranapi/sessions"
 DEFAULT_SESSION_COUNT = 1000

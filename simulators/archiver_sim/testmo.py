@@ -40,8 +40,8 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver.sim.http import json_response
-from archiver.sim.requestlog import RequestLog, RequestLogged
+from archiver_sim.http import json_response
+from archiver_sim.requestlog import RequestLog, RequestLogged
 
 API_PREFIX = "/api/v1"
 SESSIONS_PATH = API_PREFIX + "/projects/{project_id}/sessions"

@@ -5,7 +5,7 @@ origin and a separate artifact origin, as signed object-store URLs are in real l
 Each origin gets its own ephemeral port on 127.0.0.1; the simulator learns its base URLs
 through :meth:`Simulator.bind` before the first request can arrive.
 
-Either runner can put a :class:`~archiver.sim.faults.FaultPlan` on every origin: the same
+Either runner can put a :class:`~archiver_sim.faults.FaultPlan` on every origin: the same
 seeded faults (5xx, 429, cut bodies, stalls, HTML and broken JSON) for every vendor.
 
 The thread variant exists for synchronous tests that run the installed ``archiver``
@@ -24,7 +24,7 @@ from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
 
-from archiver.sim.faults import FaultPlan
+from archiver_sim.faults import FaultPlan
 
 LOOPBACK = "127.0.0.1"
 # In-flight downloads are cut after this when a simulator stops; tests should not wait
