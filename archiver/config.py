@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Any, ClassVar, get_args, get_type_hints
+from typing import Annotated, Any, get_args, get_type_hints
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -50,7 +50,6 @@ from pydantic import (
 from pydantic_core import CoreSchema, core_schema
 
 from archiver.configkeys import (
-    KIB,
     MIB,
     NOT_IN_FILE,
     TABLE,
@@ -63,7 +62,6 @@ from archiver.configkeys import (
     OneOf,
     Reading,
     Scaled,
-    Strings,
     Table,
     Text,
     field_metadata,
@@ -74,6 +72,12 @@ from archiver.configkeys import (
     wording,
 )
 from archiver.errors import ConfigError
+
+# Re-exported: the shared tables are part of the file this module reads.
+from archiver.settings import HttpSettings as HttpSettings
+from archiver.settings import Secret as Secret
+from archiver.settings import SourceSettings as SourceSettings
+from archiver.sources.registry import SOURCES
 from archiver.state import check_state_url
 from archiver.store import check_store_url
 
@@ -99,38 +103,6 @@ S3_ONLY_KEYS = (
 )
 
 DEFAULT_MAX_MISSED_PASSES = 3
-
-
-class Secret:
-    """A credential. ``str()``/``repr()`` never show it; ``reveal()`` does, on purpose."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    @classmethod
-    def __get_pydantic_core_schema__(
-        cls, source: type[Any], handler: GetCoreSchemaHandler
-    ) -> CoreSchema:
-        # Only a Secret is a Secret (never a string from the file); a dump shows '***'.
-        return core_schema.is_instance_schema(
-            cls, serialization=core_schema.plain_serializer_function_ser_schema(repr)
-        )
 
 
 # --- The shared tables ---------------------------------------------------------------
@@ -381,61 +353,6 @@ class EngineSettings(Table):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HttpSettings(Table):
-    """Requests to the vendors. Artifact URLs are always refused unless http(s), and never
-    fetched from link-local or cloud metadata addresses (169.254.0.0/16, fe80::/10,
-    fd00:ec2::254)."""
-
-    connect_timeout: Annotated[Number, Field(ge=0.1, description="seconds to connect")] = 10.0
-    read_timeout: Annotated[
-        Number,
-        Field(
-            ge=0.1,
-            description="seconds without a byte before a download is abandoned (and retried)",
-        ),
-    ] = 60.0
-    api_timeout: Annotated[
-        Number,
-        Field(ge=0.1, description="total seconds for one API call (downloads have no total cap)"),
-    ] = 120.0
-    attempts: Annotated[
-        Int, Field(ge=1, description="tries per request on 429, 5xx, timeouts and resets")
-    ] = 6
-    backoff_initial: Annotated[
-        Number,
-        Field(ge=0, description="seconds; exponential with full jitter, Retry-After honoured"),
-    ] = 1.0
-    backoff_max: Annotated[
-        Number, Field(ge=0, description="longest wait between tries, in seconds")
-    ] = 60.0
-    chunk_size: Annotated[
-        Int,
-        Field(
-            ge=4,
-            validation_alias="chunk_size_kib",
-            description="downloads are read in pieces of this size",
-        ),
-        Scaled(KIB, "KiB"),
-    ] = 1024 * KIB
-    max_artifact_bytes: Annotated[
-        Int,
-        Field(
-            ge=0,
-            validation_alias="max_artifact_mib",
-            description="0: no limit; a bigger artifact fails its session instead of filling "
-            "the disk",
-        ),
-        Scaled(MIB, "MiB"),
-    ] = 0
-    artifact_hosts: Annotated[
-        Strings,
-        Field(
-            description="when set, artifacts are fetched only from these hosts (and the API origin)"
-        ),
-    ] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings(Table):
     """Log lines, on standard error."""
 
@@ -506,116 +423,6 @@ def _host_port(value: Any) -> tuple[str, int]:
     return parts.hostname, port
 
 
-# --- What every source shares --------------------------------------------------------
-
-
-def _source_schema(schema: dict[str, Any], settings: type[Any]) -> None:
-    properties = schema.get("properties", {})
-    if "token_env" in properties:
-        properties["token_env"]["default"] = settings.CREDENTIAL_VARIABLE
-    if "base_url" in properties:
-        properties["base_url"]["examples"] = [settings.BASE_URL_EXAMPLE]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SourceSettings(Table):
-    """The keys every source has. A source is enabled by its table; remove the table to
-    disable it."""
-
-    # Each vendor's own keys are in its subclass, beside its source.
-
-    __pydantic_config__ = ConfigDict(**TABLE, json_schema_extra=_source_schema)
-    CREDENTIAL_VARIABLE: ClassVar[str] = "SOURCE_TOKEN"
-    """The environment variable ``token_env`` names unless set."""
-    BASE_URL_EXAMPLE: ClassVar[str] = "https://vendor.example"
-
-    base_url: Annotated[HttpUrl, Field(description="the vendor's API origin (http or https)")]
-    token_env: Annotated[
-        Text | None,
-        Field(
-            validate_default=True,
-            description="the environment variable holding the token (never this file)",
-        ),
-    ] = None
-    token: Annotated[Secret, NOT_IN_FILE] = field(repr=False)
-    trusted_hosts: Annotated[
-        Strings, Field(description="other https hosts that may receive the token")
-    ] = ()
-    backfill_days: Annotated[
-        Number, Field(ge=0, description="first start archives this far back")
-    ] = 30.0
-    overlap_minutes: Annotated[
-        Number, Field(ge=0, description="each pass re-lists this far before the watermark")
-    ] = 120.0
-    session_concurrency: Annotated[
-        Int,
-        Field(
-            ge=1,
-            description="sessions fetched at once (downloads wait for "
-            "engine.download_concurrency slots); sessions writing their manifest do not count",
-        ),
-    ] = 8
-    pending_max_hours: Annotated[
-        Number, Field(ge=0, description="still processing after this long: archived as it is")
-    ] = 48.0
-    retention_days: Annotated[
-        Number,
-        Field(
-            gt=0,
-            description="how long the vendor keeps a session (your contract says; 30 is a "
-            "conservative default): `status` and the metrics count the days left for the "
-            "oldest one not archived yet",
-        ),
-    ] = 30.0
-    retention_warn_days: Annotated[
-        Number,
-        Field(
-            ge=0,
-            description="`status` needs attention under this many days left (less than "
-            "retention_days)",
-        ),
-    ] = 7.0
-
-    @field_validator("base_url")
-    @classmethod
-    def _no_trailing_slash(cls, base_url: str) -> str:
-        return base_url.rstrip("/")
-
-    @field_validator("token_env", mode="before")
-    @classmethod
-    def _default_token_env(cls, value: Any) -> Any:
-        return cls.CREDENTIAL_VARIABLE if value is None else value
-
-    @classmethod
-    def _refusal(cls, key: str) -> str:
-        if key == "token":
-            return "tokens are never read from the file; use token_env"
-        return UNKNOWN_KEY
-
-    @classmethod
-    def _read(cls, data: dict[str, Any], reading: Reading) -> dict[str, Any]:
-        return {**data, "token": Secret("")}  # read from token_env once that is checked
-
-    @model_validator(mode="after")
-    def _token_and_retention(self, info: ValidationInfo) -> SourceSettings:
-        reading = reading_of(info)
-        if reading is not None and reading.read_tokens:
-            variable = str(self.token_env)
-            value = reading.environ.get(variable, "").strip()
-            if not value:
-                raise problem(
-                    f"environment variable {variable} is not set or empty", key="token_env"
-                )
-            # Frozen for everyone else: reading the token is part of building the record.
-            object.__setattr__(self, "token", Secret(value))
-        if self.retention_warn_days >= self.retention_days:
-            raise problem(
-                f"must be less than retention_days ({self.retention_days:g})",
-                key="retention_warn_days",
-            )
-        return self
-
-
 # --- The whole file ------------------------------------------------------------------
 
 
@@ -625,8 +432,6 @@ class _SourceTables:
     def __get_pydantic_core_schema__(
         self, source: type[Any], handler: GetCoreSchemaHandler
     ) -> CoreSchema:
-        from archiver.sources.registry import SOURCES  # the sources import this module
-
         tables = core_schema.typed_dict_schema(
             {
                 spec.name: core_schema.typed_dict_field(
@@ -647,7 +452,7 @@ class Config(Table):
     store: StoreSettings
     state: StateSettings
     engine: EngineSettings = EngineSettings()
-    http: HttpSettings = HttpSettings()
+    http: HttpSettings = HttpSettings()  # noqa: RUF009 - frozen, like the others
     log: LogSettings = LogSettings()
     metrics: MetricsSettings | None = None
     sources: Annotated[Mapping[str, SourceSettings], _SourceTables()] = field(default_factory=dict)
@@ -744,8 +549,6 @@ def config_error(exc: ValidationError, *, path: str | None) -> ConfigError:
 
 def _hint(loc: tuple[str, ...]) -> Hint | None:
     """The :class:`Hint` of the key at ``loc``, if it has one."""
-    from archiver.sources.registry import SOURCES
-
     table: type[Table] | None = None
     if len(loc) == 3 and loc[0] == "sources":
         table = next((spec.settings for spec in SOURCES if spec.name == loc[1]), None)

@@ -27,7 +27,6 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.errors import (
     IncompleteDownload,
     NotReady,
@@ -41,6 +40,7 @@ from archiver.model import strip_query
 from archiver.observe import NO_OBSERVER, Observer
 from archiver.pacing import RateLimitPacer
 from archiver.retry import RetryPolicy, call_with_retries
+from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.urlpolicy import check_artifact_url
 
 MAX_REDIRECTS = 10

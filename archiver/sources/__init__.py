@@ -21,9 +21,9 @@ from typing import Protocol
 
 import aiohttp
 
-from archiver.config import HttpSettings, SourceSettings
 from archiver.http import VendorClient
 from archiver.model import Artifact, Session
+from archiver.settings import HttpSettings, SourceSettings
 
 
 class Source(Protocol):

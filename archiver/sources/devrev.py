@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import aiohttp
 from pydantic import Field
 
-from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.configkeys import Hint, Int, OneOf, Strings, Text
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
+from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, parse_timestamp, url_basename
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 

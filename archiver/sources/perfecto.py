@@ -25,11 +25,11 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from pydantic import Field
 
-from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.configkeys import Flag, HeaderName, Int, Number
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import VendorClient, header
 from archiver.model import JSON, Artifact, Session
+from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, time_windows, url_basename
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 

@@ -14,7 +14,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from archiver.config import SourceSettings
+from archiver.settings import SourceSettings
 
 if TYPE_CHECKING:
     from archiver.sources import SourceFactory

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import aiohttp
 from pydantic import Field
 
-from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.configkeys import Hint, Int, Integers, OneOf, Strings
 from archiver.errors import BadVendorResponse
 from archiver.http import VendorClient, bearer
 from archiver.model import JSON, Artifact, Session, rfc3339
+from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, parse_timestamp
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 

@@ -24,11 +24,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import aiohttp
 from pydantic import Field
 
-from archiver.config import HttpSettings, Secret, SourceSettings
 from archiver.configkeys import Flag, Int, Text
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
+from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, url_basename
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
 

@@ -10,16 +10,26 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 from aiohttp import web
-
-if TYPE_CHECKING:
-    from archiver_sim.perfecto import SimFile
 
 __all__ = ["json_response", "s3_error", "send_file"]
 
 _dumps = functools.partial(json.dumps, ensure_ascii=False)
+
+
+class Sendable(Protocol):
+    """A file a simulator serves: its size, its type and its bytes, piece by piece."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def content_type(self) -> str: ...
+
+    def chunks(self) -> Iterator[bytes]: ...
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -27,7 +37,7 @@ def json_response(body: Any, status: int = 200) -> web.Response:
     return web.json_response(body, status=status, dumps=_dumps)
 
 
-async def send_file(request: web.Request, file: SimFile) -> web.StreamResponse:
+async def send_file(request: web.Request, file: Sendable) -> web.StreamResponse:
     """Stream ``file`` chunk by chunk, with its Content-Length: a multi-GiB video never sits
     in memory. A HEAD request gets the headers only."""
     response = web.StreamResponse()
