@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+from typing import Any
 
 from archiver.config import MetricsSettings
 
@@ -40,21 +41,22 @@ def ask(settings: MetricsSettings | None, path: str = "/healthz") -> str:
         raise ProbeFailed(f"{where}: no answer: {exc}") from exc
     finally:
         connection.close()
-    try:
-        status = str(json.loads(body).get("status", ""))
-    except (ValueError, AttributeError):
-        status = ""
+    answer = _json_object(body)
+    status = str(answer.get("status", ""))
     if response.status != 200:
-        failed = _failed_checks(body)
+        failed = answer.get("failed")
+        names = [str(name) for name in failed] if isinstance(failed, list) else []
         raise ProbeFailed(
             f"{where}: HTTP {response.status} {status}".rstrip()
-            + (f" (failed: {', '.join(failed)})" if failed else "")
+            + (f" (failed: {', '.join(names)})" if names else "")
         )
     return status or "ok"
 
 
-def _failed_checks(body: bytes) -> list[str]:
+def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object; anything else (not JSON, a list) as an empty one."""
     try:
-        return [str(name) for name in json.loads(body).get("failed", [])]
-    except (ValueError, AttributeError, TypeError):
-        return []
+        answer = json.loads(body)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}

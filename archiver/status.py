@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from archiver.config import Config, SourceSettings
+from archiver.config import DEFAULT_MAX_MISSED_PASSES, Config, SourceSettings
 from archiver.errors import ArchiverError
 from archiver.ledger import Ledger, entry_key, sha256_hex
 from archiver.model import SourceSummary, rfc3339
@@ -22,7 +22,6 @@ from archiver.store import Store
 
 DAY = timedelta(days=1)
 RECENT = DAY
-DEFAULT_MAX_MISSED_PASSES = 3
 
 
 @dataclass(frozen=True, slots=True)
