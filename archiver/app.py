@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,8 +22,10 @@ from archiver.ledger import entry_key
 from archiver.log import get_logger, register_secret
 from archiver.metrics import PrometheusObserver
 from archiver.observe import Observer, fan_out
+from archiver.sharing import Sharing, new_holder
 from archiver.sources import Source, open_sources
 from archiver.state import State, open_state
+from archiver.state.shared import SharesWork
 from archiver.store import Store, open_store
 from archiver.store.observed import ObservedStore
 from archiver.urlpolicy import GuardedResolver
@@ -102,7 +106,12 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             for opened in sources.values():
                 opened.client.observer = observer
         engine = Engine(
-            sources=sources, store=store, state=state, settings=config.engine, observer=observer
+            sources=sources,
+            store=store,
+            state=state,
+            settings=config.engine,
+            observer=observer,
+            sharing=_sharing(config, state),
         )
         if metrics is not None:
             # The ledger's head as the store has it: read once, so that the metric is right
@@ -122,6 +131,18 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             metrics=metrics,
             readiness=readiness,
         )
+
+
+def _sharing(config: Config, state: State) -> Sharing | None:
+    """How this replica shares the work with the others, if its state is shared."""
+    if not isinstance(state, SharesWork):
+        return None
+    return Sharing(
+        work=state.shared_work(),
+        holder=new_holder(config.state.replica or socket.gethostname()),
+        lease=timedelta(seconds=config.state.lease_seconds),
+        put_off=timedelta(seconds=config.engine.interval_seconds),
+    )
 
 
 @asynccontextmanager

@@ -71,6 +71,9 @@ class SessionArchiver:
         self.clock = clock
         self.observer = observer
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
+        # A session another writer claimed in the store this long ago without a manifest is
+        # taken over (archiver.claims).
+        self.claim_lease = timedelta(minutes=settings.claim_lease_minutes)
         self._writer_id: str | None = None
 
     async def _writer(self) -> str:
@@ -119,7 +122,7 @@ class SessionArchiver:
                 prefix,
                 writer=await self._writer(),
                 now=archived_at,
-                lease=timedelta(minutes=self.settings.claim_lease_minutes),
+                lease=self.claim_lease,
             )
             base = claim.base(prefix)
         else:

@@ -278,6 +278,14 @@ class StateSettings(Table):
             examples=["archiver-1"],
         ),
     ] = None
+    lease_seconds: Annotated[
+        Number,
+        Field(
+            ge=3,
+            description="PostgreSQL only: how long a replica's claim on a session (or on "
+            "listing a source) lasts without its heartbeat; then another replica takes over",
+        ),
+    ] = 60.0
 
     @field_validator("url")
     @classmethod

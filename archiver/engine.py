@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,7 @@ from archiver.model import (
     SessionRecord,
 )
 from archiver.observe import Observer, failure_reason
+from archiver.sharing import Sharing
 from archiver.sources import Source
 from archiver.state import State
 from archiver.store import Store
@@ -82,6 +84,8 @@ class _SourcePass:
 
     source: Source
     report: PassReport
+    until: datetime
+    """The pass's start: what the source is listed up to."""
     slots: asyncio.Semaphore
     finishing: asyncio.Semaphore
     tasks: asyncio.TaskGroup
@@ -102,7 +106,10 @@ class Engine:
         clock: Clock = utc_now,
         ledger: Ledger | None = None,
         observer: Observer = EVENT_LOG,
+        sharing: Sharing | None = None,
     ) -> None:
+        """``sharing``: the state is shared with other replicas, which archive the sessions
+        of every source's queue with this one (:mod:`archiver.sharing`)."""
         self.sources = sources
         self.store = store
         self.state = state
@@ -117,6 +124,11 @@ class Engine:
             clock=clock,
             observer=observer,
         )
+        self.sharing = sharing
+        if sharing is not None:
+            # The state's leases decide who archives a session; a store claim older than one
+            # is another writer's that lost its lease (see archiver.claims).
+            self.archiver.claim_lease = sharing.lease
 
     @property
     def ledger(self) -> Ledger:
@@ -139,7 +151,7 @@ class Engine:
         started = time.monotonic()
         report = PassReport()
         try:
-            async with asyncio.TaskGroup() as group:
+            async with self._leases_kept(), asyncio.TaskGroup() as group:
                 for source in self.sources.values():
                     group.create_task(self._run_source(source, report), name=f"pass-{source.name}")
         except BaseExceptionGroup as errors:
@@ -158,6 +170,10 @@ class Engine:
             seconds=round(time.monotonic() - started, 3),
         )
         return report
+
+    def _leases_kept(self) -> AbstractAsyncContextManager[None]:
+        """While a pass runs, the leases this replica holds are renewed (when shared)."""
+        return nullcontext() if self.sharing is None else self.sharing.leases_kept()
 
     async def rearchive(self, source_name: str, session_ids: Iterable[str]) -> PassReport:
         """Archive these sessions again now, whatever the state says."""
@@ -220,39 +236,113 @@ class Engine:
         return started_at
 
     async def _source_pass(self, source: Source, report: PassReport) -> None:
-        until = self.clock()
-        settings = source.settings
-        watermark = await self.state.watermark(source.name)
-        since = (watermark or until - timedelta(days=settings.backfill_days)) - timedelta(
-            minutes=settings.overlap_minutes
-        )
-        listing_error: ArchiverError | None = None
+        if self.sharing is not None:
+            await self._shared_source_pass(source, report, self.sharing)
+            return
         async with asyncio.TaskGroup() as tasks:
-            run = _SourcePass(
-                source=source,
-                report=report,
-                slots=asyncio.BoundedSemaphore(settings.session_concurrency),
-                finishing=asyncio.BoundedSemaphore(
-                    settings.session_concurrency * FINISHING_PER_SLOT
-                ),
-                tasks=tasks,
-            )
-            try:
-                run.oldest_waiting = await self._report_oldest_unarchived(source.name)
-                await self._retry_failures(run)
-                async for session, record in self._with_records(source, since, until):
-                    if self.stopping.is_set():
-                        break
-                    await self._consider(run, session, record)
-            except ArchiverError as exc:
-                # Sessions already under way still finish; only the watermark stays put.
-                listing_error = exc
+            run = self._source_run(source, report, tasks)
+            # Sessions already under way still finish after a listing error; only the
+            # watermark stays put.
+            listing_error = await self._list(run)
         if listing_error is not None:
             raise listing_error
-        if not self.stopping.is_set():
-            watermark = min([until, *run.held_back])
-            await self.state.set_watermark(source.name, watermark)
-            self.observer.watermark_moved(source.name, watermark)
+        # Only now: a session listed but not archived yet is known to nothing but this pass.
+        await self._move_watermark(run)
+
+    async def _shared_source_pass(
+        self, source: Source, report: PassReport, sharing: Sharing
+    ) -> None:
+        """The pass of one replica among several: it lists the source if no other replica
+        does, into the shared queue, and archives sessions it claims from the queue."""
+        async with asyncio.TaskGroup() as tasks:
+            run = self._source_run(source, report, tasks)
+            listing: asyncio.Task[ArchiverError | None] | None = None
+            if await sharing.work.take_listing(source.name, sharing.holder, sharing.lease):
+                listing = tasks.create_task(
+                    self._list_into_queue(run, sharing), name=f"list-{source.name}"
+                )
+            await self._archive_claimed(run, sharing, listing)
+        if listing is not None and (listing_error := listing.result()) is not None:
+            raise listing_error
+
+    async def _list_into_queue(self, run: _SourcePass, sharing: Sharing) -> ArchiverError | None:
+        try:
+            listing_error = await self._list(run)
+            if listing_error is None:
+                # Every session listed is in the state or in the queue, which outlive us.
+                await self._move_watermark(run)
+            return listing_error
+        finally:
+            await sharing.work.release_listing(run.source.name, sharing.holder)
+
+    async def _archive_claimed(
+        self, run: _SourcePass, sharing: Sharing, listing: asyncio.Task[object] | None
+    ) -> None:
+        """Claim queued sessions of the source and archive them, while there are any to
+        claim or a replica (this one, with ``listing``) still lists the source."""
+        source = run.source.name
+        while not self.stopping.is_set():
+            await run.slots.acquire()
+            item = await sharing.work.claim(source, sharing.holder, sharing.lease)
+            if item is None:
+                run.slots.release()
+                listing_here = listing is not None and not listing.done()
+                if listing_here or await sharing.work.listing_active(source):
+                    await asyncio.sleep(sharing.poll_seconds)
+                    continue
+                return
+            record = await self.state.get(source, item.session.session_id)
+            if record is not None and record.status == "archived":
+                run.slots.release()  # archived since it was queued: by a replica that died
+                await sharing.work.finish(source, item.session.session_id)  # before this
+                continue
+            run.tasks.create_task(
+                self._archive_in_slot(run, item.session, overdue=item.overdue, sharing=sharing),
+                name=f"archive-{source}-{item.session.session_id}",
+            )
+
+    def _source_run(
+        self,
+        source: Source,
+        report: PassReport,
+        tasks: asyncio.TaskGroup,
+    ) -> _SourcePass:
+        concurrency = source.settings.session_concurrency
+        return _SourcePass(
+            source=source,
+            report=report,
+            until=self.clock(),
+            slots=asyncio.BoundedSemaphore(concurrency),
+            finishing=asyncio.BoundedSemaphore(concurrency * FINISHING_PER_SLOT),
+            tasks=tasks,
+        )
+
+    async def _list(self, run: _SourcePass) -> ArchiverError | None:
+        """Retry failed sessions, list the source since its watermark, and dispatch every
+        complete session to archive; the error that broke the listing off, if one did."""
+        source, settings = run.source, run.source.settings
+        watermark = await self.state.watermark(source.name)
+        since = (watermark or run.until - timedelta(days=settings.backfill_days)) - timedelta(
+            minutes=settings.overlap_minutes
+        )
+        try:
+            run.oldest_waiting = await self._report_oldest_unarchived(source.name)
+            await self._retry_failures(run)
+            async for session, record in self._with_records(source, since, run.until):
+                if self.stopping.is_set():
+                    break
+                await self._consider(run, session, record)
+        except ArchiverError as exc:
+            return exc
+        return None
+
+    async def _move_watermark(self, run: _SourcePass) -> None:
+        """To the pass's start, but never past a session still processing."""
+        if self.stopping.is_set():
+            return
+        watermark = min([run.until, *run.held_back])
+        await self.state.set_watermark(run.source.name, watermark)
+        self.observer.watermark_moved(run.source.name, watermark)
 
     async def _retry_failures(self, run: _SourcePass) -> None:
         """Failed sessions come back by id: the watermark may have moved past them.
@@ -331,6 +421,9 @@ class Engine:
         if run.oldest_waiting is None or session.started_at < run.oldest_waiting:
             run.oldest_waiting = session.started_at
             self.observer.oldest_unarchived(session.source, session.started_at)
+        if self.sharing is not None:  # archived by whichever replica claims it
+            await self.sharing.enqueue(session, overdue=overdue)
+            return
         await run.slots.acquire()
         run.tasks.create_task(
             self._archive_in_slot(run, session, overdue=overdue),
@@ -349,15 +442,28 @@ class Engine:
         run.report.pending += 1
         self.observer.session_held_back(session.source, session_id=session.session_id)
 
-    async def _archive_in_slot(self, run: _SourcePass, session: Session, *, overdue: bool) -> None:
+    async def _archive_in_slot(
+        self,
+        run: _SourcePass,
+        session: Session,
+        *,
+        overdue: bool,
+        sharing: Sharing | None = None,
+    ) -> None:
         """Archive a session that holds one of ``run.slots`` (taken by the caller).
 
-        Once its artifacts are stored it trades the slot for a ``run.finishing`` one.
+        Once its artifacts are stored it trades the slot for a ``run.finishing`` one. A
+        session claimed from the shared queue leaves it once archived or failed (the
+        listing retries failures), and is put off when it is not ready.
         """
         structlog.contextvars.bind_contextvars(source=session.source, session_id=session.session_id)
         slot = _Slot(run)
         try:
-            await self._archive_or_record_why_not(run, session, overdue=overdue, slot=slot)
+            settled = await self._archive_or_record_why_not(
+                run, session, overdue=overdue, slot=slot
+            )
+            if sharing is not None:
+                await sharing.settle(session, settled=settled)
         except StoreBroken:
             raise  # not this session's fault: the whole pass stops
         except ArchiverError as exc:
@@ -370,7 +476,8 @@ class Engine:
 
     async def _archive_or_record_why_not(
         self, run: _SourcePass, session: Session, *, overdue: bool, slot: _Slot
-    ) -> None:
+    ) -> bool:
+        """Archive the session, or record why not: False if it was held back."""
         try:
             archived = await self.archiver.archive(
                 run.source, session, accept_incomplete=overdue, artifacts_stored=slot.finish
@@ -380,11 +487,13 @@ class Engine:
             raise
         except NotReady:
             await self._hold_back(run, session)
+            return False
         except ArchiverError as exc:
             await self._record_failure(run.source, session.session_id, exc, run.report, session)
         except Exception as exc:  # a bug must not take the other sessions down with it
             log.exception("session_crashed")
             await self._record_failure(run.source, session.session_id, exc, run.report, session)
+        return True
 
     async def _record_failure(
         self,

@@ -33,6 +33,8 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from archiver.errors import StateError
 from archiver.model import PassOutcome, SessionRecord, SessionStatus, SourceSummary
 from archiver.state import check_postgres_url
+from archiver.state.postgres_work import PostgresWork
+from archiver.state.shared import SharedWork
 
 STATUSES: tuple[SessionStatus, ...] = ("pending", "failed", "archived")
 CONNECT_TIMEOUT_SECONDS = 10
@@ -90,6 +92,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             replica    text COLLATE "C" PRIMARY KEY,
             id         text NOT NULL UNIQUE CHECK (id ~ '^[0-9a-f]{32}$'),
             created_at timestamptz NOT NULL DEFAULT now()
+        )
+        """,
+    ),
+    # Work shared by the replicas (archiver.state.shared): the sessions waiting for one of
+    # them to archive each, and each source's listing lease.
+    (
+        """
+        CREATE TABLE work (
+            source      text COLLATE "C" NOT NULL,
+            session_id  text COLLATE "C" NOT NULL,
+            started_at  timestamptz NOT NULL,
+            session     text NOT NULL,
+            overdue     boolean NOT NULL DEFAULT false,
+            holder      text,
+            lease_until timestamptz,
+            enqueued_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+            PRIMARY KEY (source, session_id)
+        )
+        """,
+        "CREATE INDEX work_by_start ON work (source, started_at, session_id)",
+        "CREATE INDEX work_by_holder ON work (holder) WHERE holder IS NOT NULL",
+        """
+        CREATE TABLE listings (
+            source      text COLLATE "C" PRIMARY KEY,
+            holder      text NOT NULL,
+            lease_until timestamptz NOT NULL
         )
         """,
     ),
@@ -259,6 +287,9 @@ class PostgresState:
             timeout=POOL_TIMEOUT_SECONDS,
             max_idle=POOL_MAX_IDLE_SECONDS,
             configure=configure,
+            # A connection the server closed (restarted, or pg_terminate_backend) is found
+            # and replaced before it is handed out, not when a call fails on it.
+            check=AsyncConnectionPool.check_connection,
             name="archiver-state",
             open=False,
         )
@@ -273,6 +304,10 @@ class PostgresState:
             await pool.close()
             raise
         return cls(pool, description, replica=replica, read_only=read_only, secret=secret)
+
+    def shared_work(self) -> SharedWork:
+        """The queue of sessions and the listing leases the replicas share."""
+        return PostgresWork(self._connection, writable=self._writable)
 
     async def writer_id(self) -> str:
         if self._writer_id is None:

@@ -19,6 +19,9 @@ format to break). Draws are deterministic: the n-th request with a given key (or
 method, path, query) always gets the same fate for the same seed, whatever the order in
 which concurrent requests arrive. No key fails more than ``max_in_a_row`` times in a row,
 so a client that retries reaches every answer in the end.
+
+``latency_seconds`` delays every request the plan applies to, faulty or not: a vendor far
+away (a plan with ``rate=0`` adds the delay alone).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class FaultPlan:
     max_in_a_row: int = 2
     retry_after: float = 1.0
     stall_seconds: float = 3.0
+    latency_seconds: float = 0.0
     injected: list[InjectedFault] = field(default_factory=list, init=False, repr=False)
     _streaks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
@@ -85,8 +89,10 @@ class FaultPlan:
         unknown = set(self.kinds) - ALL_KINDS
         if unknown:
             raise ValueError(f"unknown fault kinds: {', '.join(sorted(unknown))}")
-        if not 0.0 <= self.rate <= 1.0 or self.max_in_a_row < 0:
-            raise ValueError("rate must be within [0, 1] and max_in_a_row >= 0")
+        if not 0.0 <= self.rate <= 1.0 or self.max_in_a_row < 0 or self.latency_seconds < 0:
+            raise ValueError(
+                "rate must be within [0, 1], max_in_a_row and latency_seconds >= 0"
+            )
         self.kinds = frozenset(self.kinds)
 
     # -- for tests -----------------------------------------------------------------------
@@ -108,6 +114,8 @@ class FaultPlan:
         async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not self._applies(origin, request.path):
                 return await handler(request)
+            if self.latency_seconds:
+                await asyncio.sleep(self.latency_seconds)
             draw = self._draw(origin, request)
             if draw.kind is not None:
                 self._note(origin, request, draw.kind)

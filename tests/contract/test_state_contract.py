@@ -32,7 +32,6 @@ from archiver.model import PassOutcome
 from archiver.state import State, open_state
 from archiver.state.sqlite import SqliteState
 from archiver.state.sqlite_db import Database
-from tests.support import postgres
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 SRC = "perfecto"
@@ -44,19 +43,6 @@ class Backend:
     url: str
     path: Path | None = None  # the database file, for implementations that have one
     shared: bool = False  # opened by many processes at once: no single-process lock
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A new, empty PostgreSQL database (dropped after the test), or a skip."""
-    reason = postgres.unavailable()
-    if reason is not None:
-        pytest.skip(reason)
-    name = postgres.create_database()
-    try:
-        yield postgres.database_url(name)
-    finally:
-        postgres.drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

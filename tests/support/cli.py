@@ -86,13 +86,15 @@ def write_config(
     devrev_url: str | None = None,
     devrev: dict[str, Any] | None = None,
     sources: dict[str, dict[str, Any]] | None = None,
+    state: dict[str, Any] | None = None,
     extra: str = "",
 ) -> Deployment:
-    """A config for one test: file store and SQLite state under ``root``, quick retries."""
+    """A config for one test: file store and SQLite state under ``root`` (unless ``store``
+    and ``state`` say otherwise), quick retries."""
     root.mkdir(parents=True, exist_ok=True)
     tables = [
         toml_table("store", store or {"url": f"file://{root}/evidence"}),
-        toml_table("state", {"url": f"sqlite:///{root}/state.db"}),
+        toml_table("state", state or {"url": f"sqlite:///{root}/state.db"}),
         toml_table(
             "engine",
             {"not_ready_delay_seconds": 0.05, "shutdown_grace_seconds": 5, **(engine or {})},

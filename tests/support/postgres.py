@@ -2,7 +2,7 @@
 
 The server is ``$ARCHIVER_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/
 postgres``), reached as a user allowed to create databases. When no server answers there,
-the tests that need one skip, saying so.
+the tests that need one skip, saying so. The fixture ``postgres_url`` is such a database.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import os
 import secrets
+from collections.abc import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import pytest
 from psycopg import sql
 
 ADMIN_URL = os.environ.get(
@@ -56,3 +58,16 @@ def drop_database(name: str) -> None:
         connection.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new, empty database (dropped after the test), or a skip."""
+    reason = unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    name = create_database()
+    try:
+        yield database_url(name)
+    finally:
+        drop_database(name)

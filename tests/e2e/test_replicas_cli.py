@@ -1,0 +1,182 @@
+"""End to end: several ``archiver`` replicas on one PostgreSQL state and one evidence folder.
+
+Perfecto and DevRev answer every request after a delay, as vendors far away do. The
+replicas list each source one at a time, share the queue of sessions, and every complete
+session ends up archived exactly once: one manifest, one ledger record, one
+``session_archived`` event among all the replicas' output, and ``archiver verify`` exits 0.
+One replica is then killed (``SIGKILL``) at random moments, several times: its sessions
+are taken over once their leases lapse, and nothing is lost or archived twice.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archiver_sim.faults import FaultPlan
+from tests.e2e.test_devrev_cli import mobile_sessions
+from tests.e2e.test_verify_cli import verify_json
+from tests.support.cli import ARCHIVER, DEVREV_TOKEN, TOKEN, Deployment, archiver_env, write_config
+from tests.support.simulators import DevRevFactory, PerfectoFactory
+
+pytestmark = pytest.mark.slow
+
+KIB = 1024
+LATENCY = FaultPlan(rate=0.0, latency_seconds=0.02)
+
+
+def replica(
+    root: Path, name: str, *, postgres_url: str, evidence: Path, lease_seconds: float, **urls: Any
+) -> Deployment:
+    return write_config(
+        root / name,
+        store={"url": f"file://{evidence}"},
+        state={"url": postgres_url, "replica": name, "lease_seconds": lease_seconds},
+        engine={"interval_seconds": 1, "download_concurrency": 8},
+        **urls,
+    )
+
+
+def start(deployment: Deployment, *args: str) -> subprocess.Popen[str]:
+    with (deployment.root / "stderr.log").open("a") as log:  # the child keeps its own
+        return subprocess.Popen(
+            [str(ARCHIVER), "run", *args, "--config", str(deployment.config)],
+            env=archiver_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
+        )
+
+
+def archived_events(deployments: list[Deployment]) -> Counter[tuple[str, str]]:
+    """Every ``session_archived`` event the replicas logged, by (source, session)."""
+    found: Counter[tuple[str, str]] = Counter()
+    for deployment in deployments:
+        for line in (deployment.root / "stderr.log").read_text().splitlines():
+            if '"session_archived"' in line:
+                event = json.loads(line)
+                found[(event["source"], event["session_id"])] += 1
+    return found
+
+
+def manifests(evidence: Path) -> set[tuple[str, str]]:
+    return {
+        (path.parent.parent.name, path.parent.name) for path in evidence.glob("*/*/manifest.json")
+    }
+
+
+def test_three_replicas_archive_every_session_once(
+    perfecto_sim_factory: PerfectoFactory,
+    devrev_sim_factory: DevRevFactory,
+    postgres_url: str,
+    tmp_path: Path,
+) -> None:
+    perfecto = perfecto_sim_factory(
+        faults=LATENCY,
+        token=TOKEN,
+        executions=600,
+        unfinished=10,
+        video_size=4 * KIB,
+        artifact_size=KIB,
+        screenshot_size=KIB,
+        pdf_size=KIB,
+        pdf_not_ready_requests=0,
+    )
+    devrev = devrev_sim_factory(
+        faults=LATENCY, token=DEVREV_TOKEN, sessions=1800, media_size=2 * KIB
+    )
+    expected = {("perfecto", e.id) for e in perfecto.executions} | {
+        ("devrev", session_id) for session_id in mobile_sessions(devrev)
+    }
+    assert len(expected) >= 1200
+    evidence = tmp_path / "evidence"
+    deployments = [
+        replica(
+            tmp_path,
+            f"archiver-{number}",
+            postgres_url=postgres_url,
+            evidence=evidence,
+            lease_seconds=30,
+            perfecto_url=perfecto.api_url,
+            devrev_url=devrev.api_url,
+        )
+        for number in (1, 2, 3)
+    ]
+    assert sum(perfecto.is_unfinished(e.id) for e in perfecto.executions) == 10
+
+    for _ in range(2):  # the second time, the sessions held back the first time are done
+        processes = [start(deployment, "--once") for deployment in deployments]
+        for process in processes:
+            assert process.wait(timeout=600) == 0, deployments[processes.index(process)].root
+        perfecto.finish_all()
+
+    archived = archived_events(deployments)
+    assert set(archived) == expected
+    assert max(archived.values()) == 1, "a session was archived twice"
+    assert manifests(evidence) == expected
+    by_replica = [len(archived_events([deployment])) for deployment in deployments]
+    assert all(count > len(expected) // 10 for count in by_replica), by_replica
+    code, report = verify_json(deployments[0])
+    assert code == 0, report["problems"]
+    assert report["sessions"] == report["manifests"] == len(expected)
+
+
+def test_a_replica_killed_again_and_again_loses_nothing(
+    perfecto_sim_factory: PerfectoFactory, postgres_url: str, tmp_path: Path
+) -> None:
+    perfecto = perfecto_sim_factory(
+        faults=LATENCY,
+        token=TOKEN,
+        executions=300,
+        video_size=64 * KIB,
+        artifact_size=4 * KIB,
+        pdf_not_ready_requests=0,
+    )
+    expected = {("perfecto", e.id) for e in perfecto.executions}
+    evidence = tmp_path / "evidence"
+    deployments = [
+        replica(
+            tmp_path,
+            f"archiver-{number}",
+            postgres_url=postgres_url,
+            evidence=evidence,
+            lease_seconds=3,
+            perfecto_url=perfecto.api_url,
+        )
+        for number in (1, 2, 3)
+    ]
+    processes = [start(deployment) for deployment in deployments]
+    victim, kills = deployments[0], 0
+    chance = random.Random(21)
+    deadline = time.monotonic() + 300
+    try:
+        while manifests(evidence) != expected:
+            assert time.monotonic() < deadline, f"{len(manifests(evidence))} archived"
+            if kills < 4:
+                time.sleep(chance.uniform(0.3, 1.5))
+                processes[0].send_signal(signal.SIGKILL)
+                processes[0].wait(timeout=30)
+                kills += 1
+                processes[0] = start(victim)
+            else:
+                time.sleep(0.5)
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+    assert kills == 4
+    archived = archived_events(deployments)
+    assert set(archived) <= expected
+    assert max(archived.values()) == 1, "a session was archived twice"
+    code, report = verify_json(deployments[1])
+    assert code == 0, report["problems"]
+    assert report["sessions"] == report["manifests"] == len(expected)
