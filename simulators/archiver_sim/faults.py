@@ -90,9 +90,7 @@ class FaultPlan:
         if unknown:
             raise ValueError(f"unknown fault kinds: {', '.join(sorted(unknown))}")
         if not 0.0 <= self.rate <= 1.0 or self.max_in_a_row < 0 or self.latency_seconds < 0:
-            raise ValueError(
-                "rate must be within [0, 1], max_in_a_row and latency_seconds >= 0"
-            )
+            raise ValueError("rate must be within [0, 1], max_in_a_row and latency_seconds >= 0")
         self.kinds = frozenset(self.kinds)
 
     # -- for tests -----------------------------------------------------------------------
