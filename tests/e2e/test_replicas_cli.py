@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from archiver_sim.faults import FaultPlan
@@ -180,3 +181,73 @@ def test_a_replica_killed_again_and_again_loses_nothing(
     code, report = verify_json(deployments[1])
     assert code == 0, report["problems"]
     assert report["sessions"] == report["manifests"] == len(expected)
+
+
+def test_replicas_outlive_their_database_connections(
+    perfecto_sim_factory: PerfectoFactory, postgres_url: str, tmp_path: Path
+) -> None:
+    perfecto = perfecto_sim_factory(
+        faults=LATENCY, token=TOKEN, executions=300, pdf_not_ready_requests=0
+    )
+    expected = {("perfecto", e.id) for e in perfecto.executions}
+    evidence = tmp_path / "evidence"
+    deployments = [
+        replica(
+            tmp_path,
+            f"archiver-{number}",
+            postgres_url=postgres_url,
+            evidence=evidence,
+            lease_seconds=3,
+            perfecto_url=perfecto.api_url,
+        )
+        for number in (1, 2, 3)
+    ]
+    processes = [start(deployment) for deployment in deployments]
+    chance = random.Random(5)
+    terminated = cuts = 0
+    deadline = time.monotonic() + 300
+    try:
+        while archived_rows(postgres_url) != {id for _, id in expected}:
+            assert time.monotonic() < deadline, f"{len(archived_rows(postgres_url))} archived"
+            time.sleep(chance.uniform(0.3, 1.2))
+            if cuts < 3:
+                terminated += terminate_connections(postgres_url)
+                cuts += 1
+            for source, session_id in archived_states(postgres_url):
+                manifest = evidence / source / session_id / "manifest.json"
+                assert manifest.is_file(), f"{session_id} is archived without its manifest"
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            process.wait(timeout=60)
+    assert terminated >= 3
+    assert manifests(evidence) == expected
+    assert max(archived_events(deployments).values()) == 1, "a session was archived twice"
+    code, report = verify_json(deployments[2])
+    assert code == 0, report["problems"]
+
+
+def terminate_connections(postgres_url: str) -> int:
+    """Cut every connection of the replicas to their database; how many there were."""
+    with psycopg.connect(postgres_url, autocommit=True) as connection:
+        rows = connection.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def archived_states(postgres_url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(postgres_url) as connection:
+        try:
+            rows = connection.execute(
+                "SELECT source, session_id FROM sessions WHERE status = 'archived'"
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []  # no replica has created the schema yet
+    return [(str(source), str(session_id)) for source, session_id in rows]
+
+
+def archived_rows(postgres_url: str) -> set[str]:
+    return {session_id for _, session_id in archived_states(postgres_url)}
