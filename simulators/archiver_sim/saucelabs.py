@@ -245,7 +245,7 @@ def _build_jobs(config: SauceLabsSimConfig, newest: int) -> tuple[SimJob, ...]:
                 automation_backend=backend,
                 record_video=record_video,
                 record_screenshots=record_screenshots,
-                record_logs=real or index % 6 != 4,
+                record_logs=real or index % 6 != 3,
                 network_capture=index % 3 == 0,
                 screenshots=tuple(
                     f"{number:04d}screenshot.png" for number in range(config.screenshots_per_job)
