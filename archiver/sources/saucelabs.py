@@ -60,6 +60,9 @@ VIRTUAL = "vdc"
 REGIONS = ("us-west-1", "us-east-4", "eu-central-1")
 """The data centers whose REST API origin is ``https://api.{region}.saucelabs.com``."""
 UNFINISHED_STATUSES = frozenset({"new", "queued", "in progress", "running"})
+# Jobs whose details or asset list are kept between artifacts() and not_offered(); a job
+# whose downloads failed leaves its entry behind, so the oldest go first past this many.
+READ_KEPT = 1024
 
 # Real-device job fields that hold a download URL: (field, file name, kind).
 RDC_FILE_FIELDS = (
@@ -115,7 +118,7 @@ class SauceLabsSettings(SourceSettings):
         Field(description="archive emulator, simulator and desktop browser jobs (/rest/v1)"),
     ] = True
     page_limit: Annotated[
-        Int, Field(ge=1, le=1000, validation_alias="limit", description="jobs per page")
+        Int, Field(ge=1, validation_alias="limit", description="jobs per page")
     ] = 100
 
     @model_validator(mode="after")
@@ -153,7 +156,7 @@ class SauceLabsSource:
         self.client = client
         self.settings: SauceLabsSettings = settings
         self._username = settings.user()
-        self._read: dict[str, JSON] = {}
+        self._read: dict[str, _Read] = {}
 
     @classmethod
     def create(
@@ -208,9 +211,9 @@ class SauceLabsSource:
         seen = self._read.pop(session.session_id, None)
         if seen is None:
             return ["asset details: not read for this job"]
-        if session.locator == REAL_DEVICES:
-            return list(_real_device_gaps(seen))
-        return list(_virtual_gaps(session.record, seen))
+        if seen.assets is None:
+            return list(_real_device_gaps(seen.job))
+        return list(_virtual_gaps({**session.record, **seen.job}, seen.assets))
 
     # -- real devices --------------------------------------------------------------------
 
@@ -256,7 +259,7 @@ class SauceLabsSource:
                     url=self.client.url(f"{path}/screenshots.zip"),
                 )
             )
-        self._read[session.session_id] = job
+        self._keep_read(session.session_id, _Read(job=job, assets=None))
         return found
 
     # -- virtual devices and desktop browsers --------------------------------------------
@@ -291,7 +294,9 @@ class SauceLabsSource:
 
     async def _virtual_artifacts(self, session: Session) -> list[Artifact]:
         job_path = f"{self._jobs_path()}/{quote(session.session_id, safe='')}"
-        _job, job_raw = await self.client.get_document(job_path)
+        job, job_raw = await self.client.get_document(job_path)
+        if not isinstance(job, dict):
+            raise BadVendorResponse(f"{VENDOR}: job {session.session_id} is not a JSON object")
         try:
             assets, assets_raw = await self.client.get_document(f"{job_path}/assets")
         except VendorError as exc:
@@ -315,11 +320,25 @@ class SauceLabsSource:
                     url=self.client.url(f"{job_path}/assets/{quote(filename, safe='')}"),
                 )
             )
-        self._read[session.session_id] = assets
+        self._keep_read(session.session_id, _Read(job=job, assets=assets))
         return found
+
+    def _keep_read(self, session_id: str, read: _Read) -> None:
+        self._read.pop(session_id, None)
+        self._read[session_id] = read
+        while len(self._read) > READ_KEPT:
+            del self._read[next(iter(self._read))]
 
     def _jobs_path(self) -> str:
         return f"/rest/v1/{quote(self._username, safe='')}/jobs"
+
+
+@dataclass(frozen=True, slots=True)
+class _Read:
+    """What artifacts() read of one job: its details, and its asset list (virtual jobs)."""
+
+    job: JSON
+    assets: JSON | None
 
 
 def _basic(username: str, key: Secret) -> AuthHeaders:
