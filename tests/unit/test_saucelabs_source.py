@@ -132,6 +132,21 @@ async def test_real_device_pages_follow_the_offset_the_api_answers(serve: Serve)
     assert {s.locator for s in found} == {REAL_DEVICES}
 
 
+async def test_zero_based_offsets_are_followed_too(serve: Serve) -> None:
+    pages = {
+        "0": {**RDC_FIRST, "metaData": {**RDC_FIRST["metaData"], "offset": 0}},
+        "3": {**RDC_LAST, "metaData": {**RDC_LAST["metaData"], "offset": 3}},
+    }
+
+    def zero_based(seen: Seen) -> web.Response:
+        return reply_json(pages[seen.query.get("offset", "0")])
+
+    server, source = await serve({RDC_JOBS: zero_based}, virtual_devices=False)
+
+    assert len(await listed(source)) == 4
+    assert [seen.query.get("offset") for seen in server.to(RDC_JOBS)] == [None, "3"]
+
+
 async def test_moreavailable_false_ends_the_real_device_listing(serve: Serve) -> None:
     last_page = {**RDC_FIRST, "metaData": {**RDC_FIRST["metaData"], "moreAvailable": False}}
     server, source = await serve(
