@@ -18,6 +18,7 @@ VENDOR_TOKENS = {
     "TESTOBJECT_API_KEY": "testobject-e2e-key-41c0",
     "TESTMO_TOKEN": "testmo-e2e-token-93ab",
     "EKRAN_TOKEN": "ekran-e2e-token-7e55",
+    "SAUCE_ACCESS_KEY": "sauce-e2e-access-key-2d9f",
 }
 
 
