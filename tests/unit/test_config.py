@@ -371,8 +371,9 @@ def test_every_source_is_registered_once_in_order() -> None:
     from archiver.sources.registry import SOURCES
 
     names = [spec.name for spec in SOURCES]
-    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran"]
+    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran", "devicefarm"]
     assert list(source_factories()) == names
     for spec in SOURCES:
-        assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY"))
+        if "token_env" in spec.settings.file_keys():  # Device Farm's are AWS credentials
+            assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY"))
         assert spec.not_offered.endswith(".")
