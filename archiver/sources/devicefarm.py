@@ -165,13 +165,25 @@ class DeviceFarmSettings(SourceSettings):
 
 
 class DeviceFarmApi:
-    """boto3's ``devicefarm`` client, called off the event loop, errors translated."""
+    """boto3's ``devicefarm`` client, called off the event loop, errors translated.
 
-    def __init__(self, settings: DeviceFarmSettings, http_settings: HttpSettings) -> None:
+    ``on_response(status)`` is told of every HTTP attempt botocore makes (retries included;
+    None: no answer), on the event loop.
+    """
+
+    def __init__(
+        self,
+        settings: DeviceFarmSettings,
+        http_settings: HttpSettings,
+        on_response: Callable[[int | None], None],
+    ) -> None:
         self._pool = ThreadPoolExecutor(
             settings.api_concurrency, thread_name_prefix="archiver-devicefarm"
         )
         self._client = _make_client(settings, http_settings)
+        self._on_response = on_response
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client.meta.events.register("response-received.device-farm.*", self._received)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -209,8 +221,9 @@ class DeviceFarmApi:
         **kwargs: Any,
     ) -> _T:
         call = functools.partial(function, *args, **kwargs)
+        self._loop = asyncio.get_running_loop()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, call)
+            return await self._loop.run_in_executor(self._pool, call)
         except ClientError as exc:
             raise _client_error(operation, params, exc) from exc
         except (NoCredentialsError, ProfileNotFound) as exc:
@@ -228,6 +241,12 @@ class DeviceFarmApi:
             raise VendorError(
                 f"{VENDOR}: {operation} {_subject(params)} failed: {exc}", vendor=VENDOR
             ) from exc
+
+    def _received(self, response_dict: dict[str, Any] | None = None, **_: Any) -> None:
+        """botocore's ``response-received`` event, in a worker thread."""
+        status = response_dict.get("status_code") if response_dict else None
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_response, status)
 
 
 class DeviceFarmSource:
@@ -256,8 +275,13 @@ class DeviceFarmSource:
             base_url=settings.base_url,
             auth_headers=_no_credentials,
             settings=http_settings,
+            label=NAME,
         )
-        return cls(client, settings, DeviceFarmApi(settings, http_settings))
+
+        def api_response(status: int | None) -> None:
+            client.observer.vendor_request(client.label, status=status)
+
+        return cls(client, settings, DeviceFarmApi(settings, http_settings, api_response))
 
     async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
         seen: set[str] = set()

@@ -3,6 +3,7 @@ paged across projects, the artifact tree, fresh pre-signed URLs, errors named.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -16,6 +17,7 @@ import pytest
 from archiver.config import HttpSettings, Secret
 from archiver.errors import VendorError, VendorUnavailable
 from archiver.model import Artifact, Session
+from archiver.observe import NullObserver
 from archiver.sources.devicefarm import AwsKeys, DeviceFarmSettings, DeviceFarmSource
 from archiver_sim.devicefarm import DeviceFarmDataset, DeviceFarmSimConfig, DeviceFarmSimulator
 from archiver_sim.requestlog import SimRequest
@@ -201,3 +203,24 @@ def test_settings_never_show_the_keys() -> None:
     assert "very-secret-key" not in repr(settings) and "AKIAEXAMPLE" not in repr(settings)
     assert settings.base_url == "https://devicefarm.us-west-2.amazonaws.com"
     assert DeviceFarmSettings(endpoint_url="http://127.0.0.1:9/").base_url == "http://127.0.0.1:9"
+
+
+class Requests(NullObserver):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int | None]] = []
+
+    def vendor_request(self, vendor: str, *, status: int | None) -> None:
+        self.seen.append((vendor, status))
+
+
+async def test_every_api_attempt_is_reported_under_the_source_name(start: Start) -> None:
+    sim, source = await start(projects=1, runs=2, page_size=1)
+    observer = Requests()
+    source.client.observer = observer
+    sim.fail_next(1, 400)
+
+    await every_session(source)
+    await asyncio.sleep(0)  # the last report is handed to the loop from boto3's thread
+
+    assert observer.seen == [("devicefarm", 400), *[("devicefarm", 200)] * 3]
+    assert len(sim.requests("api")) == 4  # ListProjects twice, ListRuns over two pages
