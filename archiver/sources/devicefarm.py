@@ -112,6 +112,7 @@ class DeviceFarmSettings(SourceSettings):
     base_url: Annotated[str, NOT_IN_FILE] = ""
     token_env: Annotated[Text | None, NOT_IN_FILE] = None
     token: Annotated[Secret, NOT_IN_FILE] = field(default=Secret(""), repr=False)
+    trusted_hosts: Annotated[Strings, NOT_IN_FILE] = ()  # no token to send anywhere
 
     region: Annotated[
         Text, Field(description="the AWS region of Device Farm's API (it runs in us-west-2)")
