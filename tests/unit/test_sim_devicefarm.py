@@ -7,16 +7,18 @@ import hashlib
 import json
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from mypy_boto3_devicefarm import DeviceFarmClient
 
 from archiver_sim.devicefarm import CATEGORIES, DeviceFarmSimulator
 from tests.support.simulators import SimFactory
+
+if TYPE_CHECKING:  # the stubs are a development dependency
+    from mypy_boto3_devicefarm import DeviceFarmClient
 
 Factory = SimFactory[DeviceFarmSimulator]
 
