@@ -17,13 +17,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from archiver import __version__
 from archiver.claims import claim_session
 from archiver.config import EngineSettings
-from archiver.errors import ArchiverError, NotReady, StoreError
+from archiver.errors import ArchiverError, NotReady, StoreError, VendorError
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger
@@ -40,6 +40,7 @@ log = get_logger("archiver.engine")
 Clock = Callable[[], datetime]
 # Below this, hashing on the event loop (~40 us) costs less than a hop to a thread.
 HASH_IN_THREAD_BYTES = 64 * 1024
+FORBIDDEN = 403  # what an object store answers for a pre-signed URL that has expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +275,19 @@ class SessionArchiver:
     async def _download_with_retries(
         self, source: Source, key: str, artifact: Artifact
     ) -> StoredArtifact:
+        try:
+            return await call_with_retries(
+                source.client.retry_policy, lambda: self._download(source, key, artifact)
+            )
+        except VendorError as error:
+            if artifact.renew_url is None or error.status != FORBIDDEN:
+                raise
+        # A pre-signed URL that expired while the download waited its turn: a fresh one,
+        # once; a 403 for that one too is the vendor's real answer.
+        renewed = replace(artifact, url=await artifact.renew_url())
+        log.info("artifact_url_renewed", key=key)
         return await call_with_retries(
-            source.client.retry_policy, lambda: self._download(source, key, artifact)
+            source.client.retry_policy, lambda: self._download(source, key, renewed)
         )
 
     async def _download(self, source: Source, key: str, artifact: Artifact) -> StoredArtifact:

@@ -222,8 +222,7 @@ def configuration_md() -> str:
     for spec in SOURCES:
         own, _ = source_doc(spec)
         about = (
-            f"{own.description} The token is read from `{spec.settings.CREDENTIAL_VARIABLE}` "
-            f"unless `token_env` names another variable. Not offered by the API: "
+            f"{own.description} {spec.settings.credentials_note()} Not offered by the API: "
             f"{spec.not_offered}"
         )
         lines += ["", *_md_table(TableDoc(own.name, about, own.keys), title=spec.title)]

@@ -195,12 +195,15 @@ class VendorClient:
         auth_headers: AuthHeaders,
         settings: HttpSettings,
         trusted_hosts: tuple[str, ...] = (),
+        label: str | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
         # Set once the app knows who watches; requests and retries are reported to it.
         self.observer: Observer = NO_OBSERVER
-        self._vendor_label = vendor.lower()
+        # The metrics' vendor label: the source's name (the vendor's, in lower case).
+        self.label = label or vendor.lower()
+        self._vendor_label = self.label
         self._session = session
         self._auth_headers = auth_headers
         self._settings = settings

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -34,6 +34,8 @@ class Artifact:
 
     ``name`` is a path relative to the session's folder chosen by the source
     (``videos/0-video.mp4``); the engine sanitizes it before it becomes a store key.
+    ``renew_url``, for a pre-signed ``url`` that expires, asks the vendor for a fresh one:
+    the engine calls it once when the URL's host refuses the download with HTTP 403.
     """
 
     name: str
@@ -41,6 +43,7 @@ class Artifact:
     url: str | None = None
     content: bytes | None = field(default=None, repr=False)
     content_type: str | None = None
+    renew_url: Callable[[], Awaitable[str]] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if (self.url is None) == (self.content is None):

@@ -195,6 +195,14 @@ class SourceSettings(Table):
         ),
     ] = 7.0
 
+    @classmethod
+    def credentials_note(cls) -> str:
+        """Where the source's credentials come from, for the configuration reference."""
+        return (
+            f"The token is read from `{cls.CREDENTIAL_VARIABLE}` unless `token_env` names "
+            "another variable."
+        )
+
     @field_validator("base_url")
     @classmethod
     def _no_trailing_slash(cls, base_url: str) -> str:
@@ -218,7 +226,8 @@ class SourceSettings(Table):
     @model_validator(mode="after")
     def _token_and_retention(self, info: ValidationInfo) -> SourceSettings:
         reading = reading_of(info)
-        if reading is not None and reading.read_tokens:
+        # A source without token_env (its credentials are not a token) reads none.
+        if reading is not None and reading.read_tokens and self.token_env is not None:
             variable = str(self.token_env)
             value = reading.environ.get(variable, "").strip()
             if not value:

@@ -20,6 +20,13 @@ VENDOR_TOKENS = {
     "EKRAN_TOKEN": "ekran-e2e-token-7e55",
     "SAUCE_ACCESS_KEY": "sauce-e2e-access-key-2d9f",
 }
+# Device Farm's credentials are AWS's, from boto3's chain. Not in VENDOR_TOKENS: the S3
+# store's tests set the same AWS_* variables for their own server, so only the Device Farm
+# tests pass these (archiver_env(**DEVICEFARM_AWS)).
+DEVICEFARM_AWS = {
+    "AWS_ACCESS_KEY_ID": "AKIADEVICEFARME2E001",
+    "AWS_SECRET_ACCESS_KEY": "devicefarm-e2e-secret-Jq4v",
+}
 
 
 def archiver_env(**extra: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ import pytest
 
 from archiver.config import Secret, SourceSettings, load_config, parse_config
 from archiver.errors import ConfigError
+from archiver.sources.devicefarm import DeviceFarmSettings
 from archiver.sources.devrev import DevRevSettings
 from archiver.sources.ekran import EkranSettings
 from archiver.sources.perfecto import PerfectoSettings
@@ -371,8 +372,53 @@ def test_every_source_is_registered_once_in_order() -> None:
     from archiver.sources.registry import SOURCES
 
     names = [spec.name for spec in SOURCES]
-    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran", "saucelabs"]
+    assert names == [
+        "perfecto",
+        "devrev",
+        "testobject",
+        "testmo",
+        "ekran",
+        "saucelabs",
+        "devicefarm",
+    ]
     assert list(source_factories()) == names
     for spec in SOURCES:
-        assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY", "_ACCESS_KEY"))
+        if "token_env" in spec.settings.file_keys():  # Device Farm's are AWS credentials
+            assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY", "_ACCESS_KEY"))
         assert spec.not_offered.endswith(".")
+
+
+DEVICEFARM = """
+[store]
+url = "file:///var/lib/archiver/evidence"
+[state]
+url = "sqlite:////var/lib/archiver/state.db"
+[sources.devicefarm]
+"""
+
+
+def test_devicefarm_needs_no_token_variable_and_derives_its_endpoint(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, DEVICEFARM + 'profile = "df"\n'))
+    settings = config.sources["devicefarm"]
+    assert isinstance(settings, DeviceFarmSettings)
+    assert settings.token_env is None and settings.profile == "df"
+    assert settings.base_url == "https://devicefarm.us-west-2.amazonaws.com"
+    endpoint = load_config(write(tmp_path, DEVICEFARM + 'endpoint_url = "http://127.0.0.1:9/"\n'))
+    assert endpoint.sources["devicefarm"].base_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("line", "key", "message"),
+    [
+        ('project_arns = ["arn:aws:s3:::bucket"]', "project_arns", "not a Device Farm project"),
+        ('token_env = "AWS_SECRET_ACCESS_KEY"', "token_env", "unknown key"),
+        ('base_url = "https://devicefarm.example"', "base_url", "unknown key"),
+        ('endpoint_url = "devicefarm.us-west-2.amazonaws.com"', "endpoint_url", "http(s) URL"),
+        ("api_concurrency = 65", "api_concurrency", "at most 64"),
+    ],
+)
+def test_devicefarm_mistakes(tmp_path: Path, line: str, key: str, message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, DEVICEFARM + line + "\n"))
+    assert caught.value.key == f"sources.devicefarm.{key}"
+    assert message in str(caught.value)

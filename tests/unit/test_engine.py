@@ -61,6 +61,8 @@ async def files() -> AsyncIterator[ArtifactServer]:
         state.requests.append(request.path)
         if request.path.startswith("/missing"):
             return web.json_response({"userMessage": "gone"}, status=404)
+        if request.path.startswith("/expired"):  # a pre-signed URL past its expiry
+            return web.Response(status=403, text="<Error><Code>AccessDenied</Code></Error>")
         if request.path in state.not_ready:
             return web.Response(status=204)
         state.in_flight += 1
@@ -92,6 +94,8 @@ class ScriptedSource:
         self.list_calls: list[tuple[datetime, datetime]] = []
         self.unlisted: set[str] = set()
         self.listing_breaks_after: int | None = None
+        self.renewed_paths: dict[str, str] = {}  # an expiring URL's path: its fresh one's
+        self.renewals: list[str] = []
 
     def add(
         self,
@@ -138,9 +142,17 @@ class ScriptedSource:
                     name=f"files/{index}-{path.rsplit('/', 1)[-1]}",
                     kind="video",
                     url=self.files.url(path) + "?X-Amz-Signature=secret",
+                    renew_url=self._renewer(path) if path in self.renewed_paths else None,
                 )
             )
         return found
+
+    def _renewer(self, path: str) -> Callable[[], Awaitable[str]]:
+        async def renew() -> str:
+            self.renewals.append(path)
+            return self.files.url(self.renewed_paths[path]) + "?X-Amz-Signature=fresh"
+
+        return renew
 
     def not_offered(self, session: Session) -> list[str]:
         return []
@@ -443,6 +455,41 @@ async def test_failing_session_does_not_stop_others(rig: Rig) -> None:
     assert record is not None and record.attempts == 2
     report = await rig.engine.run_once()  # max_attempts = 2: given up
     assert report.given_up == 1 and report.ok
+
+
+async def test_an_expired_url_is_renewed_once_and_downloaded(rig: Rig) -> None:
+    rig.source.add("s1", paths=["/expired/video.mp4"])
+    rig.source.renewed_paths["/expired/video.mp4"] = "/fresh/video.mp4"
+
+    report = await rig.engine.run_once()
+
+    assert report.ok and report.archived == 1
+    assert rig.source.renewals == ["/expired/video.mp4"]
+    assert rig.files.requests == ["/expired/video.mp4", "/fresh/video.mp4"]
+    doc = await manifest(rig, "s1")
+    entry = next(a for a in doc["artifacts"] if a["kind"] == "video")  # type: ignore[attr-defined]
+    assert entry["source_url"] == rig.files.url("/fresh/video.mp4")
+    assert entry["sha256"] == sha(body_for("/fresh/video.mp4"))
+
+
+async def test_a_renewed_url_refused_again_fails_the_session(rig: Rig) -> None:
+    rig.source.add("s1", paths=["/expired/video.mp4"])
+    rig.source.renewed_paths["/expired/video.mp4"] = "/expired/again.mp4"
+
+    report = await rig.engine.run_once()
+
+    assert not report.ok and "HTTP 403" in report.failed[0]
+    assert rig.source.renewals == ["/expired/video.mp4"]  # once, never in a loop
+    assert rig.files.requests == ["/expired/video.mp4", "/expired/again.mp4"]
+
+
+async def test_a_403_without_a_way_to_renew_fails_at_once(rig: Rig) -> None:
+    rig.source.add("s1", paths=["/expired/video.mp4"])
+
+    report = await rig.engine.run_once()
+
+    assert not report.ok and "HTTP 403" in report.failed[0]
+    assert rig.files.requests == ["/expired/video.mp4"]
 
 
 async def test_failed_session_recovers_on_later_pass(rig: Rig) -> None:
