@@ -102,7 +102,12 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             for opened in sources.values():
                 opened.client.observer = observer
         engine = Engine(
-            sources=sources, store=store, state=state, settings=config.engine, observer=observer
+            sources=sources,
+            store=store,
+            state=state,
+            settings=config.engine,
+            observer=observer,
+            evidence_page=config.store.evidence_page,
         )
         if metrics is not None:
             # The ledger's head as the store has it: read once, so that the metric is right

@@ -102,6 +102,7 @@ class Engine:
         clock: Clock = utc_now,
         ledger: Ledger | None = None,
         observer: Observer = EVENT_LOG,
+        evidence_page: bool = False,
     ) -> None:
         self.sources = sources
         self.store = store
@@ -116,6 +117,7 @@ class Engine:
             settings=settings,
             clock=clock,
             observer=observer,
+            evidence_page=evidence_page,
         )
 
     @property
