@@ -23,7 +23,7 @@ from html import escape
 from pathlib import PurePosixPath
 from typing import Any
 
-from archiver.ledger import LedgerRecord
+from archiver.ledger import LedgerRecord, entry_key
 from archiver.manifest import Manifest, StoredArtifact
 from archiver.model import rfc3339
 from archiver.progress import human_bytes
@@ -137,7 +137,11 @@ def _ledger(session: PageSession, link: Link) -> str:
         rows.append(("ledger entry", "<strong>not recorded</strong>"))
     else:
         rows += [
-            ("ledger entry", f"{record.seq}, recorded {escape(record.recorded_at)}"),
+            (
+                "ledger entry",
+                f"{_a(link(entry_key(record.seq)), str(record.seq))}, "
+                f"recorded {escape(record.recorded_at)}",
+            ),
             ("entry says", _code(record.manifest_sha256)),
         ]
     return _table(("", ""), rows, head=False)
