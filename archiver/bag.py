@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 PAYLOAD_DIR = "data"
@@ -102,6 +103,9 @@ class BagCheck:
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "files": self.files, "bytes": self.bytes, "problems": self.problems}
 
     def values(self, label: str) -> list[str]:
         return [value for name, value in self.info if name.lower() == label.lower()]

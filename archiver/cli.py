@@ -169,6 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(level="warning")
             return asyncio.run(run_demo(args.dir, executions=args.executions))
         if args.command == "verify" and args.bag is not None:
+            if args.source or args.ids or args.since or args.anchor:
+                build_parser().error(
+                    "verify --bag checks the bag's sessions; it takes no selection"
+                )
             return asyncio.run(_verify_bag(args))
         if args.command == "export":
             _check_export_selection(args)
@@ -322,13 +326,18 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
 
 async def _verify_bag(args: argparse.Namespace) -> int:
     check = await asyncio.to_thread(check_bag_with_ledger, args.bag)
-    against = ""
+    store_description: str | None = None
     if args.config or os.environ.get(CONFIG_ENV):
         config = load_config(args.config, with_sources=False)
         configure_logging(level=config.log.level, format=config.log.format)
         async with open_checked_store(config.store) as store:
             await check_bag_against_store(args.bag, check, store)
-            against = f", against {store.description}"
+            store_description = store.description
+    against = f", against {store_description}" if store_description else ""
+    if args.json:
+        report = {"bag": str(args.bag), "store": store_description, **check.to_json()}
+        print(json.dumps(report, indent=2))
+        return EXIT_OK if check.ok else EXIT_FAILED
     lines = [
         f"checked bag {args.bag}{against}: {check.files} payload files "
         f"({human_bytes(check.bytes)})",
