@@ -5,7 +5,7 @@ against ``manifest-sha256.txt`` (none missing, none added), the tag files agains
 ``tagmanifest-sha256.txt`` (so ``bag-info.txt`` and ``index.html`` cannot be changed
 unnoticed either), and Payload-Oxum. Then the ledger references the export wrote into
 ``bag-info.txt``: each ``Archiver-Manifest: <seq> <sha256> <key>`` must be the manifest in
-the payload, and the ledger entry in the payload must record it.
+the payload, and the ledger entry in the payload must record those bytes for that session.
 
 With a store (a config file was given), the bag is also held against the store's ledger:
 each entry in the bag must still be the store's entry of that number, byte for byte, and the
@@ -44,7 +44,8 @@ def check_bag_with_ledger(root: Path) -> BagCheck:
             )
         entry = _bag_entry(root, seq, check)
         if entry is not None and not any(
-            record.manifest_key == key and record.manifest_sha256 == digest
+            _session_folder(record.manifest_key) == _session_folder(key)
+            and record.manifest_sha256 == digest
             for record in entry.records
         ):
             check.problems.append(f"{PAYLOAD_DIR}/{entry_key(seq)}: does not record {key} {digest}")
@@ -84,6 +85,12 @@ async def _read(store: Store, key: str, check: BagCheck) -> bytes | None:
     except StoreError as exc:
         check.problems.append(f"{key}: cannot be read: {exc}")
         return None
+
+
+def _session_folder(key: str) -> str:
+    """``<source>/<session>`` of a manifest's key: a manifest a re-archive replaced is
+    recorded at the session's ``manifest.json`` and kept under ``history/``."""
+    return "/".join(key.split("/")[:2])
 
 
 def _bag_entry(root: Path, seq: int, check: BagCheck) -> LedgerEntry | None:

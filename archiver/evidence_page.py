@@ -47,6 +47,7 @@ class PageSession:
     manifest_key: str
     manifest_sha256: str | None = None  # None: the manifest is written after the page
     ledger_record: LedgerRecord | None = None
+    current: bool = True  # False: an earlier archive, replaced by a re-archive
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,8 +61,7 @@ class PageContext:
 def render_page(sessions: Sequence[PageSession], context: PageContext, link: Link) -> bytes:
     body = "".join(_session(session, link) for session in sessions)
     contents = "".join(
-        f'<li><a href="#{_anchor(session.manifest)}">{escape(session.manifest.source)} '
-        f"{escape(session.manifest.session_id)}</a></li>"
+        f'<li><a href="#{_anchor(session)}">{escape(_heading(session))}</a></li>'
         for session in sessions
     )
     facts = [("made", rfc3339(context.generated_at))]
@@ -110,8 +110,8 @@ def _session(session: PageSession, link: Link) -> str:
         facts.append(("replaces", manifest.previous_manifest))
     media = _media_section(manifest.artifacts, link)
     return (
-        f'<section id="{_anchor(manifest)}">'
-        f"<h2>{escape(manifest.source)} session {escape(manifest.session_id)}</h2>"
+        f'<section id="{_anchor(session)}">'
+        f"<h2>{escape(_heading(session))}</h2>"
         f"{_facts(facts)}"
         f"<h3>Ledger proof</h3>{_ledger(session, link)}"
         f"<h3>Files</h3>{_files(manifest.artifacts, link)}"
@@ -244,8 +244,16 @@ def _code(text: str) -> str:
     return f"<code>{escape(text)}</code>"
 
 
-def _anchor(manifest: Manifest) -> str:
-    return escape(f"{manifest.source}-{manifest.session_id}")
+def _heading(session: PageSession) -> str:
+    manifest = session.manifest
+    heading = f"{manifest.source} session {manifest.session_id}"
+    if session.current:
+        return heading
+    return f"{heading}: earlier archive of {rfc3339(manifest.archived_at)}, replaced"
+
+
+def _anchor(session: PageSession) -> str:
+    return escape(session.manifest_key)
 
 
 _CSS = (

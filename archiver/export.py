@@ -40,7 +40,15 @@ from archiver.bagtarget import BagTarget
 from archiver.errors import ExportError, StoreError
 from archiver.evidence_page import PAGE_NAME, PageContext, PageSession, render_page
 from archiver.keys import safe_key, safe_segment
-from archiver.ledger import LEDGER_PREFIX, Ledger, LedgerRecord, entry_key, sha256_hex
+from archiver.ledger import (
+    CLOCK_SLACK,
+    LEDGER_PREFIX,
+    Ledger,
+    LedgerRecord,
+    entry_key,
+    parse_rfc3339,
+    sha256_hex,
+)
 from archiver.manifest import Manifest, ManifestError, decode_manifest
 from archiver.status import ledger_head
 from archiver.store import Store
@@ -61,15 +69,29 @@ class ExportSelection:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ExportedSession:
-    manifest_key: str
-    manifest_bytes: bytes
+class ExportedManifest:
+    """A manifest as stored at ``key``, with the ledger record of its bytes."""
+
+    key: str
+    data: bytes
     manifest: Manifest
     ledger_record: LedgerRecord
 
     @property
-    def manifest_sha256(self) -> str:
-        return sha256_hex(self.manifest_bytes)
+    def sha256(self) -> str:
+        return sha256_hex(self.data)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportedSession:
+    """A session's current manifest, and the earlier ones a re-archive kept (newest first)."""
+
+    current: ExportedManifest
+    earlier: tuple[ExportedManifest, ...] = ()
+
+    @property
+    def manifests(self) -> tuple[ExportedManifest, ...]:
+        return (self.current, *self.earlier)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,15 +138,24 @@ async def _export(
         raise ExportError(f"the ledger in {store.description} is empty")
     payload: dict[str, str] = {}
     total = 0
-    for session in sessions:
-        payload[_payload_path(session.manifest_key)] = session.manifest_sha256
-        total += await _put(target, session.manifest_key, session.manifest_bytes)
-        for artifact in session.manifest.artifacts:
+    manifests = [exported for session in sessions for exported in session.manifests]
+    for exported in manifests:
+        payload[_payload_path(exported.key)] = exported.sha256
+        total += await _put(target, exported.key, exported.data)
+        for artifact in exported.manifest.artifacts:
+            path = _payload_path(artifact.key)
+            if payload.get(path) == artifact.sha256:
+                continue  # listed by an earlier manifest too, and copied already
+            if path in payload:
+                raise ExportError(
+                    f"{artifact.key}: {exported.key} lists SHA-256 {artifact.sha256}, another "
+                    f"manifest {payload[path]}; run `archiver verify`"
+                )
             total += await _copy_checked(
-                store, target, artifact.key, artifact.size, artifact.sha256, session.manifest_key
+                store, target, artifact.key, artifact.size, artifact.sha256, exported.key
             )
-            payload[_payload_path(artifact.key)] = artifact.sha256
-    for seq in sorted({session.ledger_record.seq for session in sessions}):
+            payload[path] = artifact.sha256
+    for seq in sorted({exported.ledger_record.seq for exported in manifests}):
         data = await store.read_created(entry_key(seq))
         payload[_payload_path(entry_key(seq))] = sha256_hex(data)
         total += await _put(target, entry_key(seq), data)
@@ -132,12 +163,14 @@ async def _export(
     page = render_page(
         [
             PageSession(
-                manifest=session.manifest,
-                manifest_key=session.manifest_key,
-                manifest_sha256=session.manifest_sha256,
-                ledger_record=session.ledger_record,
+                manifest=exported.manifest,
+                manifest_key=exported.key,
+                manifest_sha256=exported.sha256,
+                ledger_record=exported.ledger_record,
+                current=exported is session.current,
             )
             for session in sessions
+            for exported in session.manifests
         ],
         PageContext(
             title=_title(sessions),
@@ -205,10 +238,7 @@ async def _session(
     store: Store, ledger: Ledger, key: str, selection: ExportSelection
 ) -> ExportedSession | None:
     data = await store.read_bytes(key)
-    try:
-        manifest = decode_manifest(data, key=key)
-    except ManifestError as exc:
-        raise ExportError(f"{key} in {store.description} cannot be read: {exc.detail}") from exc
+    manifest = _decoded(store, key, data)
     if selection.since is not None and manifest.archived_at < selection.since:
         return None
     if selection.until is not None and manifest.archived_at >= selection.until:
@@ -222,9 +252,46 @@ async def _session(
             f"{key}: SHA-256 {digest}, but ledger entry {record.seq} recorded "
             f"{record.manifest_sha256}; run `archiver verify`"
         )
-    return ExportedSession(
-        manifest_key=key, manifest_bytes=data, manifest=manifest, ledger_record=record
-    )
+    current = ExportedManifest(key=key, data=data, manifest=manifest, ledger_record=record)
+    earlier: list[ExportedManifest] = []
+    newer = current
+    while newer.manifest.previous_manifest:
+        newer = await _earlier(store, ledger, newer)
+        earlier.append(newer)
+    return ExportedSession(current=current, earlier=tuple(earlier))
+
+
+async def _earlier(store: Store, ledger: Ledger, newer: ExportedManifest) -> ExportedManifest:
+    """The manifest ``newer`` replaced (kept under ``history/``), with its ledger record: the
+    last one before ``newer``'s that recorded those bytes at the session's manifest key."""
+    key = newer.manifest.previous_manifest
+    assert key is not None
+    if not await store.exists(key):
+        raise ExportError(f"{key}: named by {newer.key} as the manifest it replaced, not stored")
+    data = await store.read_bytes(key)
+    manifest = _decoded(store, key, data)
+    digest = sha256_hex(data)
+    stop = manifest.archived_at - CLOCK_SLACK
+    for seq in range(newer.ledger_record.seq - 1, -1, -1):
+        entry = await ledger.read(seq)
+        if entry is None:
+            continue
+        for record in entry.records:
+            if (
+                record.manifest_key == newer.ledger_record.manifest_key
+                and record.manifest_sha256 == digest
+            ):
+                return ExportedManifest(key=key, data=data, manifest=manifest, ledger_record=record)
+        if parse_rfc3339(entry.recorded_at) < stop:
+            break
+    raise ExportError(f"{key}: no ledger entry records this manifest; run `archiver verify`")
+
+
+def _decoded(store: Store, key: str, data: bytes) -> Manifest:
+    try:
+        return decode_manifest(data, key=key)
+    except ManifestError as exc:
+        raise ExportError(f"{key} in {store.description} cannot be read: {exc.detail}") from exc
 
 
 async def _copy_checked(
@@ -277,20 +344,22 @@ def _bag_info(
         ("Bag-Software-Agent", f"archiver {__version__}"),
         (
             "External-Description",
-            f"Evidence of {len(sessions)} archived test session(s): each session's manifest "
-            "with every file it lists, and the ledger entries recording the manifests",
+            f"Evidence of {len(sessions)} archived test session(s): each session's manifest, "
+            "and those a re-archive replaced, with every file each lists, and the ledger "
+            "entries recording the manifests",
         ),
     ]
     fields += [
-        ("External-Identifier", f"{session.manifest.source}/{session.manifest.session_id}")
+        (
+            "External-Identifier",
+            f"{session.current.manifest.source}/{session.current.manifest.session_id}",
+        )
         for session in sessions
     ]
     fields += [
-        (
-            MANIFEST_LABEL,
-            f"{session.ledger_record.seq} {session.manifest_sha256} {session.manifest_key}",
-        )
+        (MANIFEST_LABEL, f"{exported.ledger_record.seq} {exported.sha256} {exported.key}")
         for session in sessions
+        for exported in session.manifests
     ]
     fields.append((LEDGER_HEAD_LABEL, head))
     return fields
@@ -298,6 +367,6 @@ def _bag_info(
 
 def _title(sessions: list[ExportedSession]) -> str:
     if len(sessions) == 1:
-        manifest = sessions[0].manifest
+        manifest = sessions[0].current.manifest
         return f"Evidence: {manifest.source} session {manifest.session_id}"
     return f"Evidence: {len(sessions)} test sessions"

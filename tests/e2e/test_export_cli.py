@@ -286,3 +286,43 @@ def test_verify_bag_finds_a_rewritten_ledger(folder_deployment: Deployment, tmp_
     assert "the ledger was rewritten since the export" in result.stdout
     # On its own the bag is still whole: the change is the store's.
     assert run_archiver("verify", "--bag", str(out)).returncode == 0
+
+
+def test_a_rearchived_session_brings_its_earlier_archive(
+    folder_deployment: Deployment, tmp_path: Path
+) -> None:
+    deployment = folder_deployment
+    ids = archived(deployment)
+    first = deployment.manifests()[ids[0]]
+    rearchived = run_archiver(
+        "rearchive", "--source", "perfecto", "--id", ids[0], config=deployment.config
+    )
+    assert rearchived.returncode == 0, rearchived.stderr
+    current = deployment.manifests()[ids[0]]
+    history_key = current["previous_manifest"]
+    assert history_key and history_key.startswith(f"perfecto/{ids[0]}/history/")
+    # The re-archive's page is in its own folder, listed by the new manifest.
+    page_keys = [item["key"] for item in current["artifacts"] if item["kind"] == "evidence_page"]
+    assert len(page_keys) == 1 and "/rearchived/" in page_keys[0]
+    assert run_archiver("verify", config=deployment.config).returncode == 0
+
+    out = tmp_path / "bag"
+    assert (
+        export(deployment, "--source", "perfecto", "--id", ids[0], "--out", str(out)).returncode
+        == 0
+    )
+    valid_per_bagit(out)
+    assert (out / "data" / history_key).read_bytes() == (
+        deployment.evidence / history_key
+    ).read_bytes()
+    for item in first["artifacts"] + current["artifacts"]:
+        assert (out / "data" / item["key"]).is_file(), item["key"]
+    references = bag_info(out)["Archiver-Manifest"]
+    assert [reference.split(" ")[2] for reference in references] == [
+        f"perfecto/{ids[0]}/manifest.json",
+        history_key,
+    ]
+    assert int(references[0].split(" ")[0]) > int(references[1].split(" ")[0])
+    assert "earlier archive of" in (out / "index.html").read_text()
+    checked = run_archiver("verify", "--bag", str(out), config=deployment.config)
+    assert checked.returncode == 0, checked.stdout
