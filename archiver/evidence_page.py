@@ -157,7 +157,9 @@ def _files(artifacts: Sequence[StoredArtifact], link: Link) -> str:
         )
         for artifact in artifacts
     ]
-    return _table(("kind", "size", "SHA-256", "file"), rows) if rows else "<p>none</p>"
+    if not rows:
+        return "<p>none</p>"
+    return _table(("kind", "size", "SHA-256", "file"), rows, css="files")
 
 
 def _media_section(artifacts: Sequence[StoredArtifact], link: Link) -> str:
@@ -266,6 +268,7 @@ _CSS = (
     "table{border-collapse:collapse;width:100%;margin:.5em 0}"
     "td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}"
     "th{background:#eee}code{font-size:.85em;overflow-wrap:anywhere}"
+    "table.files td:nth-child(2){white-space:nowrap}"
     "table.record{width:auto}table.record td:first-child{white-space:nowrap}"
     "video{max-width:100%;max-height:70vh;background:#000}"
     ".shots{display:flex;flex-wrap:wrap;gap:1em}.shots figure{margin:0;width:16em}"
