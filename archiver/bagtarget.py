@@ -86,17 +86,40 @@ class FolderTarget:
 
 
 class ZipTarget:
-    """A bag as a zip file at ``destination`` (stored, not compressed: evidence is mostly
-    media and archives already compressed), written through :mod:`zipfile` as it streams."""
+    """A bag as a zip file (stored, not compressed: evidence is mostly media and archives
+    already compressed), written through :mod:`zipfile` as it streams.
 
-    def __init__(self, destination: Path, *, now: datetime) -> None:
-        _refuse_existing(destination)
+    To a file at ``destination`` (under a hidden name until :meth:`commit`), or, with
+    :meth:`to_stream`, straight to a stream such as standard output: there nothing can be
+    taken back, so an aborted bag is left without its central directory, which no unzip tool
+    takes for a whole zip file.
+    """
+
+    def __init__(
+        self,
+        destination: Path,
+        *,
+        now: datetime,
+        stream: IO[bytes] | None = None,
+        folder: str | None = None,
+    ) -> None:
         self.destination = destination
-        self._folder = destination.stem
+        self._folder = folder or destination.stem
         self._date_time = (now.year, now.month, now.day, now.hour, now.minute, now.second)
-        self._partial = _partial_name(destination)
-        self._file = self._partial.open("xb")
-        self._zip = zipfile.ZipFile(self._file, "w", compression=zipfile.ZIP_STORED)
+        self._partial: Path | None = None
+        if stream is None:
+            _refuse_existing(destination)
+            self._partial = _partial_name(destination)
+            stream = self._partial.open("xb")
+        self._file = stream
+        self._gate = _Gate(stream, seekable=self._partial is not None)
+        self._zip = zipfile.ZipFile(self._gate, "w", compression=zipfile.ZIP_STORED)
+
+    @classmethod
+    def to_stream(cls, stream: IO[bytes], *, now: datetime) -> ZipTarget:
+        """A bag written to ``stream`` as it goes, in a folder named after the export time."""
+        folder = f"archiver-export-{now:%Y%m%dT%H%M%SZ}"
+        return cls(Path("-"), now=now, stream=stream, folder=folder)
 
     @asynccontextmanager
     async def open_file(self, path: str) -> AsyncIterator[FileSink]:
@@ -111,6 +134,9 @@ class ZipTarget:
 
     async def commit(self) -> None:
         await asyncio.to_thread(self._zip.close)
+        if self._partial is None:
+            await asyncio.to_thread(self._file.flush)
+            return
         await asyncio.to_thread(_flush_and_sync, self._file)
         self._file.close()
         _refuse_existing(self.destination)
@@ -118,8 +144,50 @@ class ZipTarget:
         await asyncio.to_thread(_sync_folder, self.destination.parent)
 
     async def abort(self) -> None:
-        self._file.close()  # the zip is left without its central directory, then removed
+        self._gate.shut()  # the central directory zipfile writes on closing goes nowhere
+        self._zip.close()
+        if self._partial is None:
+            self._file.flush()
+            return
+        self._file.close()
         self._partial.unlink(missing_ok=True)
+
+
+class _Gate:
+    """The file :mod:`zipfile` writes to: passes bytes on until shut, then drops them.
+    Without ``seekable`` it cannot tell its position, so zipfile writes a stream (sizes after
+    each member's data) that needs no seeking back."""
+
+    def __init__(self, file: IO[bytes], *, seekable: bool) -> None:
+        self._file = file
+        self._seekable = seekable
+        self._open = True
+
+    def shut(self) -> None:
+        self._open = False
+
+    def write(self, data: bytes, /) -> int:
+        if self._open:
+            self._file.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        if self._open:
+            self._file.flush()
+
+    def close(self) -> None:
+        """Nothing: the file is the target's to close (zipfile never closes a file it was
+        given)."""
+
+    def tell(self) -> int:
+        if not self._seekable:
+            raise OSError("a stream: no position")
+        return self._file.tell()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if not self._seekable:
+            raise OSError("a stream: no seeking")
+        return self._file.seek(offset, whence)
 
 
 def _partial_name(destination: Path) -> Path:

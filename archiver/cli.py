@@ -124,7 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--until", type=_date, metavar="DATE", help="...and before DATE")
     where = export.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, metavar="DIR", help="the bag, a new folder")
-    where.add_argument("--zip", type=Path, metavar="FILE", help="the bag, a new zip file")
+    where.add_argument(
+        "--zip", type=Path, metavar="FILE", help="the bag, a new zip file ('-': standard output)"
+    )
 
     show = commands.add_parser("show", parents=[with_config], help="summarize one archived session")
     show.add_argument("--source", required=True, help="source name, e.g. perfecto")
@@ -305,7 +307,13 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     )
     try:
         async with open_checked_store(config.store) as store:
-            target: BagTarget = ZipTarget(args.zip, now=now) if args.zip else FolderTarget(args.out)
+            target: BagTarget
+            if args.zip == Path("-"):
+                target = ZipTarget.to_stream(sys.stdout.buffer, now=now)
+            elif args.zip:
+                target = ZipTarget(args.zip, now=now)
+            else:
+                target = FolderTarget(args.out)
             report = await export_bag(
                 store,
                 selection,
@@ -316,10 +324,12 @@ async def _export(config: Config, args: argparse.Namespace) -> int:
     except (ExportError, StoreError) as exc:
         print(f"archiver: export: {redact(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
+    where = "standard output" if args.zip == Path("-") else report.destination
     print(
         f"exported {report.sessions} sessions, {report.files} files "
-        f"({human_bytes(report.bytes)}) to {report.destination}\n"
-        f"ledger head {report.ledger_head}"
+        f"({human_bytes(report.bytes)}) to {where}\n"
+        f"ledger head {report.ledger_head}",
+        file=sys.stderr if args.zip == Path("-") else sys.stdout,  # the zip may be on stdout
     )
     return EXIT_OK
 

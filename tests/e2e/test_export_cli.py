@@ -4,7 +4,9 @@ the evidence stops the export with nothing left behind. From a folder and from S
 
 from __future__ import annotations
 
+import io
 import json
+import subprocess
 import zipfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,7 +16,15 @@ import bagit
 import pytest
 
 from archiver_sim.perfecto import PerfectoSimulator
-from tests.support.cli import TOKEN, Deployment, run_archiver, toml_table, write_config
+from tests.support.cli import (
+    ARCHIVER,
+    TOKEN,
+    Deployment,
+    archiver_env,
+    run_archiver,
+    toml_table,
+    write_config,
+)
 from tests.support.simulators import PerfectoFactory
 
 if TYPE_CHECKING:
@@ -326,3 +336,31 @@ def test_a_rearchived_session_brings_its_earlier_archive(
     assert "earlier archive of" in (out / "index.html").read_text()
     checked = run_archiver("verify", "--bag", str(out), config=deployment.config)
     assert checked.returncode == 0, checked.stdout
+
+
+def export_to_stdout(deployment: Deployment, *args: str) -> subprocess.CompletedProcess[bytes]:
+    command = [str(ARCHIVER), "--config", str(deployment.config), "export", *args, "--zip", "-"]
+    return subprocess.run(
+        command, env=archiver_env(), capture_output=True, timeout=180, check=False
+    )
+
+
+def test_a_zip_streamed_to_standard_output(folder_deployment: Deployment, tmp_path: Path) -> None:
+    deployment = folder_deployment
+    ids = archived(deployment)
+    streamed = export_to_stdout(deployment, "--source", "perfecto", "--id", ids[0])
+    assert streamed.returncode == 0, streamed.stderr
+    assert b"to standard output" in streamed.stderr
+    with zipfile.ZipFile(io.BytesIO(streamed.stdout)) as archive:
+        archive.extractall(tmp_path / "unzipped")
+    (bag,) = (tmp_path / "unzipped").iterdir()
+    assert bag.name.startswith("archiver-export-")
+    valid_per_bagit(bag)
+
+    # A stream cannot be taken back: a failed export leaves it without a central directory.
+    key = next(item["key"] for item in deployment.manifests()[ids[0]]["artifacts"])
+    (deployment.evidence / key).write_bytes(b"changed")
+    failed = export_to_stdout(deployment, "--source", "perfecto", "--id", ids[0])
+    assert failed.returncode == 1 and key.encode() in failed.stderr
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(io.BytesIO(failed.stdout))
