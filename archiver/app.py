@@ -112,6 +112,7 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             settings=config.engine,
             observer=observer,
             sharing=_sharing(config, state),
+            evidence_page=config.store.evidence_page,
         )
         if metrics is not None:
             # The ledger's head as the store has it: read once, so that the metric is right

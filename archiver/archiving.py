@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import posixpath
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -24,6 +25,14 @@ from archiver import __version__
 from archiver.claims import claim_session
 from archiver.config import EngineSettings
 from archiver.errors import ArchiverError, NotReady, StoreError, VendorError
+from archiver.evidence_page import (
+    PAGE_CONTENT_TYPE,
+    PAGE_KIND,
+    PAGE_NAME,
+    PageContext,
+    PageSession,
+    render_page,
+)
 from archiver.keys import safe_key
 from archiver.ledger import Ledger
 from archiver.log import get_logger
@@ -64,6 +73,7 @@ class SessionArchiver:
         settings: EngineSettings,
         clock: Clock,
         observer: Observer,
+        evidence_page: bool = False,
     ) -> None:
         self.store = store
         self.state = state
@@ -71,6 +81,7 @@ class SessionArchiver:
         self.settings = settings
         self.clock = clock
         self.observer = observer
+        self.evidence_page = evidence_page
         self._downloads = asyncio.Semaphore(settings.download_concurrency)
         # A session another writer claimed in the store this long ago without a manifest is
         # taken over (archiver.claims).
@@ -140,6 +151,12 @@ class SessionArchiver:
                 f"the vendor still reported this session as in progress after "
                 f"{source.settings.pending_max_hours:g} hours; archived as it was"
             )
+        if self.evidence_page:  # before the manifest, which lists it
+            stored.append(
+                await self._store_page(
+                    base, manifest_key, source, session, archived_at, stored, not_archived
+                )
+            )
         # The artifacts were written without a sync each: the next durable write (the
         # manifest, or the previous manifest's copy) is their barrier.
         history_key = None
@@ -200,6 +217,46 @@ class SessionArchiver:
         )
         return Archived(artifacts=len(stored), size=total)
 
+    async def _store_page(
+        self,
+        base: str,
+        manifest_key: str,
+        source: Source,
+        session: Session,
+        archived_at: datetime,
+        stored: list[StoredArtifact],
+        not_archived: list[str],
+    ) -> StoredArtifact:
+        """The evidence page, stored like an artifact: only the manifest written after it
+        (which lists it) makes it part of the evidence."""
+        key = f"{base}/{PAGE_NAME}"
+        listed = Manifest(
+            source=source.name,
+            session_id=session.session_id,
+            archived_at=archived_at,
+            archiver_version=__version__,
+            session=session.record,
+            artifacts=tuple(stored),
+            not_archived=tuple(not_archived),
+        )
+        page = render_page(
+            [PageSession(manifest=listed, manifest_key=manifest_key)],
+            PageContext(
+                title=f"Evidence: {source.name} session {session.session_id}",
+                generated_at=archived_at,
+            ),
+            link=lambda target: posixpath.relpath(target, start=base),
+        )
+        await self.store.put_bytes(key, page, content_type=PAGE_CONTENT_TYPE, durable=False)
+        return StoredArtifact(
+            key=key,
+            size=len(page),
+            sha256=hashlib.sha256(page).hexdigest(),
+            kind=PAGE_KIND,
+            content_type=PAGE_CONTENT_TYPE,
+            source_url=None,
+        )
+
     async def _adopt_another_writers_manifest(
         self,
         source: Source,
@@ -225,7 +282,7 @@ class SessionArchiver:
     async def _store_artifacts(
         self, source: Source, base: str, artifacts: list[Artifact], *, accept_not_ready: bool
     ) -> tuple[list[StoredArtifact], list[str]]:
-        keys = _artifact_keys(base, artifacts)
+        keys = _artifact_keys(base, artifacts, reserved=(PAGE_NAME,) if self.evidence_page else ())
         results: list[StoredArtifact | None] = [None] * len(artifacts)
         missing: list[str] = []
 
@@ -370,9 +427,12 @@ def _deciding_error(errors: ExceptionGroup[Exception]) -> Exception:
     return failures[0] if failures else flat[0]
 
 
-def _artifact_keys(base: str, artifacts: list[Artifact]) -> list[str]:
-    """Store keys for a session's artifacts: sanitized, unique, never the manifest's."""
-    taken = {f"{base}/manifest.json"}
+def _artifact_keys(
+    base: str, artifacts: list[Artifact], *, reserved: tuple[str, ...] = ()
+) -> list[str]:
+    """Store keys for a session's artifacts: sanitized, unique, never the manifest's (nor
+    the ``reserved`` names')."""
+    taken = {f"{base}/manifest.json", *(f"{base}/{name}" for name in reserved)}
     keys = []
     for artifact in artifacts:
         key = f"{base}/{safe_key(*artifact.name.split('/'))}"

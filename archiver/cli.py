@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
@@ -27,11 +28,14 @@ from pathlib import Path
 
 from archiver import __version__, probe, status
 from archiver.app import App, open_app, open_checked_store
-from archiver.config import Config, load_config
+from archiver.bagtarget import BagTarget, FolderTarget, ZipTarget
+from archiver.bagverify import check_bag_against_store, check_bag_with_ledger
+from archiver.config import CONFIG_ENV, Config, load_config
 from archiver.daemon import run_daemon, run_once_until_signal
 from archiver.endpoints import serving
 from archiver.engine import PassReport
-from archiver.errors import ArchiverError, ConfigError, StoreBroken
+from archiver.errors import ArchiverError, ConfigError, ExportError, StoreBroken, StoreError
+from archiver.export import ExportSelection, export_bag
 from archiver.log import configure_logging, redact
 from archiver.progress import TerminalProgress, human_bytes
 from archiver.show import render, summarize
@@ -95,6 +99,34 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SEQ:SHA256",
         help="a ledger head noted from an earlier run: entry SEQ must still have this SHA-256",
     )
+    verify.add_argument(
+        "--bag",
+        type=Path,
+        metavar="DIR",
+        help="check an exported bag instead (with a config, also against the store's ledger)",
+    )
+
+    export = commands.add_parser(
+        "export",
+        parents=[with_config],
+        help="write archived sessions as a BagIt bag with a readable index.html, for auditors",
+    )
+    export.add_argument("--source", help="source name, e.g. perfecto (needed with --id)")
+    export.add_argument(
+        "--id", dest="ids", action="append", default=[], metavar="ID", help="session id"
+    )
+    export.add_argument(
+        "--since",
+        type=_date,
+        metavar="DATE",
+        help="sessions archived since DATE (UTC if no offset)",
+    )
+    export.add_argument("--until", type=_date, metavar="DATE", help="...and before DATE")
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, metavar="DIR", help="the bag, a new folder")
+    where.add_argument(
+        "--zip", type=Path, metavar="FILE", help="the bag, a new zip file ('-': standard output)"
+    )
 
     show = commands.add_parser("show", parents=[with_config], help="summarize one archived session")
     show.add_argument("--source", required=True, help="source name, e.g. perfecto")
@@ -138,6 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             configure_logging(level="warning")
             return asyncio.run(run_demo(args.dir, executions=args.executions))
+        if args.command == "verify" and args.bag is not None:
+            if args.source or args.ids or args.since or args.anchor:
+                build_parser().error(
+                    "verify --bag checks the bag's sessions; it takes no selection"
+                )
+            return asyncio.run(_verify_bag(args))
+        if args.command == "export":
+            _check_export_selection(args)
+            config = load_config(args.config, with_sources=False)
+            configure_logging(level=config.log.level, format=config.log.format)
+            return asyncio.run(_export(config, args))
         if args.command in ("verify", "show"):
             if args.command == "verify" and args.ids and not args.source:
                 build_parser().error("verify --id needs --source")
@@ -246,6 +289,75 @@ def _verify_summary(where: str, report: VerifyReport) -> str:
     else:
         lines.append(f"FAILED: {len(report.problems)} problem(s)")
     return "\n".join(lines)
+
+
+def _check_export_selection(args: argparse.Namespace) -> None:
+    if args.ids and not args.source:
+        build_parser().error("export --id needs --source")
+    if args.ids and (args.since or args.until):
+        build_parser().error("export takes --id or --since/--until, not both")
+    if not args.ids and args.since is None:
+        build_parser().error("export needs --source S --id ID, or --since DATE")
+
+
+async def _export(config: Config, args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    selection = ExportSelection(
+        source=args.source, session_ids=tuple(args.ids), since=args.since, until=args.until
+    )
+    try:
+        async with open_checked_store(config.store) as store:
+            target: BagTarget
+            if args.zip == Path("-"):
+                target = ZipTarget.to_stream(sys.stdout.buffer, now=now)
+            elif args.zip:
+                target = ZipTarget(args.zip, now=now)
+            else:
+                target = FolderTarget(args.out)
+            report = await export_bag(
+                store,
+                selection,
+                target,
+                now=now,
+                organization=config.export.source_organization,
+            )
+    except (ExportError, StoreError) as exc:
+        print(f"archiver: export: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    where = "standard output" if args.zip == Path("-") else report.destination
+    print(
+        f"exported {report.sessions} sessions, {report.files} files "
+        f"({human_bytes(report.bytes)}) to {where}\n"
+        f"ledger head {report.ledger_head}",
+        file=sys.stderr if args.zip == Path("-") else sys.stdout,  # the zip may be on stdout
+    )
+    return EXIT_OK
+
+
+async def _verify_bag(args: argparse.Namespace) -> int:
+    check = await asyncio.to_thread(check_bag_with_ledger, args.bag)
+    store_description: str | None = None
+    if args.config or os.environ.get(CONFIG_ENV):
+        config = load_config(args.config, with_sources=False)
+        configure_logging(level=config.log.level, format=config.log.format)
+        async with open_checked_store(config.store) as store:
+            await check_bag_against_store(args.bag, check, store)
+            store_description = store.description
+    against = f", against {store_description}" if store_description else ""
+    if args.json:
+        report = {"bag": str(args.bag), "store": store_description, **check.to_json()}
+        print(json.dumps(report, indent=2))
+        return EXIT_OK if check.ok else EXIT_FAILED
+    lines = [
+        f"checked bag {args.bag}{against}: {check.files} payload files "
+        f"({human_bytes(check.bytes)})",
+        *check.problems,
+        "OK: the bag is complete and unaltered"
+        if check.ok
+        else f"FAILED: {len(check.problems)} problem(s)",
+    ]
+    print("\n".join(lines))
+    return EXIT_OK if check.ok else EXIT_FAILED
 
 
 async def _show(config: Config, args: argparse.Namespace) -> int:

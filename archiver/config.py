@@ -210,6 +210,14 @@ class StoreSettings(Table):
             "only needed where the server honours neither conditional writes nor versioning",
         ),
     ] = False
+    evidence_page: Annotated[
+        Flag,
+        Field(
+            description="true also writes a readable index.html into each session's folder "
+            "(listed in its manifest, written before it): the vendor's record, every file, "
+            "screenshots and video in place, for an auditor browsing the store",
+        ),
+    ] = False
 
     @field_validator("url")
     @classmethod
@@ -376,6 +384,20 @@ class LogSettings(Table):
     ] = "auto"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExportSettings(Table):
+    """`archiver export`: BagIt packages of archived sessions, for auditors."""
+
+    source_organization: Annotated[
+        Text | None,
+        Field(
+            description="who hands the evidence over: bag-info.txt's Source-Organization "
+            "and the evidence page's heading; unset: left out",
+            examples=["Example Corp, Quality Assurance"],
+        ),
+    ] = None
+
+
 def _listen_schema(schema: dict[str, Any]) -> None:
     listen = {
         "type": "string",
@@ -463,6 +485,7 @@ class Config(Table):
     http: HttpSettings = HttpSettings()  # noqa: RUF009 - frozen, like the others
     log: LogSettings = LogSettings()
     metrics: MetricsSettings | None = None
+    export: ExportSettings = ExportSettings()
     sources: Annotated[Mapping[str, SourceSettings], _SourceTables()] = field(default_factory=dict)
 
     @classmethod

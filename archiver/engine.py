@@ -107,9 +107,12 @@ class Engine:
         ledger: Ledger | None = None,
         observer: Observer = EVENT_LOG,
         sharing: Sharing | None = None,
+        evidence_page: bool = False,
     ) -> None:
         """``sharing``: the state is shared with other replicas, which archive the sessions
-        of every source's queue with this one (:mod:`archiver.sharing`)."""
+        of every source's queue with this one (:mod:`archiver.sharing`). ``evidence_page``:
+        each session's readable page is stored beside its manifest
+        (:mod:`archiver.evidence_page`)."""
         self.sources = sources
         self.store = store
         self.state = state
@@ -123,6 +126,7 @@ class Engine:
             settings=settings,
             clock=clock,
             observer=observer,
+            evidence_page=evidence_page,
         )
         self.sharing = sharing
         if sharing is not None:

@@ -14,6 +14,7 @@ whether retrying can help::
     ├── BadVendorResponse      the vendor answered, but not with what its API documents
     ├── NotReady               the session is not complete yet (e.g. PDF still rendering)
     ├── UnsafeArtifactUrl      an artifact URL we refuse to fetch (scheme, address, size)
+    ├── ExportError            an export could not be completed (nothing left as a bag)
     ├── StoreError             the store could not keep an object
     │   └── TransientStoreError  ...for a reason that may pass (S3 5xx, SlowDown, unreachable)
     └── StateError             the state database could not be used
@@ -25,6 +26,10 @@ from __future__ import annotations
 
 class ArchiverError(Exception):
     """Root of every error raised on purpose by archiver."""
+
+
+class ExportError(ArchiverError):
+    """An export could not be completed; nothing was left at its destination."""
 
 
 class ConfigError(ArchiverError):

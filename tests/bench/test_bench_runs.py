@@ -90,3 +90,34 @@ def test_a_counter_is_summed_over_its_labels() -> None:
     )
     assert metric_sum(exposition, "archiver_artifacts_archived_total") == 42.0
     assert metric_sum(exposition, "archiver_bytes_archived_total") is None
+
+
+@pytest.mark.slow
+def test_the_export_memory_figure_runs(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.export_memory",
+            "--sizes-mib",
+            "1,2",
+            "--workdir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("| ") and "MiB |" in line
+    ]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| 1 MiB", "out"],
+        ["| 1 MiB", "zip"],
+        ["| 2 MiB", "out"],
+        ["| 2 MiB", "zip"],
+    ]
+    assert list(tmp_path.iterdir()) == []  # stores and bags removed

@@ -248,6 +248,23 @@ async def test_archives_with_hashes_and_manifest_last(rig: Rig) -> None:
     assert record is not None and record.status == "archived"
 
 
+async def test_the_evidence_page_is_stored_before_the_manifest_that_lists_it(rig: Rig) -> None:
+    rig.engine.archiver.evidence_page = True
+    rig.source.add("s1", paths=["/s1/a.mp4", "/s1/b.png"])
+    assert (await rig.engine.run_once()).ok
+    doc = await manifest(rig, "s1")
+    pages = [entry for entry in doc["artifacts"] if entry["kind"] == "evidence_page"]  # type: ignore[attr-defined]
+    assert [page["key"] for page in pages] == ["fake/s1/index.html"]
+    page = await rig.store.read_bytes("fake/s1/index.html")
+    assert pages[0]["sha256"] == hashlib.sha256(page).hexdigest()
+    assert pages[0]["content_type"] == "text/html; charset=utf-8"
+    order = rig.store.write_order
+    assert order.index("fake/s1/index.html") < order.index("fake/s1/manifest.json")
+    text = page.decode()
+    assert '<video controls preload="metadata" src="files/0-a.mp4">' in text
+    assert 'href="manifest.json"' in text and "<script" not in text
+
+
 async def test_artifacts_are_not_synced_one_by_one_and_the_manifest_is_their_barrier(
     rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
