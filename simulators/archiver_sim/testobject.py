@@ -4,7 +4,8 @@ Two origins. The **API origin** answers, with HTTP basic auth (user name and API
 
 * ``GET /rest/v1/users/{userId}/session/reports`` with ``offset`` (default 1, **1-based**:
   offset 1 is the newest entity), ``limit`` (default 50) and ``lastDays`` (default 30: only
-  sessions whose ``startDateTime`` lies within the last N days). The answer is
+  sessions whose ``startDateTime`` lies within the last N days; the reports cover "the last
+  30 days", so the simulator answers 400 to more). The answer is
   ``{"entities": [...], "metaData": {offset, limit, searchTerm: null, sortDirection:
   "DESCENDING", count}}``, newest first; ``count`` is the number of matching sessions, or,
   with ``more_available_instead_of_count``, ``moreAvailable`` (bool) takes its place as in
@@ -68,6 +69,7 @@ USAGES = ("APPIUM", "ESPRESSO", "XCUITEST", "MANUAL")
 DEFAULT_OFFSET = 1
 DEFAULT_LIMIT = 50
 DEFAULT_LAST_DAYS = 30
+MAX_LAST_DAYS = 30  # "information about user sessions since the last 30 days"
 KIB = 1024
 
 JSONDict = dict[str, Any]
@@ -334,6 +336,8 @@ class TestObjectSimulator(RequestLogged):
         offset = _int_query(request, "offset", DEFAULT_OFFSET, minimum=1)
         limit = _int_query(request, "limit", DEFAULT_LIMIT, minimum=1)
         last_days = _int_query(request, "lastDays", DEFAULT_LAST_DAYS, minimum=1)
+        if last_days > MAX_LAST_DAYS:
+            raise _BadRequest(f"lastDays must be {MAX_LAST_DAYS} or less")
         cutoff = _utcnow() - timedelta(days=last_days)
         total = len(self._starts_ascending) - bisect_left(self._starts_ascending, cutoff)
         start = min(offset - 1, total)
