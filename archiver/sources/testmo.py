@@ -6,8 +6,9 @@ with its ``expands`` (users, milestones, statuses...). Only closed sessions are 
 evidence. Each pass lists, per project, the sessions closed since the watermark
 (``is_closed=1&sort=sessions:closed_at&order=asc&closed_after=``: a session created long
 before and closed now is found too), then the open ones created since it
-(``is_closed=0&created_after=``), which are held back and come back closed. Testmo offers no file downloads for sessions: the
-evidence is the listed record (in the manifest) and the full record with expands.
+(``is_closed=0&created_after=``), which are held back and come back closed. Testmo offers
+no file downloads for sessions: the evidence is the listed record (in the manifest) and the
+full record with expands.
 """
 
 from __future__ import annotations
