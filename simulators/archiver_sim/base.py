@@ -3,8 +3,9 @@
 A simulator is two parts. Its dataset (``archiver_sim/<vendor>_data.py``) says which
 sessions exist, what they hold and which are not finished yet; it knows nothing of HTTP.
 Its simulator class (``archiver_sim/<vendor>.py``) turns requests into reads of the dataset
-(and, for the control methods tests call, updates of it). :class:`SimulatorBase` is the
-simulator class's common part; :class:`SessionIds` (which sessions are unfinished) is the dataset's.
+(and, for the control methods tests call, updates of it). :class:`SimulatorBase` and
+:class:`FinishControl` are the simulator class's common part; :class:`SessionIds` (which
+sessions are unfinished) is the dataset's.
 """
 
 from __future__ import annotations
@@ -69,15 +70,8 @@ class _Dataset(Protocol[IdT]):
     def session(self, session_id: IdT, /) -> object: ...
 
 
-class SimulatorBase(RequestLogged, Generic[IdT]):
-    """Origins, request log and the control methods over ``self.data.unfinished``.
-
-    The control methods are thread-safe: tests call them from their own thread while the
-    servers run in another. A vendor whose sessions finish in another way (Testmo closes
-    them with a time and a user) overrides them.
-    """
-
-    data: _Dataset[IdT]
+class SimulatorBase(RequestLogged):
+    """The origins' URLs, the request log and the API origin's common routes."""
 
     def __init__(self, request_log_limit: int) -> None:
         self.request_log = RequestLog(request_log_limit)
@@ -106,7 +100,15 @@ class SimulatorBase(RequestLogged, Generic[IdT]):
         app.router.add_get("/_sim/requests", self.request_log.serve)
         return app
 
-    # -- control (thread-safe) -----------------------------------------------------------
+
+class FinishControl(Generic[IdT]):
+    """The control methods over ``self.data.unfinished``, for tests and ``archiver demo``.
+
+    Thread-safe: tests call them from their own thread while the servers run in another.
+    (Testmo closes a session with a time and a user: it has control methods of its own.)
+    """
+
+    data: _Dataset[IdT]
 
     def is_unfinished(self, session_id: IdT) -> bool:
         self.data.session(session_id)

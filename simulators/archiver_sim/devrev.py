@@ -35,7 +35,7 @@ from urllib.parse import unquote, urlencode, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import SimulatorBase
+from archiver_sim.base import FinishControl, SimulatorBase
 from archiver_sim.devrev_data import (
     PLATFORMS,
     TYPES,
@@ -63,7 +63,7 @@ class _BadRequest(Exception):
     """A request the API answers with 400 ``bad_request`` and this message."""
 
 
-class DevRevSimulator(SimulatorBase[str]):
+class DevRevSimulator(FinishControl[str], SimulatorBase):
     """Both origins' applications over a :class:`DevRevData` (control methods thread-safe)."""
 
     data: DevRevData

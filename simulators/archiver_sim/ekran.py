@@ -74,7 +74,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import SimulatorBase
+from archiver_sim.base import FinishControl, SimulatorBase
 from archiver_sim.ekran_data import EkranData, EkranSession, EkranSimConfig, inside
 from archiver_sim.http import json_response
 
@@ -102,7 +102,7 @@ class _BadRequest(Exception):
         self.field = field
 
 
-class EkranSimulator(SimulatorBase[str]):
+class EkranSimulator(FinishControl[str], SimulatorBase):
     """The API origin's application over an :class:`EkranData` (control methods
     thread-safe)."""
 

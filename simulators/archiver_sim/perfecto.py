@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import SimulatorBase
+from archiver_sim.base import FinishControl, SimulatorBase
 from archiver_sim.faults import FAULT_PLAN
 from archiver_sim.http import json_response, s3_error, send_file
 from archiver_sim.perfecto_data import (
@@ -79,7 +79,7 @@ class _Refused(Exception):
     """A listing request the real API answers with 400 and this ``userMessage``."""
 
 
-class PerfectoSimulator(SimulatorBase[str]):
+class PerfectoSimulator(FinishControl[str], SimulatorBase):
     """Both origins' applications over a :class:`PerfectoData`.
 
     Start it with :func:`archiver_sim.runner.running` (or ``SimulatorThread``); the

@@ -48,7 +48,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import SimulatorBase
+from archiver_sim.base import FinishControl, SimulatorBase
 from archiver_sim.http import json_response, send_file
 from archiver_sim.perfecto_data import SimFile
 from archiver_sim.testobject_data import (
@@ -76,7 +76,7 @@ class _BadRequest(Exception):
     """A request the API answers with 400 and this message."""
 
 
-class TestObjectSimulator(SimulatorBase[str]):
+class TestObjectSimulator(FinishControl[str], SimulatorBase):
     """Both origins' applications over a :class:`TestObjectData` (control methods
     thread-safe)."""
 
