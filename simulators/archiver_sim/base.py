@@ -20,6 +20,16 @@ from aiohttp.typedefs import Middleware
 from archiver_sim.requestlog import RequestLog, RequestLogged
 
 IdT = TypeVar("IdT", bound=Hashable)
+KeyT = TypeVar("KeyT", bound=Hashable)
+ItemT = TypeVar("ItemT")
+
+
+def lookup(items: Mapping[KeyT, ItemT], key: KeyT, what: str) -> ItemT:
+    """``items[key]``, or a KeyError saying which simulated ``what`` does not exist."""
+    try:
+        return items[key]
+    except KeyError:
+        raise KeyError(f"no simulated {what} {key!r}") from None
 
 
 class SessionIds(Generic[IdT]):
@@ -70,8 +80,17 @@ class _Dataset(Protocol[IdT]):
     def session(self, session_id: IdT, /) -> object: ...
 
 
+class ServedFile(Protocol):
+    """What a test needs of a file a simulator serves to check a download: size and digest."""
+
+    @property
+    def size(self) -> int: ...
+
+    def digest(self) -> str: ...
+
+
 class SimulatorBase(RequestLogged):
-    """The origins' URLs, the request log and the API origin's common routes."""
+    """The origins' URLs, the request log, the API origin's common routes, served files."""
 
     def __init__(self, request_log_limit: int) -> None:
         self.request_log = RequestLog(request_log_limit)
@@ -99,6 +118,19 @@ class SimulatorBase(RequestLogged):
         app = web.Application(middlewares=[*outer, self.request_log.recorder("api"), *middlewares])
         app.router.add_get("/_sim/requests", self.request_log.serve)
         return app
+
+    # -- files -------------------------------------------------------------------------
+
+    def served_file(self, url: str) -> ServedFile | None:
+        """The file ``url`` serves, if any (vendors with files say which)."""
+        return None
+
+    def expected_digest(self, url: str) -> tuple[int, str]:
+        """``(size, sha256 hex)`` of what ``url`` serves, without a download."""
+        file = self.served_file(url)
+        if file is None:
+            raise KeyError(f"the simulator serves no file at {url}")
+        return file.size, file.digest()
 
 
 class FinishControl(Generic[IdT]):

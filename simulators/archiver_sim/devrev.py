@@ -146,12 +146,8 @@ class DevRevSimulator(FinishControl[str], SimulatorBase):
         )
         return f"{self.files_url}{path}?{query}"
 
-    def expected_digest(self, url: str) -> tuple[int, str]:
-        """``(size, sha256 hex)`` of what ``url`` serves, without a download."""
-        file = self._file_at(urlsplit(url).path)
-        if file is None:
-            raise KeyError(f"the simulator serves no file at {url}")
-        return file.size, file.digest()
+    def served_file(self, url: str) -> SimFile | None:
+        return self._file_at(urlsplit(url).path)
 
     # -- HTTP handlers ---------------------------------------------------------------------
 

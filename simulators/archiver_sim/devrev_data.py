@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from archiver_sim.base import SessionIds
+from archiver_sim.base import SessionIds, lookup
 from archiver_sim.perfecto_data import SimFile
 
 TYPES = ("mobile", "web")
@@ -104,10 +104,7 @@ class DevRevData:
         )
 
     def session(self, session_id: str) -> DevRevSession:
-        try:
-            return self._by_id[session_id]
-        except KeyError:
-            raise KeyError(f"no simulated session {session_id!r}") from None
+        return lookup(self._by_id, session_id, "session")
 
     def find(self, session_id: str) -> DevRevSession | None:
         return self._by_id.get(session_id)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from archiver_sim.base import SessionIds
+from archiver_sim.base import SessionIds, lookup
 
 OS_TYPES = ("Windows", "Windows", "Windows", "Linux", "macOS")
 MAX_ACTIVITIES = 40
@@ -102,10 +102,7 @@ class EkranData:
         self._lock = threading.Lock()
 
     def session(self, session_id: str) -> EkranSession:
-        try:
-            return self._by_id[session_id]
-        except KeyError:
-            raise KeyError(f"no simulated session {session_id!r}") from None
+        return lookup(self._by_id, session_id, "session")
 
     def visible(self, session: EkranSession, live: bool) -> tuple[int, ...]:
         """The session's activity times (ms): while live, only the first ones."""

@@ -198,13 +198,6 @@ class PerfectoSimulator(FinishControl[str], SimulatorBase):
             temp.replace(path)
         return path
 
-    def expected_digest(self, url: str) -> tuple[int, str]:
-        """``(size, sha256 hex)`` of what ``url`` serves (after redirects), without a download."""
-        file = self._file_at(url)
-        if file is None:
-            raise KeyError(f"the simulator serves no file at {url}")
-        return file.size, file.digest()
-
     # -- HTTP handlers ---------------------------------------------------------------------
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -440,7 +433,8 @@ class PerfectoSimulator(FinishControl[str], SimulatorBase):
             )
         }
 
-    def _file_at(self, url: str) -> SimFile | None:
+    def served_file(self, url: str) -> SimFile | None:
+        """The file ``url`` serves (after redirects), if any."""
         parts = urlsplit(url)
         if parts.path == PDF_PATH:
             execution = self.data.find(parse_qs(parts.query).get("testExecutionId", [""])[0])

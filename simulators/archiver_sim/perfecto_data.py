@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from archiver_sim import content
-from archiver_sim.base import SessionIds
+from archiver_sim.base import SessionIds, lookup
 
 KIB = 1024
 
@@ -158,10 +158,7 @@ class PerfectoData:
     # -- lookups -----------------------------------------------------------------------
 
     def session(self, execution_id: str) -> SimExecution:
-        try:
-            return self._by_id[execution_id]
-        except KeyError:
-            raise KeyError(f"no simulated execution {execution_id!r}") from None
+        return lookup(self._by_id, execution_id, "execution")
 
     def find(self, execution_id: str) -> SimExecution | None:
         return self._by_id.get(execution_id)

@@ -17,6 +17,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 
+from archiver_sim.base import lookup
+
 STATUS_COUNT = 24
 LISTING_CACHE_SIZE = 256
 SORT_CREATED = "sessions:created_at"
@@ -147,10 +149,7 @@ class TestmoData:
     # -- lookups -----------------------------------------------------------------------
 
     def session(self, session_id: int) -> TestmoSession:
-        try:
-            return self._by_id[session_id]
-        except KeyError:
-            raise KeyError(f"no simulated session {session_id!r}") from None
+        return lookup(self._by_id, session_id, "session")
 
     def find(self, session_id: int) -> TestmoSession | None:
         return self._by_id.get(session_id)

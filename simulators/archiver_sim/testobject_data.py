@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from archiver_sim.base import SessionIds
+from archiver_sim.base import SessionIds, lookup
 from archiver_sim.perfecto_data import SimFile
 
 LOG_KINDS = ("appium", "device", "vitals")
@@ -161,20 +161,14 @@ class TestObjectData:
         )
 
     def session(self, session_id: str) -> TestObjectSession:
-        try:
-            return self._by_id[session_id]
-        except KeyError:
-            raise KeyError(f"no simulated session {session_id!r}") from None
+        return lookup(self._by_id, session_id, "session")
 
     def started_since(self, cutoff: datetime) -> int:
         """How many sessions started at ``cutoff`` or later: the newest that many."""
         return len(self._starts_ascending) - bisect_left(self._starts_ascending, cutoff)
 
     def test_report(self, test_report_id: int) -> TestObjectTestReport:
-        try:
-            return self._test_reports[test_report_id]
-        except KeyError:
-            raise KeyError(f"no simulated test report {test_report_id!r}") from None
+        return lookup(self._test_reports, test_report_id, "test report")
 
     def find_test_report(self, test_report_id: int) -> TestObjectTestReport | None:
         return self._test_reports.get(test_report_id)
