@@ -48,6 +48,7 @@ class DevRevSimConfig:
     forbidden: bool = False
     unfinished: int = 0
     media_every: int = 2
+    without_recordings_every: int = 0  # every Nth session lists no recording (0: none does)
     media_size: int = 64 * KIB
     media_ttl: timedelta = timedelta(hours=1)
     signed_at_ms: int | None = None  # None: when the simulator is built
@@ -61,7 +62,13 @@ class DevRevSimConfig:
     request_log_limit: int = 50_000
 
     def __post_init__(self) -> None:
-        every = (self.media_every, self.rate_limit_every, self.fail_every, self.unavailable_every)
+        every = (
+            self.media_every,
+            self.without_recordings_every,
+            self.rate_limit_every,
+            self.fail_every,
+            self.unavailable_every,
+        )
         if self.sessions < 0 or self.media_size < 0 or min(every) < 0 or self.rate_limit < 0:
             raise ValueError("sessions, sizes, counts and rate_limit must be >= 0")
         if not self.version_keys or not all(self.version_keys):
@@ -202,10 +209,7 @@ def _build_sessions(config: DevRevSimConfig, newest_ms: int) -> tuple[DevRevSess
                 platform=platform,
                 created_ms=newest_ms - index * step - rng.randrange(step),
                 duration_ms=rng.randint(5_000, 900_000),
-                recording_ids=tuple(
-                    ("tab-" if web_session else "") + _uuid(config.seed, f"rec{index}", n)
-                    for n in range(rng.choice((1, 1, 2, 3)))
-                ),
+                recording_ids=_recording_ids(config, rng, index, web_session),
                 device=device,
                 flags=(
                     crash or index % 6 == 1,
@@ -218,6 +222,17 @@ def _build_sessions(config: DevRevSimConfig, newest_ms: int) -> tuple[DevRevSess
             )
         )
     return tuple(sessions)
+
+
+def _recording_ids(
+    config: DevRevSimConfig, rng: random.Random, index: int, web_session: bool
+) -> tuple[str, ...]:
+    count = rng.choice((1, 1, 2, 3))  # drawn for every session: the seed's dataset stays
+    every = config.without_recordings_every
+    if every and index % every == every - 1:
+        return ()
+    prefix = "tab-" if web_session else ""
+    return tuple(prefix + _uuid(config.seed, f"rec{index}", n) for n in range(count))
 
 
 def _timeline(rng: random.Random, session: DevRevSession, start_ms: int) -> list[JSONDict]:
