@@ -62,14 +62,9 @@ class DevRevSimConfig:
     request_log_limit: int = 50_000
 
     def __post_init__(self) -> None:
-        every = (
-            self.media_every,
-            self.without_recordings_every,
-            self.rate_limit_every,
-            self.fail_every,
-            self.unavailable_every,
-        )
-        if self.sessions < 0 or self.media_size < 0 or min(every) < 0 or self.rate_limit < 0:
+        every = (self.media_every, self.without_recordings_every, self.rate_limit_every)
+        faults = (self.fail_every, self.unavailable_every)
+        if min(self.sessions, self.media_size, *every, *faults, self.rate_limit) < 0:
             raise ValueError("sessions, sizes, counts and rate_limit must be >= 0")
         if not self.version_keys or not all(self.version_keys):
             raise ValueError("version_keys must hold at least one non-empty app id")
