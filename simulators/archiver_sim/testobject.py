@@ -57,9 +57,10 @@ from archiver_sim.testobject_data import (
     TestObjectSession,
     TestObjectSimConfig,
     TestObjectTestReport,
+    TextFile,
 )
 
-__all__ = ["TestObjectSimConfig", "TestObjectSimulator"]
+__all__ = ["TestObjectSimConfig", "TestObjectSimulator", "TextFile"]
 
 LIST_PATH = "/rest/v1/users/{user_id}/session/reports"
 REPORT_PREFIX = "/v2/reports/"
