@@ -46,6 +46,7 @@ from archiver.urlpolicy import check_artifact_url
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ERROR_BODY_LIMIT = 4096
+DETAIL_LIMIT = 300  # characters of a vendor's error message kept in ours
 
 AuthHeaders = Callable[[], Mapping[str, str]]
 
@@ -98,12 +99,14 @@ def parse_error_body(body: bytes) -> ErrorBody:
             continue
         detail = next(
             (
-                str(item[key])[:300]
+                str(item[key])[:DETAIL_LIMIT]
                 for key in ("userMessage", "message", "error", "detail")
                 if isinstance(item.get(key), str)
             ),
             "",
         )
+        if not detail and isinstance(item.get("title"), str):
+            detail = _problem_details(item)
         reference = item.get("reference_id")
         wait = item.get("retry_after")
         return ErrorBody(
@@ -112,6 +115,21 @@ def parse_error_body(body: bytes) -> ErrorBody:
             retry_after=float(wait) if isinstance(wait, int | float) and wait >= 0 else None,
         )
     return ErrorBody(detail=" ".join(text.split())[:200])
+
+
+def _problem_details(problem: Mapping[str, Any]) -> str:
+    """An RFC 9457 problem (ASP.NET Core's validation answer): its ``title`` and each
+    ``errors`` entry, ``"One or more validation errors occurred.: SessionCount: The field
+    SessionCount must be between 0 and 1000."``, cut at ``DETAIL_LIMIT`` characters."""
+    parts = [" ".join(str(problem["title"]).split())]
+    errors = problem.get("errors")
+    if isinstance(errors, Mapping):
+        for field, messages in errors.items():
+            texts = messages if isinstance(messages, list) else [messages]
+            said = " ".join(" ".join(str(text).split()) for text in texts)
+            parts.append(f"{field}: {said}".strip())
+    text = ": ".join(part for part in parts if part)
+    return text if len(text) <= DETAIL_LIMIT else text[: DETAIL_LIMIT - 3] + "..."
 
 
 def _larger(first: float | None, second: float | None) -> float | None:

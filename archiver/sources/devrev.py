@@ -37,6 +37,10 @@ NAME = "devrev"
 LIST = "/observability.sessions.list"
 DATA = "/observability.sessions.data.get"
 NEWEST_FIRST = ["created_at:desc"]
+NO_RECORDINGS = (
+    "recordings: DevRev lists no recording for this session (recording_ids is empty), so "
+    "there is no timeline, log or video to fetch; the session record is all the API offers"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -141,7 +145,9 @@ class DevRevSource:
         return found
 
     def not_offered(self, session: Session) -> list[str]:
-        return []
+        if _recording_ids(session.record):
+            return []
+        return [NO_RECORDINGS]
 
     async def _list_app(self, version_key: str, since: datetime | None) -> AsyncIterator[JSON]:
         """The app's sessions newest first, down to ``since`` (all of them when None)."""
@@ -264,6 +270,7 @@ SPEC = SourceSpec(
     factory=DevRevSource.create,
     demo=_demo,
     fixture=_fixture,
-    not_offered="nothing: every recording of a session (every tab of a web session) can be "
-    "downloaded.",
+    not_offered="recordings, for a session that lists none (`recording_ids` empty): its "
+    "record is then all there is, and its manifest says so. Otherwise every recording of a "
+    "session (every tab of a web session) can be downloaded.",
 )

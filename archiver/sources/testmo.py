@@ -1,16 +1,19 @@
 """Testmo exploratory sessions of one or more projects, archived once closed.
 
 API: ``GET /api/v1/projects/{project_id}/sessions`` (``page``/``per_page`` up to 100,
-``next_page`` null on the last page, ``created_after`` for incremental runs) and
-``GET /api/v1/sessions/{id}`` for the full record with its ``expands`` (users,
-milestones, statuses...). Only closed sessions are final evidence; open ones are held
-back and re-checked on later passes. Testmo offers no file downloads for sessions: the
-evidence is the listed record (in the manifest) and the full record with expands.
+``next_page`` null on the last page) and ``GET /api/v1/sessions/{id}`` for the full record
+with its ``expands`` (users, milestones, statuses...). Only closed sessions are final
+evidence. Each pass lists, per project, the sessions closed since the watermark
+(``is_closed=1&sort=sessions:closed_at&order=asc&closed_after=``: a session created long
+before and closed now is found too), then the open ones created since it
+(``is_closed=0&created_after=``), which are held back and come back closed. Testmo offers
+no file downloads for sessions: the evidence is the listed record (in the manifest) and the
+full record with expands.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -125,10 +128,18 @@ class TestmoSource:
         return [NO_FILES]
 
     async def _list_project(self, project_id: int, since: datetime) -> AsyncIterator[JSON]:
+        # Oldest first: sessions closing while the pages are read land on later pages.
+        closed = {"is_closed": "1", "closed_after": rfc3339(since), "sort": "sessions:closed_at"}
+        still_open = {"is_closed": "0", "created_after": rfc3339(since)}
+        for listing in (closed, still_open):
+            async for record in self._pages(project_id, listing):
+                yield record
+
+    async def _pages(self, project_id: int, listing: Mapping[str, str]) -> AsyncIterator[JSON]:
         params = {
             "per_page": str(self.settings.per_page),
-            "created_after": rfc3339(since),
             "sort": "sessions:created_at",
+            **listing,
             "order": "asc",
         }
         page: int | None = 1

@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from archiver.configkeys import Flag, Int, Text
+from archiver.configkeys import Flag, Int, Text, problem
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.http import AuthHeaders, VendorClient
 from archiver.model import JSON, Artifact, Session
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
     from archiver_sim.testobject import TestObjectSimConfig, TestObjectSimulator
 
 NAME = "testobject"
+# The session reports cover "the last 30 days" (lastDays defaults to 30): asking more is
+# asking outside the documented range, and nothing older can be listed anyway.
+MAX_LAST_DAYS = 30
 UTC_NOTE = (
     "startDateTime/endDateTime are Java LocalDateTime values without a time zone; "
     "archiver read them as UTC"
@@ -66,6 +69,16 @@ class TestObjectSettings(SourceSettings):
         Field(description="also fetch each test report with its video, screenshots and logs"),
     ] = True
 
+    @model_validator(mode="after")
+    def _backfill_within_history(self) -> TestObjectSettings:
+        if self.backfill_days > MAX_LAST_DAYS:
+            raise problem(
+                f"must be at most {MAX_LAST_DAYS} for TestObject: its session reports cover "
+                f"the last {MAX_LAST_DAYS} days only",
+                key="backfill_days",
+            )
+        return self
+
 
 class TestObjectSource:
     __test__ = False  # not a pytest test class, whatever its name says
@@ -91,7 +104,9 @@ class TestObjectSource:
 
     async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
         seen: set[str] = set()
-        last_days = max(1, math.ceil((until - since).total_seconds() / 86400))
+        # The overlap can take the first run past 30 days: what lies beyond is not listed.
+        wanted = math.ceil((until - since).total_seconds() / 86400)
+        last_days = min(MAX_LAST_DAYS, max(1, wanted))
         async for entity in self._list(last_days):
             session = _session(entity)
             if session.session_id in seen or session.started_at < since:
@@ -101,11 +116,11 @@ class TestObjectSource:
 
     async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
         # No "get one report" call: walk the listing (lastDays as the vendor allows).
-        async for entity in self._list(last_days=30):
+        async for entity in self._list(last_days=MAX_LAST_DAYS):
             if entity.get("id") == session_id:
                 return _session(entity)
         raise VendorError(
-            f"TestObject: no session report {session_id!r} in the last 30 days",
+            f"TestObject: no session report {session_id!r} in the last {MAX_LAST_DAYS} days",
             vendor="TestObject",
         )
 

@@ -53,101 +53,45 @@ missing or wrong answers 401 with an empty body. Errors 400 are ASP.NET Core pro
 (``{type, title, status, errors, traceId}``); every ``fail_every``-th authenticated request
 answers 500 with IIS's HTML error page. Routes under ``/_sim/`` are test helpers.
 
-Everything derives from :class:`EkranSimConfig`: the same config gives the same ids and JSON
-(times follow the clock unless ``newest_start_ms`` is set). Starts are kept sorted, a window
-is found by bisection and its selection is cached per window and live state, so a page costs
-a slice even with 100,000 sessions.
+The sessions, their activities and which are live are the dataset,
+:class:`~archiver_sim.ekran_data.EkranData`, built from :class:`EkranSimConfig`; this module
+serves it (a page costs a slice even with 100,000 sessions).
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import hmac
 import itertools
 import json
-import random
 import re
 import threading
 import time
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from archiver_sim.base import FinishControl, SimulatorBase
+from archiver_sim.ekran_data import EkranData, EkranSession, EkranSimConfig, inside
 from archiver_sim.http import json_response
-from archiver_sim.requestlog import RequestLog, RequestLogged
+
+__all__ = [
+    "SESSIONS_PATH",
+    "EkranSimConfig",
+    "EkranSimulator",
+    "dotnet_datetime",
+    "parse_moment",
+    "timespan",
+]
 
 SESSIONS_PATH = "/ekranapi/sessions"
 DEFAULT_SESSION_COUNT = 1000
 MAX_SESSION_COUNT = 1000
-OS_TYPES = ("Windows", "Windows", "Windows", "Linux", "macOS")
-MAX_ACTIVITIES = 40
-LONG_EVERY = 17  # every 17th session (from the 10th) lasts more than a day
-SELECTION_CACHE = 64
 
 JSONDict = dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EkranSimConfig:
-    """The simulated Ekran System database. Defaults suit a demo: 40 sessions over a week.
-
-    ``unfinished``: the newest K sessions are still running (live) until ``finish``.
-    ``idle_threshold``: a longer gap between activities counts as idle time.
-    """
-
-    seed: int = 11
-    sessions: int = 40
-    span: timedelta = timedelta(days=7)
-    newest_start_ms: int | None = None  # None: one hour before the simulator is built
-    token: str = "ekran-sim-token"  # noqa: S105 (the simulator's own)
-    token_header: str = "X-Ekran-Token"  # noqa: S105 (a header name)
-    unfinished: int = 0
-    live_end_null: bool = False
-    idle_threshold: timedelta = timedelta(minutes=5)
-    fail_every: int = 0
-    request_log_limit: int = 50_000
-
-    def __post_init__(self) -> None:
-        if min(self.sessions, self.unfinished, self.fail_every) < 0:
-            raise ValueError("sessions, unfinished and fail_every must be >= 0")
-        if not self.token_header or not self.token:
-            raise ValueError("token_header and token must not be empty")
-        if self.span <= timedelta(0) or self.idle_threshold < timedelta(0):
-            raise ValueError("span must be > 0 and idle_threshold >= 0")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EkranSession:
-    """One simulated session; ``index`` is its position in the newest-first dataset.
-
-    ``activities`` are the times (ms since the epoch) of its recorded activities, strictly
-    increasing: the first is the start, the last the end. While live, only the first
-    ``live_visible`` of them exist.
-    """
-
-    index: int
-    session_id: str
-    client_name: str
-    user_name: str
-    domain: str
-    os_type: str
-    ip_address: str
-    activities: tuple[int, ...]
-    live_visible: int
-
-    @property
-    def start_ms(self) -> int:
-        return self.activities[0]
-
-    @property
-    def end_ms(self) -> int:
-        return self.activities[-1]
 
 
 class _BadRequest(Exception):
@@ -158,88 +102,47 @@ class _BadRequest(Exception):
         self.field = field
 
 
-class EkranSimulator(RequestLogged):
-    """The dataset, its live sessions and the API origin's application (thread-safe)."""
+class EkranSimulator(FinishControl[str], SimulatorBase):
+    """The API origin's application over an :class:`EkranData` (control methods
+    thread-safe)."""
+
+    data: EkranData
 
     def __init__(self, config: EkranSimConfig | None = None) -> None:
         self.config = config = config or EkranSimConfig()
+        super().__init__(config.request_log_limit)
         newest = _now_ms() - 3600_000 if config.newest_start_ms is None else config.newest_start_ms
-        self.sessions: tuple[EkranSession, ...] = _build_sessions(config, newest)
-        self._by_id = {session.session_id: session for session in self.sessions}
-        self._ascending = tuple(sorted(self.sessions, key=lambda s: (s.start_ms, s.session_id)))
-        self._starts = [session.start_ms for session in self._ascending]
-        self._longest = max((s.end_ms - s.start_ms for s in self.sessions), default=0)
+        self.data = EkranData(config, newest)
+        self.sessions: tuple[EkranSession, ...] = self.data.sessions
         self._idle_ms = int(config.idle_threshold / timedelta(milliseconds=1))
-        self._urls: dict[str, str] = {}
-        self._lock = threading.Lock()
-        self._unfinished = {s.session_id for s in self.sessions[: config.unfinished]}
-        self._generation = 0  # bumped whenever a live session finishes
-        self._selections: OrderedDict[tuple[int | None, int | None, int], list[EkranSession]]
-        self._selections = OrderedDict()
+        self._lock = threading.Lock()  # the request count
         self._count = 0
-        self.request_log = RequestLog(config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
+        api = self.api_application(self._gate)
         api.router.add_post(SESSIONS_PATH, self._list)
-        api.router.add_get("/_sim/requests", self.request_log.serve)
         return {"api": api}
-
-    def bind(self, base_urls: Mapping[str, str]) -> None:
-        self._urls = dict(base_urls)
-
-    @property
-    def api_url(self) -> str:
-        return self._urls["api"]
 
     @property
     def sessions_url(self) -> str:
         return self.api_url + SESSIONS_PATH
 
-    # -- control (thread-safe) -----------------------------------------------------------
-
-    def is_unfinished(self, session_id: str) -> bool:
-        self.session(session_id)
-        with self._lock:
-            return session_id in self._unfinished
-
-    def finish(self, session_id: str) -> None:
-        """End a live session: all its activities appear and ``isFinished`` turns true."""
-        self.session(session_id)
-        with self._lock:
-            if session_id in self._unfinished:
-                self._unfinished.discard(session_id)
-                self._generation += 1
-
-    def finish_all(self) -> None:
-        with self._lock:
-            if self._unfinished:
-                self._unfinished.clear()
-                self._generation += 1
-
     # -- the dataset as clients see it -------------------------------------------------
 
     def session(self, session_id: str) -> EkranSession:
-        try:
-            return self._by_id[session_id]
-        except KeyError:
-            raise KeyError(f"no simulated session {session_id!r}") from None
+        return self.data.session(session_id)
 
     def record(self, session_id: str) -> JSONDict:
         """The session as a request without ``start``/``end`` shows it right now (unclipped)."""
-        session = self.session(session_id)
-        with self._lock:
-            live = session_id in self._unfinished
-        record = self._record(session, live, None, None)
+        record = self._record(self.session(session_id), self.is_unfinished(session_id), None, None)
         assert record is not None  # without a window, every session has its activities
         return record
 
     def activities(self, session_id: str) -> tuple[int, ...]:
         """The session's activity times (ms) visible right now."""
-        session = self.session(session_id)
-        return _visible(session, self.is_unfinished(session_id))
+        return self.data.visible(self.session(session_id), self.is_unfinished(session_id))
 
     # -- HTTP handlers ---------------------------------------------------------------------
 
@@ -255,9 +158,8 @@ class EkranSimulator(RequestLogged):
         page_index = _integer(body, "pageIndex", 0)
         if page_index < 0:
             raise _BadRequest("pageIndex", "pageIndex must be 0 or more.")
-        with self._lock:
-            selected = self._selection_locked(start, end)
-            live = set(self._unfinished)
+        selected = self.data.selection(start, end)
+        live = self.data.unfinished.snapshot()
         chosen = selected[page_index * count : (page_index + 1) * count] if count else []
         records = [self._record(s, s.session_id in live, start, end) for s in chosen]
         return json_response({"sessions": records, "totalCount": len(selected)})
@@ -289,33 +191,11 @@ class EkranSimulator(RequestLogged):
 
     # -- internals -----------------------------------------------------------------------
 
-    def _selection_locked(self, start: int | None, end: int | None) -> list[EkranSession]:
-        """The sessions with a visible activity in ``[start, end]``, oldest first (cached)."""
-        key = (start, end, self._generation)
-        selected = self._selections.get(key)
-        if selected is not None:
-            self._selections.move_to_end(key)
-            return selected
-        # a session with an activity at or after start began at most `longest` before it
-        low = 0 if start is None else bisect.bisect_left(self._starts, start - self._longest)
-        high = len(self._starts) if end is None else bisect.bisect_right(self._starts, end)
-        selected = []
-        for session in self._ascending[low:high]:
-            visible = _visible(session, session.session_id in self._unfinished)
-            if (start is None or visible[0] >= start) and (end is None or visible[-1] <= end):
-                selected.append(session)  # entirely inside: no need to look further
-            elif _inside(visible, start, end):
-                selected.append(session)
-        self._selections[key] = selected
-        while len(self._selections) > SELECTION_CACHE:
-            self._selections.popitem(last=False)
-        return selected
-
     def _record(
         self, session: EkranSession, live: bool, start: int | None, end: int | None
     ) -> JSONDict | None:
-        visible = _visible(session, live)
-        first, last = _inside(visible, start, end) or (None, None)
+        visible = self.data.visible(session, live)
+        first, last = inside(visible, start, end) or (None, None)
         if first is None or last is None:
             return None
         moments = visible[first : last + 1]
@@ -337,17 +217,6 @@ class EkranSimulator(RequestLogged):
             "endTime": None if open_end else dotnet_datetime(moments[-1]),
             "isFinished": not live,
         }
-
-
-def _visible(session: EkranSession, live: bool) -> tuple[int, ...]:
-    return session.activities[: session.live_visible] if live else session.activities
-
-
-def _inside(moments: Sequence[int], start: int | None, end: int | None) -> tuple[int, int] | None:
-    """Indexes of the first and last of ``moments`` inside ``[start, end]``, if any."""
-    first = 0 if start is None else bisect.bisect_left(moments, start)
-    last = len(moments) - 1 if end is None else bisect.bisect_right(moments, end) - 1
-    return (first, last) if first <= last else None
 
 
 # -- formats -------------------------------------------------------------------------------
@@ -394,67 +263,6 @@ def parse_moment(text: str, *, ceil: bool = False) -> int:
     ticks = int((match.group(7) or "").ljust(7, "0"))
     millis, rest = divmod(ticks, 10_000)
     return int(moment.timestamp()) * 1000 + millis + (1 if ceil and rest else 0)
-
-
-# -- the dataset ---------------------------------------------------------------------------
-
-USERS = ("alice.moreau", "bob", "jürgen.müller", "chen.wei", "svc-backup", "admin", "o.ivanova")
-
-
-def _build_sessions(config: EkranSimConfig, newest_ms: int) -> tuple[EkranSession, ...]:
-    """The dataset, newest first. Starts strictly decrease with the index; nothing ends more
-    than an hour after ``newest_ms``."""
-    rng = random.Random(f"ekran:{config.seed}")
-    span_ms = int(config.span / timedelta(milliseconds=1))
-    step = max(1, span_ms // max(1, config.sessions))
-    horizon = newest_ms + 3600_000
-    sessions = []
-    for index in range(config.sessions):
-        start = newest_ms - index * step - rng.randrange(step)
-        if index % LONG_EVERY == 9:
-            duration = rng.randint(24 * 3600_000, 48 * 3600_000)
-        else:
-            duration = rng.randint(60_000, 10 * 3600_000)
-        duration = max(1, min(duration, horizon - start))
-        activities = _activities(rng, start, duration)
-        os_type = OS_TYPES[rng.randrange(len(OS_TYPES))]
-        user = USERS[rng.randrange(len(USERS))]
-        local = os_type != "Windows" or user == "admin"
-        prefix = {"Windows": "WS", "Linux": "srv", "macOS": "MBP"}[os_type]
-        sessions.append(
-            EkranSession(
-                index=index,
-                session_id=_guid(config.seed, index),
-                client_name=f"{prefix}-{rng.choice(('FIN', 'OPS', 'DEV', 'HR'))}-{index % 23:03d}",
-                user_name=user,
-                domain="" if local else rng.choice(("CORP", "EU.CORP")),
-                os_type=os_type,
-                ip_address=f"10.{rng.randint(0, 40)}.{rng.randint(0, 255)}.{rng.randint(2, 254)}",
-                activities=activities,
-                live_visible=max(1, (len(activities) + 1) // 2),
-            )
-        )
-    return tuple(sessions)
-
-
-def _activities(rng: random.Random, start: int, duration: int) -> tuple[int, ...]:
-    """Strictly increasing moments from ``start`` to ``start + duration``, some gaps idle."""
-    count = max(2, min(MAX_ACTIVITIES, duration // 180_000 + 2))
-    weights = [rng.expovariate(1.0) * (15 if rng.random() < 0.15 else 1) for _ in range(count - 1)]
-    total = sum(weights) or 1.0
-    moments, elapsed = [start], 0.0
-    for weight in weights[:-1]:
-        elapsed += weight
-        moment = start + int(duration * elapsed / total)
-        if moments[-1] < moment < start + duration:
-            moments.append(moment)
-    moments.append(start + duration)
-    return tuple(moments)
-
-
-def _guid(seed: int, index: int) -> str:
-    h = hashlib.blake2b(f"ekran:{seed}:session:{index}".encode(), digest_size=16).hexdigest()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-8{h[17:20]}-{h[20:]}"
 
 
 # -- HTTP helpers --------------------------------------------------------------------------

@@ -12,10 +12,9 @@ for visual checks, ``{"type": "IMAGE_KEY", "value": <url>}`` entries among a com
 image, a signed URL). Beside them sit ``TEXT`` entries, some holding a link that is text,
 not a file: it points at a path neither origin serves.
 
-Everything derives from :class:`PerfectoSimConfig`: the same config gives the same ids,
-URL paths and bytes (only ``startTime`` follows the clock, unless ``newest_start_ms`` is
-set). Executions are built once, newest first, with their start times kept ascending
-beside them for :mod:`bisect`, so a page costs the same with 10 or 100,000 executions.
+The executions, their files and their processing state are the dataset,
+:class:`~archiver_sim.perfecto_data.PerfectoData`, built from :class:`PerfectoSimConfig`;
+this module only serves it (a page costs the same with 10 or 100,000 executions).
 
 Routes under ``/_sim/`` are not part of the vendor API: test helpers only.
 """
@@ -28,21 +27,40 @@ import hmac
 import random
 import threading
 import time
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlencode, urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim import content
+from archiver_sim.base import FinishControl, SimulatorBase
 from archiver_sim.faults import FAULT_PLAN
 from archiver_sim.http import json_response, s3_error, send_file
-from archiver_sim.requestlog import RequestLog, RequestLogged
+from archiver_sim.perfecto_data import (
+    COMMAND_NAMES,
+    KIB,
+    JSONDict,
+    PerfectoData,
+    PerfectoSimConfig,
+    SimExecution,
+    SimFile,
+    UniformLayout,
+    VisualCheck,
+    platform_json,
+)
+
+__all__ = [
+    "EXECUTIONS_PATH",
+    "SMALL_BODY_BYTES",
+    "WINDOW_REFUSED",
+    "PerfectoSimConfig",
+    "PerfectoSimulator",
+    "SimFile",
+    "UniformLayout",
+]
 
 API_PREFIX = "/export/api/v1"
 EXECUTIONS_PATH = f"{API_PREFIX}/test-executions"
@@ -52,220 +70,78 @@ TOKEN_HEADERS = ("PERFECTO-AUTHORIZATION", "PERFECTO_AUTHORIZATION")
 PROCESSING = "PROCESSING"
 PROCESSING_COMPLETE = "PROCESSING_COMPLETE"
 WINDOW_REFUSED = "Time period is not in supported range"
-KIB = 1024
-
-Delivery = Literal["signed", "secure", "redirect"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UniformLayout:
-    """Every execution links to the same files: for benchmarks that need exact counts."""
-
-    videos: int = 1
-    artifact_types: tuple[str, ...] = ()
-    screenshots: int = 0
-
 
 # With ``body_dir``, bodies up to this size are read into the answer instead of sent with sendfile.
 SMALL_BODY_BYTES = 256 * KIB
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PerfectoSimConfig:
-    """The simulated tenant. Defaults suit a demo: a dozen executions, small files.
-
-    ``unfinished``: the first K executions (newest first) stay PROCESSING until a test
-    calls ``finish`` or ``finish_all``. ``latency_seconds`` delays every answer, as a vendor
-    far away does. With ``body_dir`` the bodies are written to files once and sent with
-    ``sendfile``: a vendor whose work costs the client's machine nothing, for benchmarks.
-    ``secure_types`` are served from the API origin with the token; ``redirect_types``
-    answer there with a 302 to the artifact origin.
-    """
-
-    seed: int = 7
-    executions: int = 12
-    span: timedelta = timedelta(hours=6)
-    newest_start_ms: int | None = None  # None: five minutes before the simulator is built
-    token: str = "perfecto-sim-token"  # noqa: S105 (the simulator's own)
-    user_id: str = "reporting@example.com"
-    tenant_id: str = "sim-tenant"
-    page_size: int = 500
-    max_window: timedelta = timedelta(days=31)
-    video_size: int = 256 * KIB
-    artifact_size: int = 64 * KIB
-    screenshot_size: int = 16 * KIB
-    pdf_size: int = 32 * KIB
-    pdf_not_ready_requests: int = 1
-    processing_seconds: float = 0.0
-    unfinished: int = 0
-    secure_types: frozenset[str] = frozenset({"DEVICE_LOGS", "expected_image"})
-    redirect_types: frozenset[str] = frozenset({"VITALS"})
-    uniform: UniformLayout | None = None  # None: a varied mix, as in real tenants
-    latency_seconds: float = 0.0  # added to every request on both origins
-    body_dir: str | None = None  # serve bodies from files written there (see materialize)
-    request_log_limit: int = 50_000  # oldest entries drop first; ~1 KiB each
-
-    def __post_init__(self) -> None:
-        sizes = (self.video_size, self.artifact_size, self.screenshot_size, self.pdf_size)
-        if self.executions < 0 or self.page_size < 1 or min(sizes) < 0:
-            raise ValueError("executions and sizes must be >= 0, page_size >= 1")
-        if self.latency_seconds < 0:
-            raise ValueError("latency_seconds must be >= 0")
-        unknown = set(self.uniform.artifact_types) - set(ARTIFACT_FILES) if self.uniform else set()
-        if unknown:
-            raise ValueError(f"unknown artifact types {sorted(unknown)}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimExecution:
-    """One simulated test execution; ``index`` is its position in the newest-first listing."""
-
-    index: int
-    id: str
-    external_id: str
-    name: str
-    owner: str
-    start_ms: int
-    end_ms: int
-    status: str
-    platform: int
-    tags: tuple[str, ...]
-    job: tuple[str, int] | None
-    project: tuple[str, str] | None
-    videos: int
-    artifact_types: tuple[str, ...]
-    screenshots: tuple[tuple[str, ...], ...]  # file names, one tuple per command
-    visual_checks: tuple[VisualCheck, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VisualCheck:
-    """A command comparing a screen with a baseline: its expected and its result image."""
-
-    command: int  # the command's position in the commands report
-    expected: str  # file names; two checks may share one baseline
-    result: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimFile:
-    """A downloadable file; its bytes come from :mod:`archiver_sim.content` by ``body``."""
-
-    execution_id: str
-    kind: str  # "video", "screenshot", "expected_image", "result_image", "pdf", or the
-    # artifact type ("DEVICE_LOGS"...)
-    filename: str
-    size: int
-    content_type: str
-    delivery: Delivery
-    body: str
-
-    def chunks(self, chunk_size: int = content.DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
-        return content.iter_chunks(self.body, self.size, chunk_size, magic=self._magic())
-
-    def digest(self) -> str:
-        return content.digest(self.body, self.size, magic=self._magic())
-
-    def _magic(self) -> bytes:
-        return content.magic_for(self.content_type)
 
 
 class _Refused(Exception):
     """A listing request the real API answers with 400 and this ``userMessage``."""
 
 
-class PerfectoSimulator(RequestLogged):
-    """The dataset, its processing state and both origins' applications.
+class PerfectoSimulator(FinishControl[str], SimulatorBase):
+    """Both origins' applications over a :class:`PerfectoData`.
 
     Start it with :func:`archiver_sim.runner.running` (or ``SimulatorThread``); the
     control methods are thread-safe.
     """
 
+    data: PerfectoData
+
     def __init__(self, config: PerfectoSimConfig | None = None) -> None:
-        self.config = config or PerfectoSimConfig()
-        newest = self.config.newest_start_ms
-        newest = _now_ms() - 5 * 60_000 if newest is None else newest
-        self.executions: tuple[SimExecution, ...] = _build_executions(self.config, newest)
-        self._by_id = {execution.id: execution for execution in self.executions}
-        self._by_external_id: dict[str, list[SimExecution]] = {}
-        for execution in self.executions:
-            self._by_external_id.setdefault(execution.external_id, []).append(execution)
-        self._starts_ascending = [execution.start_ms for execution in reversed(self.executions)]
-        self._key = f"perfecto-sim-{self.config.seed}".encode()
-        self._urls: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self.config = config = config or PerfectoSimConfig()
+        super().__init__(config.request_log_limit)
+        newest = config.newest_start_ms
+        self.data = PerfectoData(config, _now_ms() - 5 * 60_000 if newest is None else newest)
+        self.executions: tuple[SimExecution, ...] = self.data.executions
+        self._key = f"perfecto-sim-{config.seed}".encode()
         self._started = time.monotonic()
-        self._unfinished = {execution.id for execution in self.executions[: self.config.unfinished]}
-        self._finished: set[str] = set()
-        self._pdf_requests: dict[str, int] = {}
-        self.request_log = RequestLog(self.config.request_log_limit)
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
         delay = [self._delay] if self.config.latency_seconds else []
-        api = web.Application(
-            middlewares=[*delay, self.request_log.recorder("api"), self._authenticate]
-        )
+        api = self.api_application(self._authenticate, outer=delay)
         api.router.add_get(EXECUTIONS_PATH, self._list)
         api.router.add_get(PDF_PATH, self._pdf)
         api.router.add_get(EXECUTIONS_PATH + "/{execution_id}/commands", self._commands)
         api.router.add_get(ARTIFACTS_PATH + "/{execution_id}/{filename:.+}", self._api_file)
-        api.router.add_get("/_sim/requests", self.request_log.serve)
         files = web.Application(middlewares=[*delay, self.request_log.recorder("files")])
         files.router.add_get("/files/{execution_id}/{filename:.+}", self._signed_file)
         files.router.add_get("/stream/{execution_id}/{filename:.+}", self._streamed_video)
         return {"api": api, "files": files}
 
     def bind(self, base_urls: Mapping[str, str]) -> None:
-        self._urls = dict(base_urls)
-        with self._lock:
-            self._started = time.monotonic()
-
-    @property
-    def api_url(self) -> str:
-        return self._urls["api"]
-
-    @property
-    def files_url(self) -> str:
-        return self._urls["files"]
+        super().bind(base_urls)
+        self._started = time.monotonic()
 
     # -- control (thread-safe) -----------------------------------------------------------
 
     def is_unfinished(self, execution_id: str) -> bool:
-        execution = self.execution(execution_id)
-        with self._lock:
-            return self._unfinished_locked(execution)
+        return self._processing(self.data.session(execution_id))
 
     def set_unfinished(self, execution_id: str) -> None:
         """Keep the execution PROCESSING (no videos, no artifacts) until finished."""
-        self.execution(execution_id)
-        with self._lock:
-            self._finished.discard(execution_id)
-            self._unfinished.add(execution_id)
+        self.data.session(execution_id)
+        self.data.finished.discard(execution_id)
+        self.data.unfinished.add(execution_id)
 
     def finish(self, execution_id: str) -> None:
-        self.execution(execution_id)
-        with self._lock:
-            self._unfinished.discard(execution_id)
-            self._finished.add(execution_id)
+        super().finish(execution_id)
+        self.data.finished.add(execution_id)
 
     def finish_all(self) -> None:
-        with self._lock:
-            self._unfinished.clear()
-            self._finished.update(self._by_id)
+        super().finish_all()
+        for execution in self.executions:
+            self.data.finished.add(execution.id)
 
     def pdf_requests(self, execution_id: str) -> int:
-        with self._lock:
-            return self._pdf_requests.get(execution_id, 0)
+        return self.data.pdf_requests(execution_id)
 
     # -- the dataset as clients see it -------------------------------------------------
 
     def execution(self, execution_id: str) -> SimExecution:
-        try:
-            return self._by_id[execution_id]
-        except KeyError:
-            raise KeyError(f"no simulated execution {execution_id!r}") from None
+        return self.data.session(execution_id)
 
     def resource(self, execution_id: str) -> dict[str, Any]:
         """The execution as the listing shows it right now."""
@@ -281,17 +157,8 @@ class PerfectoSimulator(RequestLogged):
         }
 
     def files(self, execution_id: str) -> tuple[SimFile, ...]:
-        """Every file a complete execution links to, each once.
-
-        Videos, artifacts, screenshots, and the expected and result images of visual checks.
-        """
-        execution = self.execution(execution_id)
-        return (
-            *self._videos(execution),
-            *self._artifacts(execution),
-            *self._shots(execution),
-            *self._visual_images(execution),
-        )
+        """Every file a complete execution links to, each once (see :meth:`PerfectoData.files`)."""
+        return self.data.files(execution_id)
 
     def text_link(self, execution_id: str, command: int) -> str:
         """The link a visual check's ``TEXT`` entries hold: text, no file is served there."""
@@ -331,13 +198,6 @@ class PerfectoSimulator(RequestLogged):
             temp.replace(path)
         return path
 
-    def expected_digest(self, url: str) -> tuple[int, str]:
-        """``(size, sha256 hex)`` of what ``url`` serves (after redirects), without a download."""
-        file = self._file_at(url)
-        if file is None:
-            raise KeyError(f"the simulator serves no file at {url}")
-        return file.size, file.digest()
-
     # -- HTTP handlers ---------------------------------------------------------------------
 
     async def _list(self, request: web.Request) -> web.Response:
@@ -345,8 +205,7 @@ class PerfectoSimulator(RequestLogged):
             selection, truncated, page = self._select(request.query)
         except _Refused as refused:
             return _error(400, str(refused))
-        with self._lock:
-            processing = [self._unfinished_locked(execution) for execution in selection]
+        processing = [self._processing(execution) for execution in selection]
         metadata = {
             **self._metadata(),
             "processingStatus": PROCESSING if any(processing) else PROCESSING_COMPLETE,
@@ -364,24 +223,21 @@ class PerfectoSimulator(RequestLogged):
 
     async def _commands(self, request: web.Request) -> web.Response:
         execution_id = request.match_info["execution_id"]
-        if execution_id not in self._by_id:
+        if self.data.find(execution_id) is None:
             return _error(404, f"Test execution {execution_id} was not found")
         return json_response(self.commands(execution_id))
 
     async def _pdf(self, request: web.Request) -> web.StreamResponse:
-        execution = self._by_id.get(request.query.get("testExecutionId", ""))
+        execution = self.data.find(request.query.get("testExecutionId", ""))
         if execution is None:
             return _error(404, "Test execution was not found")
-        with self._lock:
-            earlier = self._pdf_requests.get(execution.id, 0)
-            self._pdf_requests[execution.id] = earlier + 1
-            busy = self._unfinished_locked(execution)
-        if busy or earlier < self.config.pdf_not_ready_requests:
+        earlier = self.data.count_pdf_request(execution.id)
+        if self._processing(execution) or earlier < self.config.pdf_not_ready_requests:
             return web.Response(status=204)
-        return await self._send(request, self._pdf_file(execution))
+        return await self._send(request, self.data.pdf_file(execution))
 
     async def _api_file(self, request: web.Request) -> web.StreamResponse:
-        file = self._file(request.match_info["execution_id"], request.match_info["filename"])
+        file = self.data.file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None or file.delivery == "signed":
             return _error(404, "Artifact was not found")
         if file.delivery == "redirect":
@@ -389,7 +245,7 @@ class PerfectoSimulator(RequestLogged):
         return await self._send(request, file)
 
     async def _signed_file(self, request: web.Request) -> web.StreamResponse:
-        file = self._file(request.match_info["execution_id"], request.match_info["filename"])
+        file = self.data.file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None:
             return s3_error(404, "NoSuchKey")
         signature = request.query.get("X-Amz-Signature", "")
@@ -398,7 +254,7 @@ class PerfectoSimulator(RequestLogged):
         return await self._send(request, file)
 
     async def _streamed_video(self, request: web.Request) -> web.StreamResponse:
-        file = self._file(request.match_info["execution_id"], request.match_info["filename"])
+        file = self.data.file(request.match_info["execution_id"], request.match_info["filename"])
         if file is None or file.content_type != "video/mp4":
             return s3_error(404, "NoSuchKey")
         return await self._send(request, file)
@@ -435,10 +291,10 @@ class PerfectoSimulator(RequestLogged):
             if name in request.headers
         )
 
-    def _unfinished_locked(self, execution: SimExecution) -> bool:
-        if execution.id in self._finished:
+    def _processing(self, execution: SimExecution) -> bool:
+        if execution.id in self.data.finished:
             return False
-        if execution.id in self._unfinished:
+        if execution.id in self.data.unfinished:
             return True
         return time.monotonic() - self._started < self.config.processing_seconds
 
@@ -468,22 +324,14 @@ class PerfectoSimulator(RequestLogged):
         end = _now_ms() if end is None else end
         if end < start or end - start > self.config.max_window / timedelta(milliseconds=1):
             raise _Refused(WINDOW_REFUSED)
-        low = bisect_left(self._starts_ascending, start)
-        high = bisect_right(self._starts_ascending, end)
-        return count - high, count - low
+        return self.data.window(start, end)
 
     def _candidates(
         self, filters: Mapping[str, Collection[str]], low: int, high: int
     ) -> Sequence[SimExecution]:
         if "externalId" not in filters:
             return self.executions[low:high]
-        found = (
-            ex for value in filters["externalId"] for ex in self._by_external_id.get(value, [])
-        )
-        return sorted(
-            {ex.index: ex for ex in found if low <= ex.index < high}.values(),
-            key=lambda ex: ex.index,
-        )
+        return self.data.with_external_ids(filters["externalId"], low, high)
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -494,7 +342,7 @@ class PerfectoSimulator(RequestLogged):
         }
 
     def _resource(self, execution: SimExecution, processing: bool) -> dict[str, Any]:
-        platform = _platform_json(execution.platform)
+        platform = platform_json(execution.platform)
         duration = execution.end_ms - execution.start_ms
         resource: dict[str, Any] = {
             "id": execution.id,
@@ -512,7 +360,7 @@ class PerfectoSimulator(RequestLogged):
         resource["videos"] = [] if processing else self._videos_json(execution, platform)
         resource["tags"] = list(execution.tags)
         resource["executionEngine"] = {"version": "23.10.0.7"}
-        artifacts = [] if processing else self._artifacts(execution)
+        artifacts = [] if processing else self.data.artifacts(execution)
         resource["artifacts"] = [{"type": file.kind, "path": self.url(file)} for file in artifacts]
         resource["reportURL"] = f"{self.api_url}/test/{execution.id}"
         if execution.project:
@@ -523,7 +371,7 @@ class PerfectoSimulator(RequestLogged):
         width, height = (
             int(part) for part in platform["screenResolution"].replace("x", "*").split("*")
         )
-        files = self._videos(execution)
+        files = self.data.videos(execution)
         step = (execution.end_ms - execution.start_ms) // max(1, len(files))
         return [
             {
@@ -559,7 +407,9 @@ class PerfectoSimulator(RequestLogged):
                 "uxDuration": 0 if failed else duration,
             }
             if shots:
-                command["screenshots"] = [self.url(self._shot(execution, name)) for name in shots]
+                command["screenshots"] = [
+                    self.url(self.data.shot(execution, name)) for name in shots
+                ]
                 command["expectedData"] = [{"type": "TEXT", "value": f"TEXT_{number}"}]
                 command["resultData"] = [{"type": "TEXT", "value": f"TEXT_{number}"}]
             if number in checks:
@@ -578,277 +428,26 @@ class PerfectoSimulator(RequestLogged):
                 {"type": "TEXT", "value": link},
             ]
             for role, image in (
-                ("expectedData", self._expected_image(execution, check)),
-                ("resultData", self._result_image(execution, check)),
+                ("expectedData", self.data.expected_image(execution, check)),
+                ("resultData", self.data.result_image(execution, check)),
             )
         }
 
-    def _videos(self, execution: SimExecution) -> list[SimFile]:
-        return [
-            self._new_file(
-                execution, "video", f"video-{n}.mp4", self.config.video_size, "video/mp4"
-            )
-            for n in range(execution.videos)
-        ]
-
-    def _artifacts(self, execution: SimExecution) -> list[SimFile]:
-        files = []
-        for kind in execution.artifact_types:
-            filename, content_type = ARTIFACT_FILES[kind]
-            if kind == "VITALS" and execution.index % 2:
-                filename, content_type = "vitals.csv", "text/csv"
-            filename = filename.format(owner=execution.owner)
-            size = self.config.artifact_size
-            files.append(self._new_file(execution, kind, filename, size, content_type))
-        return files
-
-    def _delivery(self, kind: str) -> Delivery:
-        if kind in self.config.redirect_types:
-            return "redirect"
-        return "secure" if kind in self.config.secure_types else "signed"
-
-    def _shots(self, execution: SimExecution) -> list[SimFile]:
-        return [self._shot(execution, name) for shots in execution.screenshots for name in shots]
-
-    def _shot(self, execution: SimExecution, filename: str) -> SimFile:
-        content_type = "image/png" if filename.endswith(".png") else "image/jpeg"
-        size = self.config.screenshot_size
-        return self._new_file(execution, "screenshot", filename, size, content_type)
-
-    def _visual_images(self, execution: SimExecution) -> list[SimFile]:
-        files: dict[str, SimFile] = {}
-        for check in execution.visual_checks:
-            for file in (
-                self._expected_image(execution, check),
-                self._result_image(execution, check),
-            ):
-                files.setdefault(file.filename, file)
-        return list(files.values())
-
-    def _expected_image(self, execution: SimExecution, check: VisualCheck) -> SimFile:
-        size = self.config.screenshot_size
-        return self._new_file(execution, "expected_image", check.expected, size, "image/png")
-
-    def _result_image(self, execution: SimExecution, check: VisualCheck) -> SimFile:
-        size = self.config.screenshot_size
-        return self._new_file(execution, "result_image", check.result, size, "image/jpeg")
-
-    def _pdf_file(self, execution: SimExecution) -> SimFile:
-        size = self.config.pdf_size
-        file = self._new_file(execution, "pdf", "report.pdf", size, "application/pdf")
-        return replace(file, delivery="secure")
-
-    def _new_file(
-        self, execution: SimExecution, kind: str, filename: str, size: int, content_type: str
-    ) -> SimFile:
-        return SimFile(
-            execution_id=execution.id,
-            kind=kind,
-            filename=filename,
-            size=size,
-            content_type=content_type,
-            delivery=self._delivery(kind),
-            body=f"perfecto/{self.config.seed}/{execution.id}/{filename}",
-        )
-
-    def _file(self, execution_id: str, filename: str) -> SimFile | None:
-        if execution_id not in self._by_id:
-            return None
-        return next((file for file in self.files(execution_id) if file.filename == filename), None)
-
-    def _file_at(self, url: str) -> SimFile | None:
+    def served_file(self, url: str) -> SimFile | None:
+        """The file ``url`` serves (after redirects), if any."""
         parts = urlsplit(url)
         if parts.path == PDF_PATH:
-            execution = self._by_id.get(parse_qs(parts.query).get("testExecutionId", [""])[0])
-            return self._pdf_file(execution) if execution else None
+            execution = self.data.find(parse_qs(parts.query).get("testExecutionId", [""])[0])
+            return self.data.pdf_file(execution) if execution else None
         for prefix in ("/files/", "/stream/", ARTIFACTS_PATH + "/"):
             if parts.path.startswith(prefix):
                 execution_id, _, filename = parts.path[len(prefix) :].partition("/")
-                return self._file(execution_id, unquote(filename))
+                return self.data.file(execution_id, unquote(filename))
         return None
 
     def _signature(self, file: SimFile) -> str:
         message = f"{file.execution_id}/{file.filename}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()
-
-
-# -- the dataset ---------------------------------------------------------------------------
-
-JSONDict = dict[str, Any]
-
-NAMES = (
-    "com.example.playground",
-    "Login: valid credentials",
-    "Checkout / pay with saved card",
-    "Search ../results pagination",
-    "Überprüfung der Anmeldung (ログイン)",
-    "CHECK",
-    "Profile: edit name & avatar",
-)
-OWNERS = ("instrumentedtest@devtools.com", "saes@example.com", "qa.lead@example.com")
-TAGS = ("regression", "smoke", "nightly", "Native", "Java", "Sample")
-JOBS = ("nightly-regression", "release pipeline")
-COMMAND_NAMES = (
-    "Open application",
-    "Click element",
-    "Set text",
-    "Swipe",
-    "Take screenshot",
-    "Wait for element",
-    "Check text",
-)
-ARTIFACT_FILES = {
-    "DEVICE_LOGS": ("{owner}_device-logs.zip", "application/zip"),
-    "NETWORK": ("network.pcap", "application/vnd.tcpdump.pcap"),
-    "VITALS": ("vitals.json", "application/json"),
-    "APP_CRASH_REPORT": ("crash-report.txt", "text/plain"),
-    "HAR_CAPTURE": ("capture.har", "application/octet-stream"),
-}
-# (deviceId, os, osVersion, screenResolution, location, mobile or browser details)
-PLATFORMS: tuple[tuple[str, str, str, str, str, tuple[str, ...]], ...] = (
-    ("R58M42ABCDE", "ANDROID", "13", "1080*2340", "US-BOS",
-     ("Samsung", "Galaxy S21 SM-G991U", "ATT-US", "Central-vod",
-      "o1quew-user 13 TP1A release-keys", "AT&T-United States of America")),
-    ("00008110-001A2B3C4D5E6F7A", "IOS", "17.4", "1170*2532", "NA-US-BOS",
-     ("Apple", "iPhone-14", "", "", "21E219", "Verizon")),
-    ("1_2548D-CA0F-420F-B013-B3456E6B64", "WINDOWS", "11", "1920x1080", "US East",
-     ("CHROME", "124")),
-    ("2_8C1F-4D2E-9A7B-MACOS", "MAC", "macOS Sonoma", "1440x900", "EU Frankfurt",
-     ("SAFARI", "17")),
-)  # fmt: skip
-
-
-def _platform_json(number: int) -> JSONDict:
-    device_id, os_name, version, resolution, location, details = PLATFORMS[number]
-    platform: JSONDict = {
-        "deviceId": device_id,
-        "deviceType": "MOBILE" if len(details) > 2 else "DESKTOP",
-        "os": os_name,
-        "osVersion": version,
-        "screenResolution": resolution,
-        "location": location,
-    }
-    if len(details) > 2:
-        keys = ("manufacturer", "model", "distributor", "description", "firmware", "operator")
-        platform["mobileInfo"] = dict(zip(keys, details, strict=True))
-        platform["selectionCriteria"] = {"platformName": os_name.title()}
-    else:
-        platform["browserInfo"] = {"browserType": details[0], "browserVersion": details[1]}
-        platform["selectionCriteria"] = {
-            "platformName": os_name.title(),
-            "browserName": details[0].title(),
-            "resolution": resolution,
-            "location": location,
-        }
-    platform["customFields"] = []
-    return platform
-
-
-def _build_executions(config: PerfectoSimConfig, newest_ms: int) -> tuple[SimExecution, ...]:
-    """The dataset, newest first. Start times strictly decrease with the index."""
-    rng = random.Random(f"perfecto:{config.seed}")
-    span_ms = int(config.span / timedelta(milliseconds=1))
-    step = max(1, span_ms // max(1, config.executions))
-    executions = []
-    group, left_in_group, external_id = 0, 0, ""
-    for index in range(config.executions):
-        if left_in_group == 0:  # one driver session runs one to three tests
-            group, left_in_group = group + 1, rng.choice((1, 1, 2, 3))
-            external_id = f"{OWNERS[group % 3]}_RemoteWebDriver_{_hex(config, 'driver', group, 5)}"
-        left_in_group -= 1
-        start_ms = newest_ms - index * step - rng.randrange(step)
-        executions.append(_execution(config, rng, index, group, external_id, start_ms))
-    return tuple(executions)
-
-
-def _execution(
-    config: PerfectoSimConfig,
-    rng: random.Random,
-    index: int,
-    group: int,
-    external_id: str,
-    start_ms: int,
-) -> SimExecution:
-    status = "FAILED" if index % 3 == 1 else "BLOCKED" if index % 11 == 10 else "PASSED"
-    videos = 2 if index % 4 == 0 else 1
-    kinds = (
-        ("DEVICE_LOGS", index % 4 != 3),
-        ("NETWORK", index % 2 == 0),
-        ("VITALS", True),
-        ("APP_CRASH_REPORT", status == "FAILED"),
-        ("HAR_CAPTURE", index % 5 == 2),
-    )
-    artifact_types = tuple(kind for kind, present in kinds if present)
-    # Drawn in this order (end, tags, screenshots) so a seed keeps giving the same dataset.
-    end_ms = start_ms + rng.randint(5_000, 300_000)
-    tags = tuple(rng.sample(TAGS, rng.randint(1, 3)))
-    screenshots = _screenshot_plan(rng)
-    visual_checks = _visual_plan(config, index, len(screenshots))
-    if config.uniform is not None:
-        videos = config.uniform.videos
-        artifact_types = config.uniform.artifact_types
-        screenshots = tuple(
-            (f"screenshots/{number:03d}-0.png",) for number in range(config.uniform.screenshots)
-        ) or ((),)
-        visual_checks = ()
-    return SimExecution(
-        index=index,
-        id=_hex(config, "execution", index, 12),
-        external_id=external_id,
-        name=NAMES[index % len(NAMES)],
-        owner=OWNERS[group % len(OWNERS)],
-        start_ms=start_ms,
-        end_ms=end_ms,
-        status=status,
-        platform=index % len(PLATFORMS),
-        tags=tags,
-        job=(JOBS[group % 2], 100 + group) if group % 3 else None,
-        project=("Sample Script", f"1.{group % 4}") if index % 4 != 3 else None,
-        videos=videos,
-        artifact_types=artifact_types,
-        screenshots=screenshots,
-        visual_checks=visual_checks,
-    )
-
-
-def _screenshot_plan(rng: random.Random) -> tuple[tuple[str, ...], ...]:
-    """Screenshot file names per command; the first command always has one."""
-    plan = []
-    for number in range(rng.randint(3, 8)):
-        count = 1 if number == 0 else rng.choice((0, 0, 1, 2))
-        plan.append(
-            tuple(
-                f"screenshots/{number:03d}-{shot}.{'png' if (number + shot) % 2 == 0 else 'jpeg'}"
-                for shot in range(count)
-            )
-        )
-    return tuple(plan)
-
-
-def _visual_plan(config: PerfectoSimConfig, index: int, commands: int) -> tuple[VisualCheck, ...]:
-    """Visual checks on the second and the last command, now and then one between.
-
-    The last check compares against the first one's baseline: one URL, linked twice.
-    Drawn from a generator of its own, so the rest of the dataset stays as it was.
-    """
-    rng = random.Random(f"perfecto:{config.seed}:{index}:visual")
-    numbers = [1, *(n for n in range(2, commands - 1) if rng.random() < 1 / 3), commands - 1]
-    checks = [
-        VisualCheck(
-            command=number,
-            expected=f"visual/baseline-{number:03d}.png",
-            result=f"visual/capture-{number:03d}.jpeg",
-        )
-        for number in sorted(set(numbers))
-        if 0 < number < commands
-    ]
-    if len(checks) > 1:
-        checks[-1] = replace(checks[-1], expected=checks[0].expected)
-    return tuple(checks)
-
-
-def _hex(config: PerfectoSimConfig, kind: str, number: int, size: int) -> str:
-    return hashlib.blake2b(f"{config.seed}:{kind}:{number}".encode(), digest_size=size).hexdigest()
 
 
 # -- HTTP helpers --------------------------------------------------------------------------

@@ -209,3 +209,26 @@ def test_rearchive_devrev_session(devrev_sim_factory: DevRevFactory, tmp_path: P
             (deployment.evidence / "devrev" / target / "manifest.json").read_bytes()
         ).hexdigest()
     )
+
+
+def test_a_session_without_recordings_says_so_in_its_manifest(
+    devrev_sim_factory: DevRevFactory, tmp_path: Path
+) -> None:
+    sim = devrev_sim_factory(token=DEVREV_TOKEN, sessions=12, without_recordings_every=3)
+    deployment = write_config(tmp_path, perfecto_url=None, devrev_url=sim.api_url)
+
+    result = run_archiver("run", "--once", config=deployment.config)
+
+    assert result.returncode == 0, result.stderr
+    manifests = deployment.manifests("devrev")
+    assert set(manifests) == mobile_sessions(sim)
+    bare = {sid for sid in manifests if not sim.session(sid).recording_ids}
+    assert bare and bare != set(manifests)
+    for session_id, manifest in manifests.items():
+        deployment.verify_manifest(manifest)
+        notes = [note for note in manifest["not_archived"] if note.startswith("recordings:")]
+        if session_id in bare:
+            assert [a["kind"] for a in manifest["artifacts"]] == ["session_record"]
+            assert len(notes) == 1 and "recording_ids is empty" in notes[0]
+        else:
+            assert notes == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 from archiver_sim.testmo import TestmoSimulator
@@ -94,3 +95,22 @@ def test_rearchive_testmo_session(testmo_sim_factory: TestmoFactory, tmp_path: P
     manifest = deployment.manifests("testmo")[target]
     assert (deployment.evidence / manifest["previous_manifest"]).read_bytes() == first
     deployment.verify_manifest(manifest)
+
+
+def test_a_session_created_before_the_watermark_and_closed_after_it_is_archived(
+    testmo_sim_factory: TestmoFactory, tmp_path: Path
+) -> None:
+    sim = testmo_sim_factory(token=TOKEN, sessions=12, span=timedelta(days=7))
+    oldest = sim.sessions[-1].id  # created about a week ago, before the one-day backfill
+    sim.set_unfinished(oldest)
+    deployment = deploy(tmp_path, sim, backfill_days=1)
+    assert run_archiver("run", "--once", config=deployment.config).returncode == 0
+    assert str(oldest) not in deployment.manifests("testmo")
+
+    sim.finish(oldest)
+    result = run_archiver("run", "--once", config=deployment.config)
+
+    assert result.returncode == 0, result.stderr
+    manifest = deployment.manifests("testmo")[str(oldest)]
+    assert manifest["session"] == sim.record(oldest)
+    assert manifest["session"]["is_closed"] is True

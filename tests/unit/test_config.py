@@ -226,6 +226,10 @@ session_count = 500
     ("table", "key"),
     [
         ('[sources.testobject]\nbase_url = "https://a.b"\n', "sources.testobject.username"),
+        (
+            '[sources.testobject]\nbase_url = "https://a.b"\nusername = "u"\nbackfill_days = 31\n',
+            "sources.testobject.backfill_days",
+        ),
         ('[sources.testmo]\nbase_url = "https://a.b"\n', "sources.testmo.project_ids"),
         (
             '[sources.testmo]\nbase_url = "https://a.b"\nproject_ids = [1]\nper_page = 30\n',

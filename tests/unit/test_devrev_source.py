@@ -14,7 +14,7 @@ from aiohttp import web
 from archiver.config import HttpSettings, Secret
 from archiver.errors import BadVendorResponse, VendorError
 from archiver.model import Session
-from archiver.sources.devrev import DevRevSettings, DevRevSource
+from archiver.sources.devrev import NO_RECORDINGS, DevRevSettings, DevRevSource
 from archiver.sources.records import json_artifact
 from tests.unit.vendor_replay import (
     Replay,
@@ -200,8 +200,9 @@ async def test_a_session_without_recordings_is_its_record_alone(serve: Serve) ->
 
     assert artifacts == [json_artifact("session.json", "session_record", WITHOUT_RECORDINGS)]
     assert server.to(DATA) == []
-    # DevRev offers nothing more for it, and the source says nothing is missing.
-    assert source.not_offered(session) == []
+    # DevRev offers nothing more for it, and the manifest says so.
+    assert WITHOUT_RECORDINGS["recording_ids"] == []
+    assert source.not_offered(session) == [NO_RECORDINGS]
 
 
 async def test_web_sessions_are_listed_as_web_and_fetched_by_tab(serve: Serve) -> None:

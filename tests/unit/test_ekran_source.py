@@ -171,6 +171,11 @@ async def test_a_400_is_an_ekran_error_with_its_status(serve: Serve) -> None:
 
     assert caught.value.vendor == "Ekran" and caught.value.status == 400
     assert f"Ekran answered HTTP 400 for POST {server.url}{SESSIONS}" in str(caught.value)
+    # ASP.NET Core's problem details: the title and each field's messages, in one line.
+    assert str(caught.value).endswith(
+        ": One or more validation errors occurred.: SessionCount: The field SessionCount "
+        "must be between 0 and 1000."
+    )
     assert len(server.requests) == 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -117,5 +118,18 @@ def test_error_bodies() -> None:
     assert limited.retry_after == 3.0
     perfecto = parse_error_body(b'[{"userMessage": "Time period is not in supported range"}]')
     assert perfecto.detail == "Time period is not in supported range"
+    problem = parse_error_body(
+        json.dumps(
+            {
+                "title": "One or more validation errors occurred.",
+                "status": 400,
+                "errors": {"start": ["Bad  value.", "Too early."], "End": "x" * 500},
+            }
+        ).encode()
+    )
+    assert problem.detail.startswith(
+        "One or more validation errors occurred.: start: Bad value. Too early.: End: xxx"
+    )
+    assert len(problem.detail) == 300 and problem.detail.endswith("x...")
     html = parse_error_body(b"<html><body>Bad   gateway</body></html>")
     assert html.detail == "<html><body>Bad gateway</body></html>"

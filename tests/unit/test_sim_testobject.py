@@ -136,7 +136,8 @@ async def test_another_user_is_403_and_bad_parameters_400(
     sim = testobject_sim_async
     status, error, _ = await get(http, sim, "/rest/v1/users/other/session/reports")
     assert (status, error["status"]) == (403, 403)
-    for params in ({"offset": 0}, {"limit": 0}, {"lastDays": 0}, {"offset": "one"}):
+    refused = ({"offset": 0}, {"limit": 0}, {"lastDays": 0}, {"lastDays": 31}, {"offset": "one"})
+    for params in refused:
         status, error, _ = await get(http, sim, sim.list_path, **params)
         assert status == 400 and error["message"], params
 
@@ -228,7 +229,7 @@ async def test_last_days_keeps_only_recent_sessions(
 ) -> None:
     sim = await testobject_sim_async_factory(sessions=60, span=timedelta(days=60))
     now = datetime.now(UTC).replace(tzinfo=None)
-    for days in (1, 7, 30, 90):
+    for days in (1, 7, 30):
         recent = [s.id for s in sim.reports if s.start >= now - timedelta(days=days)]
         body = await page(http, sim, lastDays=days, limit=100)
         assert [e["id"] for e in body["entities"]] == recent

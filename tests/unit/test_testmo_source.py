@@ -57,8 +57,13 @@ def vendor_answer(seen: Seen) -> web.Response:
         if seen.query.get("per_page") not in ("15", "25", "50", "100"):
             return reply(VENDOR, "error-422-per-page.json", status=422)
         name = f"sessions-project-{listing[1]}-page-{seen.query.get('page', '1')}.json"
-        if has_recording(VENDOR, name):
+        if has_recording(VENDOR, name) and "is_closed" not in seen.query:
             return reply(VENDOR, name)
+        if has_recording(VENDOR, name):  # the recorded page, sessions of the other state left out
+            page = recorded(VENDOR, name)
+            closed = seen.query["is_closed"] == "1"
+            kept = [r for r in page["result"] if (r["closed_at"] is not None) == closed]
+            return reply_json({**page, "result": kept})
     if one and seen.query.get("expands") == ALL_EXPANDS and one[1] == "2":
         return reply(VENDOR, "session-2-expands.json")
     if one and not seen.query and has_recording(VENDOR, f"session-{one[1]}.json"):
@@ -91,21 +96,60 @@ async def test_every_page_of_every_project_is_listed_until_next_page_is_null(ser
 
     found = await listed(source)
 
-    assert [s.session_id for s in found] == [str(r["id"]) for r in [*PROJECT_1, *PROJECT_5]]
-    asked = [seen for seen in server.requests if LISTING.fullmatch(seen.path)]
-    assert [(seen.path, seen.query["page"]) for seen in asked] == [
-        ("/api/v1/projects/1/sessions", "1"),
-        ("/api/v1/projects/1/sessions", "2"),
-        ("/api/v1/projects/5/sessions", "1"),
+    closed_first = [r for r in PROJECT_1 if r["is_closed"]] + [
+        r for r in PROJECT_1 if r["id"] in OPEN
     ]
-    expected = {
+    assert [s.session_id for s in found] == [str(r["id"]) for r in [*closed_first, *PROJECT_5]]
+    asked = [seen for seen in server.requests if LISTING.fullmatch(seen.path)]
+    assert [(seen.path, seen.query["is_closed"], seen.query["page"]) for seen in asked] == [
+        ("/api/v1/projects/1/sessions", "1", "1"),
+        ("/api/v1/projects/1/sessions", "1", "2"),
+        ("/api/v1/projects/1/sessions", "0", "1"),
+        ("/api/v1/projects/1/sessions", "0", "2"),
+        ("/api/v1/projects/5/sessions", "1", "1"),
+        ("/api/v1/projects/5/sessions", "0", "1"),
+    ]
+    closed = {
         "per_page": "15",
+        "is_closed": "1",
+        "closed_after": "2023-02-15T00:00:00.000Z",
+        "sort": "sessions:closed_at",
+        "order": "asc",
+    }
+    still_open = {
+        "per_page": "15",
+        "is_closed": "0",
         "created_after": "2023-02-15T00:00:00.000Z",
         "sort": "sessions:created_at",
         "order": "asc",
     }
-    assert all({k: v for k, v in seen.query.items() if k != "page"} == expected for seen in asked)
+    assert all(
+        {k: v for k, v in seen.query.items() if k != "page"}
+        == (closed if seen.query["is_closed"] == "1" else still_open)
+        for seen in asked
+    )
     assert all(seen.method == "GET" and seen.headers["Authorization"] == BEARER for seen in asked)
+
+
+async def test_sessions_are_found_by_when_they_closed_not_when_they_were_created(
+    serve: Serve,
+) -> None:
+    # Session 2 was created at 11:45 and closed at 13:32: a pass since 12:00 finds it.
+    noon = datetime(2023, 2, 15, 12, tzinfo=UTC)
+
+    def closed_after_noon(seen: Seen) -> web.Response:
+        if seen.query.get("closed_after") == "2023-02-15T12:00:00.000Z":
+            return reply_json(
+                {**recorded(VENDOR, "sessions-project-5-page-1.json"), "result": [PROJECT_1[1]]}
+            )
+        return reply_json({**recorded(VENDOR, "sessions-project-5-page-1.json"), "result": []})
+
+    _, source = await serve(closed_after_noon, project_ids=(1,))
+
+    found = [session.session_id async for session in source.sessions(noon, UNTIL)]
+
+    assert PROJECT_1[1]["created_at"] < "2023-02-15T12" < PROJECT_1[1]["closed_at"]
+    assert found == ["2"]
 
 
 async def test_a_session_is_complete_once_closed(serve: Serve) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -234,6 +234,18 @@ async def test_test_reports_left_out_by_configuration_are_said_to_be(serve: Serv
     assert [a.name for a in artifacts] == ["session.json"]
     assert not [seen for seen in server.requests if seen.path.startswith("/v2/")]
     assert source.not_offered(session)[1].startswith("test reports: not requested")
+
+
+async def test_the_first_run_asks_no_more_than_the_documented_thirty_days(
+    serve: Serve,
+) -> None:
+    server, source = await serve()
+    # backfill_days = 30 and the engine's two-hour overlap: 30 days and 2 hours back
+    since = UNTIL - timedelta(days=30, hours=2)
+
+    [session async for session in source.sessions(since, UNTIL)]
+
+    assert {seen.query["lastDays"] for seen in server.to(REPORTS)} == {"30"}
 
 
 async def test_get_session_walks_thirty_days_of_reports(serve: Serve) -> None:
