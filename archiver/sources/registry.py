@@ -3,7 +3,7 @@ them. A new vendor is one more :class:`~archiver.sources.spec.SourceSpec` here."
 
 from __future__ import annotations
 
-from archiver.sources import devrev, ekran, perfecto, testmo, testobject
+from archiver.sources import browserstack, devrev, ekran, perfecto, testmo, testobject
 from archiver.sources.spec import SourceSpec
 
 SOURCES: tuple[SourceSpec, ...] = (
@@ -12,6 +12,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     testobject.SPEC,
     testmo.SPEC,
     ekran.SPEC,
+    browserstack.SPEC,
 )
 
 
