@@ -236,16 +236,20 @@ class BrowserStackSource:
         """Every entry of a ``limit``/``offset`` listing, unwrapped from ``wrapper``."""
         limit = self.settings.page_limit
         offset = 0
+        seen: set[Any] = set()
         while True:
             body = await self.client.get_json(
                 path, params={"limit": str(limit), "offset": str(offset)}
             )
             if not isinstance(body, list):
                 raise BadVendorResponse(f"{VENDOR}: {path} did not answer a JSON array")
-            for entry in body:
-                item = entry.get(wrapper) if isinstance(entry, dict) else None
-                if not isinstance(item, dict):
-                    raise BadVendorResponse(f"{VENDOR}: {path} has an entry without {wrapper!r}")
+            items = [_unwrapped(entry, wrapper, path) for entry in body]
+            fresh = [item for item in items if item.get("hashed_id") not in seen]
+            if items and not fresh:
+                # A listing that ignored offset would otherwise be read forever.
+                raise BadVendorResponse(f"{VENDOR}: {path} at offset {offset} answered nothing new")
+            seen.update(item.get("hashed_id") for item in items)
+            for item in fresh:
                 yield item
             offset += len(body)
             if len(body) < limit:
@@ -258,6 +262,13 @@ def _basic(username: str, key: Secret) -> AuthHeaders:
         return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
 
     return headers
+
+
+def _unwrapped(entry: Any, wrapper: str, path: str) -> JSON:
+    item = entry.get(wrapper) if isinstance(entry, dict) else None
+    if not isinstance(item, dict):
+        raise BadVendorResponse(f"{VENDOR}: {path} has an entry without {wrapper!r}")
+    return item
 
 
 def _automation_session(document: Any, session_id: str) -> JSON:
