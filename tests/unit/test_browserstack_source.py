@@ -100,7 +100,9 @@ async def listed(source: BrowserStackSource) -> dict[str, Session]:
 
 
 def record(product: str, session_id: str) -> Mapping[str, Any]:
-    document: Mapping[str, Any] = recorded(VENDOR, f"{product}-session-{session_id}.json")
+    document: Mapping[str, Mapping[str, Any]] = recorded(
+        VENDOR, f"{product}-session-{session_id}.json"
+    )
     return document["automation_session"]
 
 
