@@ -18,6 +18,7 @@ VENDOR_TOKENS = {
     "TESTOBJECT_API_KEY": "testobject-e2e-key-41c0",
     "TESTMO_TOKEN": "testmo-e2e-token-93ab",
     "EKRAN_TOKEN": "ekran-e2e-token-7e55",
+    "BROWSERSTACK_ACCESS_KEY": "browserstack-e2e-key-6a1f",
 }
 
 
