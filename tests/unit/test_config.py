@@ -371,8 +371,8 @@ def test_every_source_is_registered_once_in_order() -> None:
     from archiver.sources.registry import SOURCES
 
     names = [spec.name for spec in SOURCES]
-    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran"]
+    assert names == ["perfecto", "devrev", "testobject", "testmo", "ekran", "browserstack"]
     assert list(source_factories()) == names
     for spec in SOURCES:
-        assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY"))
+        assert spec.settings.CREDENTIAL_VARIABLE.endswith(("_TOKEN", "_API_KEY", "_ACCESS_KEY"))
         assert spec.not_offered.endswith(".")
