@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 from archiver_sim.browserstack import BrowserStackSimulator
 from archiver_sim.faults import FaultPlan
 from tests.support.cli import VENDOR_TOKENS, Deployment, run_archiver, write_config
+from tests.support.secrets import SecretScan
 from tests.support.simulators import SimFactory
 
 KEY = VENDOR_TOKENS["BROWSERSTACK_ACCESS_KEY"]
@@ -127,10 +129,11 @@ def test_rate_limits_and_server_errors_are_survived(
     )
     deployment = deploy(tmp_path, sim, limit=3)
 
-    outputs = ""
-    for _ in range(3):
+    basic = base64.b64encode(f"{sim.config.username}:{KEY}".encode()).decode()
+    scan = SecretScan(basic)
+    for number in range(3):
         result = run_archiver("run", "--once", config=deployment.config)
-        outputs += result.stdout + result.stderr
+        scan.add_result(f"pass {number}", result)
         if result.returncode == 0:
             break
     assert result.returncode == 0, result.stderr[-3000:]
@@ -138,7 +141,8 @@ def test_rate_limits_and_server_errors_are_survived(
     assert set(manifests) == sim.session_ids()
     assert_matches_simulator(deployment, sim, manifests)
     assert {"429", "500", "502", "503"} <= set(plan.counts())
-    assert KEY not in outputs
+    scan.add_tree(deployment.root)
+    scan.assert_clean()  # output, evidence, manifests and state: no key, no basic header
     credentials_stayed_home(sim)
 
 
