@@ -35,7 +35,8 @@ is a log the session did not capture (``browserstack.networkLogs`` not set, vide
 each manifest names them. Video links are signed URLs on other hosts and get no
 credentials; log links on the API origin do. The real ``logs`` link points at the
 dashboard host (``app-automate.browserstack.com``), which wants the credentials as well:
-list it in ``trusted_hosts``.
+list it in ``trusted_hosts`` (the video links' first hop is on that host too; the signed
+object-storage URL they redirect to never gets the key).
 """
 
 from __future__ import annotations
