@@ -238,6 +238,7 @@ class BrowserStackSource:
         limit = self.settings.page_limit
         offset = 0
         seen: set[Any] = set()
+        previous: list[Any] = []
         while True:
             body = await self.client.get_json(
                 path, params={"limit": str(limit), "offset": str(offset)}
@@ -245,13 +246,18 @@ class BrowserStackSource:
             if not isinstance(body, list):
                 raise BadVendorResponse(f"{VENDOR}: {path} did not answer a JSON array")
             items = [_unwrapped(entry, wrapper, path) for entry in body]
-            fresh = [item for item in items if item.get("hashed_id") not in seen]
-            if items and not fresh:
+            ids = [item.get("hashed_id") for item in items]
+            if ids and ids == previous:
                 # A listing that ignored offset would otherwise be read forever.
-                raise BadVendorResponse(f"{VENDOR}: {path} at offset {offset} answered nothing new")
-            seen.update(item.get("hashed_id") for item in items)
-            for item in fresh:
-                yield item
+                raise BadVendorResponse(
+                    f"{VENDOR}: {path} at offset {offset} repeated the previous page"
+                )
+            previous = ids
+            # Entries created while the listing is read push older ones onto the next page.
+            for item in items:
+                if item.get("hashed_id") not in seen:
+                    seen.add(item.get("hashed_id"))
+                    yield item
             offset += len(body)
             if len(body) < limit:
                 return

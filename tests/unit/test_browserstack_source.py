@@ -261,9 +261,25 @@ async def test_a_listing_that_ignores_offset_fails_instead_of_looping(serve: Ser
 
     server, source = await serve(same_page)
 
-    with pytest.raises(BadVendorResponse, match=r"offset 2 .* nothing new"):
+    with pytest.raises(BadVendorResponse, match="offset 2 repeated the previous page"):
         await listed(source)
     assert len(server.to("/app-automate/builds.json")) == 2
+
+
+async def test_a_build_pushed_onto_the_next_page_is_listed_once(serve: Serve) -> None:
+    def shifted(seen: Seen) -> web.Response | None:
+        # A build created between the two pages pushes B2 to the top of the second page.
+        if seen.path == "/app-automate/builds.json" and seen.query["offset"] == "2":
+            page = recorded(VENDOR, "app-automate-builds-offset-0.json")[1:]
+            return reply_json(page + recorded(VENDOR, "app-automate-builds-offset-2.json"))
+        return None
+
+    server, source = await serve(shifted)
+
+    found = await listed(source)
+
+    assert list(found) == [RUN, DOC, QUEUED, NEW, W2, W1]
+    assert len(server.to(f"/app-automate/builds/{B2}/sessions.json")) == 1
 
 
 async def test_a_listing_that_is_not_an_array_is_a_bad_response(serve: Serve) -> None:
