@@ -21,8 +21,10 @@ HTTP basic auth: the user name and the access key.
 reuses its name, so a build that looks old can hold a session started a minute ago. No
 build is ever skipped for its age: every pass pages through the whole builds listing (one
 request per ``limit`` builds) and lists the sessions of each build, keeping those whose
-``created_at`` is in the pass's window. The cost is one request per build per pass, within
-BrowserStack's 1600 requests per 5 minutes for most accounts (see docs/sources.md).
+``created_at`` is in the pass's window. A running daemon spares the sessions request of a
+finished build whose ``status`` and ``duration`` are what they were when its sessions were
+last listed (a session added to it changes both), and lists every build again every
+``relist_every`` passes in case that does not hold (see docs/sources.md).
 
 **Completeness.** A session is complete once ``browserstack_status`` (``status`` where that
 is absent; ``status`` alone can be a verdict the test set while it still runs) is neither
@@ -68,6 +70,7 @@ APP_AUTOMATE = "app-automate"
 AUTOMATE = "automate"
 PRODUCTS = (APP_AUTOMATE, AUTOMATE)
 UNFINISHED = frozenset({"running", "queued"})
+FINAL_BUILDS = frozenset({"done", "failed", "timeout"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,15 @@ class BrowserStackSettings(SourceSettings):
             description="builds and sessions per page (BrowserStack allows up to 100)",
         ),
     ] = 100
+    relist_every: Annotated[
+        Int,
+        Field(
+            ge=1,
+            description="a running daemon lists the sessions of a finished build whose status "
+            "and duration have not changed only every this many passes (1: every pass); keep "
+            "it times engine.interval_seconds under overlap_minutes",
+        ),
+    ] = 12
 
     @model_validator(mode="after")
     def _known_products(self) -> BrowserStackSettings:
@@ -149,6 +161,9 @@ class BrowserStackSource:
         self.settings: BrowserStackSettings = settings
         # What artifacts() found missing, by session, for not_offered() to say.
         self._missing: dict[str, list[str]] = {}
+        # Finished builds whose sessions were all listed: their (status, duration) then.
+        self._settled: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._passes = 0
 
     @classmethod
     def create(
@@ -166,15 +181,28 @@ class BrowserStackSource:
 
     async def sessions(self, since: datetime, until: datetime) -> AsyncIterator[Session]:
         seen: set[str] = set()
+        full = self._passes % self.settings.relist_every == 0
+        self._passes += 1
+        if full:
+            self._settled.clear()
         for product in self.settings.products:
             async for build in self._pages(f"/{product}/builds.json", "automation_build"):
                 build_id = _text(build, "hashed_id", f"a {product} build")
+                mark = (build.get("status"), build.get("duration"))
+                if not full and self._settled.get((product, build_id)) == mark:
+                    continue  # finished, and no session added or ended since it was listed
                 path = f"/{product}/builds/{build_id}/sessions.json"
+                settled = mark[0] in FINAL_BUILDS
                 async for record in self._pages(path, "automation_session"):
                     session = _session(product, record, build_id)
+                    settled = settled and session.complete
                     if session.session_id not in seen and session.started_at >= since:
                         seen.add(session.session_id)
                         yield session
+                if settled:
+                    self._settled[(product, build_id)] = mark
+                else:
+                    self._settled.pop((product, build_id), None)
 
     async def get_session(self, session_id: str, *, locator: str | None = None) -> Session:
         product, _, build_id = (locator or "").partition(":")

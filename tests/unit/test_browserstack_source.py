@@ -141,6 +141,41 @@ async def test_a_new_session_in_an_old_build_is_found_and_old_sessions_are_not(
     assert found[NEW].locator == f"app-automate:{B3}"
 
 
+async def test_a_daemon_relists_only_builds_that_changed_between_full_passes(
+    serve: Serve,
+) -> None:
+    b3_duration = {"value": 1731351}
+
+    def b3_grows(seen: Seen) -> web.Response | None:
+        if seen.path == "/app-automate/builds.json" and seen.query["offset"] == "2":
+            page = recorded(VENDOR, "app-automate-builds-offset-2.json")
+            page[0]["automation_build"]["duration"] = b3_duration["value"]
+            return reply_json(page)
+        return None
+
+    server, source = await serve(b3_grows, relist_every=3)
+
+    def sessions_asked() -> set[str]:
+        asked = {
+            seen.path.split("/")[3] for seen in server.requests if "sessions.json" in seen.path
+        }
+        server.requests.clear()
+        return asked
+
+    first = await listed(source)
+    assert sessions_asked() == {B1, B2, B3, A1}
+    second = await listed(source)
+    # B1 is running, and B2 says done while its session is still queued.
+    assert sessions_asked() == {B1, B2}
+    assert set(second) == {RUN, DOC, QUEUED}
+    b3_duration["value"] += 40  # a run reusing B3's name added a session and ended
+    await listed(source)
+    assert sessions_asked() == {B1, B2, B3}
+    third_full = await listed(source)
+    assert sessions_asked() == {B1, B2, B3, A1}
+    assert third_full == first
+
+
 async def test_complete_once_browserstack_status_is_final(serve: Serve) -> None:
     def verdict_while_running(seen: Seen) -> web.Response | None:
         if seen.path != f"/automate/builds/{A1}/sessions.json" or seen.query["offset"] != "0":
