@@ -193,6 +193,10 @@ class BrowserStackDataset:
     def build(self, product: str, build_id: str) -> SimBuild | None:
         return next((b for b in self.builds.get(product, ()) if b.hashed_id == build_id), None)
 
+    def newest_sessions(self, product: str, count: int) -> list[SimSession]:
+        """The ``count`` newest sessions of ``product`` (as generated, newest first)."""
+        return [s for build in self.builds.get(product, ()) for s in build.sessions][:count]
+
     def with_session(self, session: SimSession) -> BrowserStackDataset:
         """The same data with ``session`` added (newest) to its build."""
         builds = {
@@ -367,8 +371,8 @@ class BrowserStackSimulator(RequestLogged):
         self.dataset = build_dataset(config, newest)
         self._unfinished = {
             session.hashed_id
-            for builds in self.dataset.builds.values()
-            for session in [s for b in builds for s in b.sessions][: config.unfinished]
+            for product in config.products
+            for session in self.dataset.newest_sessions(product, config.unfinished)
         }
         self._key = f"browserstack-sim-{config.seed}".encode()
         self._urls: dict[str, str] = {}
