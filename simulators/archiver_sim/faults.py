@@ -21,7 +21,9 @@ which concurrent requests arrive. No key fails more than ``max_in_a_row`` times 
 so a client that retries reaches every answer in the end.
 
 ``latency_seconds`` delays every request the plan applies to, faulty or not: a vendor far
-away (a plan with ``rate=0`` adds the delay alone).
+away (a plan with ``rate=0`` adds the delay alone). ``requests_per_second`` is the vendor's
+own limit: a request beyond it within any one second is answered 429 with
+``Retry-After: <retry_after>``, whoever sends it (noted as a ``"429"`` fault).
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections import Counter
+import time
+from collections import Counter, deque
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -79,11 +82,13 @@ class FaultPlan:
     retry_after: float = 1.0
     stall_seconds: float = 3.0
     latency_seconds: float = 0.0
+    requests_per_second: float = 0.0  # 0: no limit
     injected: list[InjectedFault] = field(default_factory=list, init=False, repr=False)
     _streaks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _open: dict[int, _Draw] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _answered: deque[float] = field(default_factory=deque, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - ALL_KINDS
@@ -114,6 +119,9 @@ class FaultPlan:
                 return await handler(request)
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
+            if self._over_the_limit():
+                self._note(origin, request, "429")
+                return await _fault(request, "429", self)
             draw = self._draw(origin, request)
             if draw.kind is not None:
                 self._note(origin, request, draw.kind)
@@ -145,6 +153,19 @@ class FaultPlan:
         return True
 
     # -- internals ---------------------------------------------------------------------
+
+    def _over_the_limit(self) -> bool:
+        """Whether a request now would be one too many in the last second (if not, it counts)."""
+        if not self.requests_per_second:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            while self._answered and self._answered[0] <= now - 1.0:
+                self._answered.popleft()
+            if len(self._answered) >= self.requests_per_second:
+                return True
+            self._answered.append(now)
+            return False
 
     def _applies(self, origin: str, path: str) -> bool:
         if path.startswith("/_sim/"):
