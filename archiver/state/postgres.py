@@ -315,6 +315,10 @@ class PostgresState:
             raise
         return cls(pool, description, replica=replica, read_only=read_only, secret=secret)
 
+    def connection(self) -> contextlib.AbstractAsyncContextManager[_Connection]:
+        """A connection of the pool, in autocommit mode; database errors become StateError."""
+        return self._connection()
+
     def shared_work(self) -> SharedWork:
         """The queue of sessions and the listing leases the replicas share."""
         return PostgresWork(self._connection, writable=self._writable)
