@@ -83,6 +83,8 @@ class FaultPlan:
     stall_seconds: float = 3.0
     latency_seconds: float = 0.0
     requests_per_second: float = 0.0  # 0: no limit
+    seen: int = field(default=0, init=False)
+    """Requests the plan applied to, faulty or not."""
     injected: list[InjectedFault] = field(default_factory=list, init=False, repr=False)
     _streaks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
@@ -117,6 +119,8 @@ class FaultPlan:
         async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not self._applies(origin, request.path):
                 return await handler(request)
+            with self._lock:
+                self.seen += 1
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
             if self._over_the_limit():
