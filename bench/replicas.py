@@ -65,22 +65,25 @@ def run_replicas(
             check=True,
             capture_output=True,
         )
+        # Logs go to files: a replica must never wait for the benchmark to read a pipe.
+        logs = [config.with_name("stderr.log") for config in configs]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
-        processes = [
-            subprocess.Popen(
-                [str(ARCHIVER), "--config", str(config), "run", "--once"],
-                env=archiver_environment(True),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for config in configs
-        ]
-        for process in processes:
-            _, stderr = process.communicate()
-            if process.returncode != 0:
-                raise RuntimeError(f"a replica exited with {process.returncode}:\n{stderr[-3000:]}")
+        processes = []
+        for config, log in zip(configs, logs, strict=True):
+            with log.open("w") as stderr:
+                processes.append(
+                    subprocess.Popen(
+                        [str(ARCHIVER), "--config", str(config), "run", "--once"],
+                        env=archiver_environment(True),
+                        stdout=subprocess.DEVNULL,
+                        stderr=stderr,
+                    )
+                )
+        for process, log in zip(processes, logs, strict=True):
+            if process.wait() != 0:
+                tail = log.read_text()[-3000:]
+                raise RuntimeError(f"a replica exited with {process.returncode}:\n{tail}")
         seconds = time.monotonic() - started
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
     finally:
