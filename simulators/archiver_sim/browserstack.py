@@ -65,6 +65,7 @@ from archiver_sim.browserstack_data import (
     SimBody,
     SimBuild,
     SimSession,
+    build_dataset,
     hashed_id,
 )
 from archiver_sim.http import (
@@ -86,6 +87,7 @@ __all__ = [
     "SimBody",
     "SimBuild",
     "SimSession",
+    "build_dataset",
 ]
 
 DEFAULT_LIMIT = 10
