@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
@@ -30,6 +31,13 @@ def lookup(items: Mapping[KeyT, ItemT], key: KeyT, what: str) -> ItemT:
         return items[key]
     except KeyError:
         raise KeyError(f"no simulated {what} {key!r}") from None
+
+
+def newest_start(configured: datetime | None, default_age: timedelta) -> datetime:
+    """When a dataset's newest session starts: ``configured`` (naive: UTC), else
+    ``default_age`` before now."""
+    newest = configured or datetime.now(UTC) - default_age
+    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
 
 
 class SessionIds(Generic[IdT]):

@@ -46,13 +46,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase
+from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase, newest_start
 from archiver_sim.browserstack_data import (
     APP_AUTOMATE,
     AUTOMATE,
@@ -118,9 +118,9 @@ class BrowserStackSimulator(FinishControl[str], SimulatorBase):
     def __init__(self, config: BrowserStackSimConfig | None = None) -> None:
         self.config = config = config or BrowserStackSimConfig()
         super().__init__(config.request_log_limit)
-        newest = config.newest_start or datetime.now(UTC) - timedelta(minutes=30)
-        newest = newest if newest.tzinfo else newest.replace(tzinfo=UTC)
-        self.data = BrowserStackData(config, newest)
+        self.data = BrowserStackData(
+            config, newest_start(config.newest_start, timedelta(minutes=30))
+        )
         self._key = f"browserstack-sim-{config.seed}".encode()
         self._requests = RequestCounter()
 

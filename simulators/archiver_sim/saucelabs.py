@@ -57,12 +57,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase
+from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase, newest_start
 from archiver_sim.http import (
     BadQuery,
     basic_auth_matches,
@@ -112,9 +112,7 @@ class SauceLabsSimulator(FinishControl[str], SimulatorBase):
     def __init__(self, config: SauceLabsSimConfig | None = None) -> None:
         self.config = config = config or SauceLabsSimConfig()
         super().__init__(config.request_log_limit)
-        newest = config.newest_start or datetime.now(UTC) - timedelta(hours=1)
-        if newest.tzinfo is None:
-            newest = newest.replace(tzinfo=UTC)
+        newest = newest_start(config.newest_start, timedelta(hours=1))
         self.data = SauceLabsData(config, int(newest.timestamp()))
         self._key = f"saucelabs-sim-{config.seed}".encode()
         self._requests = RequestCounter()
