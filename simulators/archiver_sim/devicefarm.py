@@ -44,9 +44,10 @@ import json
 import threading
 import time
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
@@ -87,6 +88,7 @@ JSON_TYPE = "application/x-amz-json-1.1"
 SERVICE_KEY_ID = "AKIADEVICEFARMSERVICE"
 
 JSONDict = dict[str, Any]
+ItemT = TypeVar("ItemT")
 
 
 # -- records: the shapes of botocore's service model -----------------------------------
@@ -375,28 +377,28 @@ class DeviceFarmSimulator(FinishControl[str], SimulatorBase):
         projects = self.data.projects
         if "arn" in body:
             projects = tuple(p for p in projects if p.arn == body["arn"])
-        return self._page("projects", [self.project_record(p) for p in projects], body)
+        return self._page("projects", projects, body, self.project_record)
 
     def _list_runs(self, body: JSONDict) -> JSONDict:
         project = self._find(body, SimProject)
-        return self._page("runs", [self.run_record(r) for r in self.runs_of(project.arn)], body)
+        return self._page("runs", self.runs_of(project.arn), body, self.run_record)
 
     def _get_run(self, body: JSONDict) -> JSONDict:
         return {"run": self.run_record(self._find(body, SimRun))}
 
     def _list_jobs(self, body: JSONDict) -> JSONDict:
         run = self._find(body, SimRun)
-        return self._page("jobs", [self.job_record(run, job) for job in run.jobs], body)
+        return self._page("jobs", run.jobs, body, lambda job: self.job_record(run, job))
 
     def _list_suites(self, body: JSONDict) -> JSONDict:
         job = self._find(body, SimJob)
         run = self._run_of(job.arn)
-        return self._page("suites", [self.suite_record(run, s) for s in job.suites], body)
+        return self._page("suites", job.suites, body, lambda s: self.suite_record(run, s))
 
     def _list_tests(self, body: JSONDict) -> JSONDict:
         suite = self._find(body, SimSuite)
         run = self._run_of(suite.arn)
-        return self._page("tests", [self.test_record(run, t) for t in suite.tests], body)
+        return self._page("tests", suite.tests, body, lambda t: self.test_record(run, t))
 
     def _list_artifacts(self, body: JSONDict) -> JSONDict:
         category = body.get("type")
@@ -410,12 +412,7 @@ class DeviceFarmSimulator(FinishControl[str], SimulatorBase):
         else:
             raise _Refused(400, "ArgumentException", "arn must be a run, job, suite or test ARN")
         chosen = [a for a in artifacts if a.category == category]
-        start = self._start(body, "artifacts", len(chosen))
-        page = chosen[start : start + self.config.page_size]
-        result: JSONDict = {"artifacts": [self.artifact_record(a) for a in page]}
-        if start + len(page) < len(chosen):
-            result["nextToken"] = _token("artifacts", body, start + len(page))
-        return result
+        return self._page("artifacts", chosen, body, self.artifact_record)
 
     def _find(self, body: JSONDict, kind: type) -> Any:
         arn = body.get("arn")
@@ -429,11 +426,15 @@ class DeviceFarmSimulator(FinishControl[str], SimulatorBase):
     def _run_of(self, arn: str) -> SimRun:
         return self.data.run_of[arn]
 
-    def _page(self, key: str, records: list[JSONDict], body: JSONDict) -> JSONDict:
-        start = self._start(body, key, len(records))
-        page = records[start : start + self.config.page_size]
-        result: JSONDict = {key: page}
-        if start + len(page) < len(records):
+    def _page(
+        self, key: str, items: Sequence[ItemT], body: JSONDict, record: Callable[[ItemT], JSONDict]
+    ) -> JSONDict:
+        """One page of ``items`` under ``key``, with a ``nextToken`` while more follow. Only
+        the page's items become records (an artifact's record issues a pre-signed URL)."""
+        start = self._start(body, key, len(items))
+        page = items[start : start + self.config.page_size]
+        result: JSONDict = {key: [record(item) for item in page]}
+        if start + len(page) < len(items):
             result["nextToken"] = _token(key, body, start + len(page))
         return result
 
