@@ -16,6 +16,7 @@ Status mapping (one place, so every source behaves alike):
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -422,6 +423,16 @@ class VendorClient:
             f"{self.vendor}: request to {strip_query(url)} failed: {reason or type(exc).__name__}",
             vendor=self.vendor,
         )
+
+
+def basic(username: str, key: Secret) -> AuthHeaders:
+    """HTTP basic auth: ``username`` and ``key`` (UTF-8), revealed only when a request is sent."""
+
+    def headers() -> Mapping[str, str]:
+        pair = f"{username}:{key.reveal()}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    return headers
 
 
 def bearer(token: Secret) -> AuthHeaders:

@@ -43,7 +43,6 @@ object-storage URL they redirect to never gets the key).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -55,7 +54,7 @@ from pydantic import Field, model_validator
 
 from archiver.configkeys import Int, Strings, Text, problem
 from archiver.errors import BadVendorResponse, VendorError
-from archiver.http import AuthHeaders, VendorClient
+from archiver.http import VendorClient, basic
 from archiver.model import JSON, Artifact, Session
 from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, parse_timestamp
@@ -174,7 +173,7 @@ class BrowserStackSource:
             http,
             vendor=VENDOR,
             source=settings,
-            auth_headers=_basic(settings.username, settings.token),
+            auth_headers=basic(settings.username, settings.token),
             settings=http_settings,
         )
         return cls(client, settings)
@@ -289,14 +288,6 @@ class BrowserStackSource:
             offset += len(body)
             if len(body) < limit:
                 return
-
-
-def _basic(username: str, key: Secret) -> AuthHeaders:
-    def headers() -> Mapping[str, str]:
-        pair = f"{username}:{key.reveal()}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-
-    return headers
 
 
 def _unwrapped(entry: Any, wrapper: str, path: str) -> JSON:
