@@ -44,7 +44,7 @@ class Measured:
 class Vendor:
     api_url: str
     urls_file: Path
-    seen: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, float] = field(default_factory=dict)
     """Once the simulator has stopped, what it counted (API requests, 429s answered)."""
 
     @property

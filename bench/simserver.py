@@ -67,7 +67,13 @@ async def serve(spec: dict[str, Any]) -> None:
         print(json.dumps({"api": simulator.api_url, "files": simulator.files_url}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     # What the vendor saw, once the benchmark is done with it.
-    counted = {"api_requests": plan.seen, "rate_limited": plan.counts()["429"]} if plan else {}
+    counted = {}
+    if plan is not None and plan.first_seen_at is not None and plan.last_seen_at is not None:
+        counted = {
+            "api_requests": plan.seen,
+            "api_seconds": plan.last_seen_at - plan.first_seen_at,
+            "rate_limited": plan.counts()["429"],
+        }
     print(json.dumps(counted), flush=True)
 
 

@@ -22,8 +22,9 @@ so a client that retries reaches every answer in the end.
 
 ``latency_seconds`` delays every request the plan applies to, faulty or not: a vendor far
 away (a plan with ``rate=0`` adds the delay alone). ``requests_per_second`` is the vendor's
-own limit: a request beyond it within any one second is answered 429 with
-``Retry-After: <retry_after>``, whoever sends it (noted as a ``"429"`` fault).
+own limit, a token bucket holding one second's worth (as API gateways keep it): a request
+that finds the bucket empty is answered 429 with ``Retry-After: <retry_after>``, whoever
+sends it (noted as a ``"429"`` fault).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import asyncio
 import random
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -85,12 +86,16 @@ class FaultPlan:
     requests_per_second: float = 0.0  # 0: no limit
     seen: int = field(default=0, init=False)
     """Requests the plan applied to, faulty or not."""
+    first_seen_at: float | None = field(default=None, init=False)
+    last_seen_at: float | None = field(default=None, init=False)
+    """When the first and the last of them arrived (``time.monotonic()``)."""
     injected: list[InjectedFault] = field(default_factory=list, init=False, repr=False)
     _streaks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _open: dict[int, _Draw] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
-    _answered: deque[float] = field(default_factory=deque, init=False, repr=False)
+    _tokens: float | None = field(default=None, init=False, repr=False)
+    _filled_at: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - ALL_KINDS
@@ -121,6 +126,9 @@ class FaultPlan:
                 return await handler(request)
             with self._lock:
                 self.seen += 1
+                self.last_seen_at = time.monotonic()
+                if self.first_seen_at is None:
+                    self.first_seen_at = self.last_seen_at
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
             if self._over_the_limit():
@@ -159,16 +167,19 @@ class FaultPlan:
     # -- internals ---------------------------------------------------------------------
 
     def _over_the_limit(self) -> bool:
-        """Whether a request now would be one too many in the last second (if not, it counts)."""
+        """Whether the bucket is empty now (if not, the request takes a token)."""
         if not self.requests_per_second:
             return False
         now = time.monotonic()
         with self._lock:
-            while self._answered and self._answered[0] <= now - 1.0:
-                self._answered.popleft()
-            if len(self._answered) >= self.requests_per_second:
+            capacity = self.requests_per_second
+            if self._tokens is None:
+                self._tokens = capacity
+            self._tokens = min(capacity, self._tokens + (now - self._filled_at) * capacity)
+            self._filled_at = now
+            if self._tokens < 1:
                 return True
-            self._answered.append(now)
+            self._tokens -= 1
             return False
 
     def _applies(self, origin: str, path: str) -> bool:
