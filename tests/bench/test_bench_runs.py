@@ -14,6 +14,7 @@ import pytest
 
 from bench.harness import Measured, metric_sum
 from bench.workloads import Bench, Sizes
+from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,17 +26,19 @@ def test_every_workload_runs_and_prints_a_row(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
         check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = result.stdout
     assert table.startswith("Machine: ")
     workloads = ("large:", "small:", "vs sequential script:", "memory:", "scale:", "S3:")
-    for workload in (*workloads, "metrics:"):
+    # The replicas' five rows need the PostgreSQL server the tests use.
+    replicas = ("replicas:",) if postgres.unavailable() is None else ()
+    for workload in (*workloads, "metrics:", *replicas):
         assert f"| {workload}" in table, table
     rows = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 1 + 13  # header + rows
+    assert len(rows) == 1 + 13 + 5 * len(replicas)  # header + rows
     metrics, cpu = [row for row in rows if row.startswith("| metrics:")]
     assert "| CPU ms/artifact |" in cpu, cpu
     cells = [cell.strip() for cell in metrics.split("|")]
@@ -43,7 +46,10 @@ def test_every_workload_runs_and_prints_a_row(tmp_path: Path) -> None:
     assert float(cells[4].replace(",", "")) > 0 and float(cells[5]) > 0, metrics  # off, ratio
     for row in rows[1:]:
         archiver_figure = row.split("|")[3].strip().replace(",", "")
-        assert float(archiver_figure) > 0, row
+        if "429s answered" in row:  # a count that is 0 when all goes well
+            assert float(archiver_figure) >= 0, row
+        else:
+            assert float(archiver_figure) > 0, row
     assert list(tmp_path.iterdir()) == []  # the runs clean up after themselves
 
 
