@@ -9,6 +9,12 @@ item per record). ``check`` compares them with the sessions the simulators hold 
 the ``session_archived`` events in the replicas' logs: every session must have exactly one
 manifest, one ledger record and one event among all the replicas. It prints one line of
 counts and exits 0, or names what is wrong and exits 1.
+
+``verify`` reads the output of ``archiver verify --json``. A session taken over from a
+replica killed in its middle is archived under a later claim generation
+(``<session>/attempts/NNNN/``, archiver/claims.py), and what the killed replica had
+written in its own generation stays behind, reported as ``unlisted`` (docs/architecture.md,
+"Claims"). Those objects, and only those, are allowed: any other problem fails.
 """
 
 from __future__ import annotations
@@ -18,23 +24,35 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 Session = tuple[str, str]
 LEDGER_FOLDER = "ledger"
+ATTEMPTS = "attempts"
 
 
-def inventory(evidence: Path) -> dict[str, list[list[str]]]:
-    manifests = [
-        [path.parent.parent.name, path.parent.name]
-        for path in sorted(evidence.glob("*/*/manifest.json"))
-        if path.parent.parent.name != LEDGER_FOLDER
-    ]
+def generation(session_folder: str, key: str) -> int:
+    """The claim generation an object of the session in ``session_folder`` belongs to."""
+    parts = key.removeprefix(f"{session_folder}/").split("/")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == ATTEMPTS else 0
+
+
+def inventory(evidence: Path) -> dict[str, Any]:
+    manifests, generations = [], {}
+    for path in sorted(evidence.glob("*/*/manifest.json")):
+        source, session = path.parent.parent.name, path.parent.name
+        if source == LEDGER_FOLDER:
+            continue
+        manifests.append([source, session])
+        folder = f"{source}/{session}"
+        listed = json.loads(path.read_bytes())["artifacts"]
+        generations[folder] = max((generation(folder, item["key"]) for item in listed), default=0)
     records = [
         [record["source"], record["session_id"]]
         for path in sorted((evidence / LEDGER_FOLDER).glob("*.json"))
         for record in json.loads(path.read_bytes())["manifests"]
     ]
-    return {"manifests": manifests, "ledger_records": records}
+    return {"manifests": manifests, "ledger_records": records, "generations": generations}
 
 
 ARCHIVED = "session_archived"
@@ -104,6 +122,28 @@ def check(expected_file: Path, inventory_file: Path, unlogged_max: int, logs: li
     return 1 if wrong else 0
 
 
+def check_verify(inventory_file: Path, verify_file: Path) -> int:
+    generations: dict[str, int] = json.loads(inventory_file.read_text())["generations"]
+    report = json.loads(verify_file.read_text())
+    left_behind, wrong = Counter[str](), []
+    for problem in report["problems"]:
+        key = problem.get("key") or ""
+        folder = "/".join(key.split("/")[:2])
+        won = generations.get(folder)
+        if problem["kind"] == "unlisted" and won is not None and generation(folder, key) < won:
+            left_behind[folder] += 1
+        else:
+            wrong.append(problem)
+    for problem in wrong:
+        print(f"replicas_check: archiver verify: {problem}", file=sys.stderr)
+    print(
+        f"archiver verify: {report['sessions']} sessions, {report['manifests']} manifests, "
+        f"{len(report['problems'])} problems: {sum(left_behind.values())} unlisted objects "
+        f"left by killed replicas in {len(left_behind)} sessions taken over"
+    )
+    return 1 if wrong else 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "inventory":
         json.dump(inventory(Path(argv[1])), sys.stdout)
@@ -111,6 +151,8 @@ def main(argv: list[str]) -> int:
     if len(argv) >= 4 and argv[0] == "check":
         logs = [Path(log) for log in argv[4:]]
         return check(Path(argv[1]), Path(argv[2]), int(argv[3]), logs)
+    if len(argv) == 3 and argv[0] == "verify":
+        return check_verify(Path(argv[1]), Path(argv[2]))
     print(__doc__, file=sys.stderr)
     return 2
 

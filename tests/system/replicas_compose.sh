@@ -19,7 +19,9 @@
 #   3. checks every session the simulators hold has exactly one manifest and one ledger
 #      record, and at most one `session_archived` event among the three replicas' logs
 #      (none only for what a killed replica had in flight: replicas_check.py says why),
-#      and that `archiver verify` exits 0.
+#      and that `archiver verify` finds nothing wrong but, in sessions taken over from the
+#      replica that stays dead, the objects it had written before it was killed (unlisted,
+#      as docs/architecture.md "Claims" says; then it exits 1).
 # It prints how long the archiving took. It exits non-zero on the first failed check; the
 # stack, its volumes and the test's folder are removed on exit (the images are kept).
 set -euo pipefail
@@ -169,9 +171,19 @@ for attempt in $(seq 30); do
 done
 say "  ok: $(cat "$WORK/check.txt")"
 
+# archiver verify exits 0 unless killed replicas left objects behind in sessions another
+# replica took over, which it reports as unlisted: replicas_check.py allows those only.
 status=0
-in_replica archiver verify >"$WORK/verify.log" 2>&1 || status=$?
-[ "$status" = 0 ] || { tail -n 20 "$WORK/verify.log" >&2; fail "archiver verify exited $status"; }
-say "  ok: archiver verify exits 0"
+in_replica archiver verify --json >"$WORK/verify.json" 2>"$WORK/verify.log" || status=$?
+case "$status" in
+  0) say "  ok: archiver verify exits 0" ;;
+  1)
+    python3 tests/system/replicas_check.py verify "$WORK/inventory.json" "$WORK/verify.json" \
+      >"$WORK/verify-check.txt" || fail "archiver verify found problems"
+    say "  ok: archiver verify exits 1, for objects of interrupted attempts only"
+    say "      $(cat "$WORK/verify-check.txt")"
+    ;;
+  *) tail -n 20 "$WORK/verify.log" >&2; fail "archiver verify exited $status" ;;
+esac
 
 say "all checks passed in $(($(date +%s) - started)) s (archiving $((finished - built)) s)"
