@@ -6,4 +6,4 @@ COPY simulators /tmp/simulators
 RUN python -m pip install --no-cache-dir --disable-pip-version-check /tmp/simulators \
  && rm -rf /tmp/simulators
 USER 65534:65534
-ENTRYPOINT ["python", "-m", "archiver_sim.serve"]
+ENTRYPOINT ["python", "-m", "archiver_sim.service"]

@@ -5,7 +5,7 @@ process. A stack of containers (``contrib/compose/``) needs them as a service of
 on known ports of every interface, with the URLs in their records (signed artifact links)
 naming the host the other containers reach them by::
 
-    python -m archiver_sim.serve --public-host simulators --expected /tmp/expected.json
+    python -m archiver_sim.service --public-host simulators --expected /tmp/expected.json
 
 Each vendor has two origins, its API and its files, on ``--port`` and the next ports:
 Perfecto API, Perfecto files, DevRev API, DevRev files. The tokens are the vendors' own
@@ -36,8 +36,14 @@ from archiver_sim.perfecto_data import PerfectoSimConfig
 from archiver_sim.runner import SHUTDOWN_SECONDS, Simulator
 
 KIB = 1024
+FIRST_PORT = 8101
 DEVREV_APP = "com.example.shop"
 DEVREV_TYPE = "mobile"
+
+
+def api_ports(first_port: int = FIRST_PORT) -> dict[str, int]:
+    """Each vendor's API port: its files origin has the next one."""
+    return {"perfecto": first_port, "devrev": first_port + 2}
 
 
 async def serve_on(
@@ -48,8 +54,8 @@ async def serve_on(
     public_host: str,
     port: int,
     latency_seconds: float,
-) -> int:
-    """Start each origin of ``simulator`` on ``host`` from ``port`` on; the next free port."""
+) -> None:
+    """Start each origin of ``simulator`` on ``host``, from ``port`` on, one port each."""
     urls: dict[str, str] = {}
     for origin, app in simulator.applications().items():
         FaultPlan(rate=0.0, latency_seconds=latency_seconds).install(origin, app)
@@ -60,7 +66,6 @@ async def serve_on(
         urls[origin] = f"http://{public_host}:{port}"
         port += 1
     simulator.bind(urls)
-    return port
 
 
 def expected_sessions(perfecto: PerfectoSimulator, devrev: DevRevSimulator) -> dict[str, list[str]]:
@@ -98,14 +103,14 @@ async def serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with AsyncExitStack() as stack:
-        port = args.port
-        for simulator in (perfecto, devrev):
-            port = await serve_on(
+        ports = api_ports(args.port)
+        for vendor, simulator in (("perfecto", perfecto), ("devrev", devrev)):
+            await serve_on(
                 stack,
                 simulator,
                 host=args.host,
                 public_host=args.public_host,
-                port=port,
+                port=ports[vendor],
                 latency_seconds=args.latency,
             )
         expected = expected_sessions(perfecto, devrev)
@@ -126,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--public-host", default="simulators", help="host name the archivers reach them by"
     )
-    parser.add_argument("--port", type=int, default=8101, help="the first of four ports")
+    parser.add_argument("--port", type=int, default=FIRST_PORT, help="the first of four ports")
     parser.add_argument("--perfecto-executions", type=int, default=300)
     parser.add_argument("--devrev-sessions", type=int, default=300)
     parser.add_argument("--kib", type=int, default=1, help="size unit of the files, in KiB")
