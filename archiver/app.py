@@ -101,6 +101,10 @@ async def open_app(config: Config, *, observed: bool = False) -> AsyncIterator[A
             )
         )
         sources = open_sources(http, config.sources, config.http)
+        if isinstance(state, SharesWork):  # a vendor's rate applies to all replicas together
+            budget = state.request_budget()
+            for opened in sources.values():
+                opened.client.pacer.budget = budget
         if metrics is not None:  # only the metrics count store writes and vendor requests
             store = ObservedStore(store, observer)
             for opened in sources.values():

@@ -149,6 +149,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--ready", action="store_true", help="ask /readyz: started up, store answers, passes ok"
     )
 
+    state = commands.add_parser("state", help="the state database: migrate it, copy it")
+    state_commands = state.add_subparsers(dest="state_command", required=True, metavar="ACTION")
+    state_commands.add_parser(
+        "migrate",
+        parents=[with_config],
+        help="create or migrate the configured state's schema now (the daemon does it too)",
+    )
+    copy = state_commands.add_parser(
+        "copy",
+        help="copy a SQLite state into PostgreSQL, archiving nothing again (safe to re-run)",
+    )
+    copy.add_argument("--from", dest="from_url", required=True, metavar="SQLITE_URL")
+    copy.add_argument("--to", dest="to_url", required=True, metavar="POSTGRESQL_URL")
+    copy.add_argument(
+        "--password-env",
+        metavar="NAME",
+        help="environment variable holding the database password (default: libpq's own, "
+        "PGPASSWORD or ~/.pgpass)",
+    )
+    copy.add_argument(
+        "--replica",
+        help="the replica that goes on writing as the SQLite installation did (default: "
+        "this host's name)",
+    )
+
     demo = commands.add_parser(
         "demo", help="archive from the built-in vendor simulator into a local folder"
     )
@@ -188,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(level=config.log.level, format=config.log.format)
             command = _verify if args.command == "verify" else _show
             return asyncio.run(command(config, args))
+        if args.command == "state":
+            return _state_command(args)
         if args.command == "healthcheck":
             return _healthcheck(load_config(args.config, read_tokens=False), args)
         if args.command == "status":
@@ -390,6 +417,54 @@ async def _status(config: Config, args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(json.dumps(report.to_json(), indent=2) if args.json else status.render(report))
     return EXIT_OK if report.healthy else EXIT_FAILED
+
+
+def _state_command(args: argparse.Namespace) -> int:
+    if args.state_command == "migrate":
+        config = load_config(args.config, read_tokens=False)
+        configure_logging(level=config.log.level, format=config.log.format)
+        return asyncio.run(_migrate_state(config))
+    from archiver.state.copy import copy_state  # psycopg only for this command
+
+    configure_logging(level="warning")
+    password = os.environ.get(args.password_env, "") if args.password_env else ""
+    if args.password_env and not password:
+        print(f"archiver: state copy: {args.password_env} is not set", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        copied = asyncio.run(
+            copy_state(args.from_url, args.to_url, password=password or None, replica=args.replica)
+        )
+    except ArchiverError as exc:
+        print(f"archiver: state copy: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    writer = (
+        f"replica {copied.replica!r} writes to the store as the SQLite installation did"
+        if copied.writer_adopted
+        else f"replica {copied.replica!r} already had a writer id of its own; sessions the"
+        " SQLite installation claimed and did not finish are taken over after"
+        " claim_lease_minutes"
+    )
+    print(
+        f"copied into {copied.target}: {copied.sessions} sessions, {copied.watermarks}"
+        f" watermarks, {copied.passes} passes; {writer}"
+    )
+    return EXIT_OK
+
+
+async def _migrate_state(config: Config) -> int:
+    try:
+        state = await open_state(
+            config.state.url,
+            password=config.state.password.reveal() or None,
+            replica=config.state.replica,
+        )
+        await state.close()
+    except ArchiverError as exc:
+        print(f"archiver: state migrate: {redact(str(exc))}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"state {state.description}: schema is at this archiver's version")
+    return EXIT_OK
 
 
 def _healthcheck(config: Config, args: argparse.Namespace) -> int:

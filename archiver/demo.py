@@ -106,7 +106,7 @@ def _print_summary(root: Path, runs: Mapping[str, DemoRun], passes: list[_Pass])
     total_seconds = sum(run.seconds for run in passes)
     print("archiver demo: built-in vendor simulators on loopback")
     for name, demo in runs.items():
-        print(f"  {name:<10} " + "   ".join(f"{what} {url}" for what, url in demo.urls.items()))
+        print(f"  {name:<12} " + "   ".join(f"{what} {url}" for what, url in demo.urls.items()))
     for number, run in enumerate(passes, start=1):
         print(f"  pass {number}: {_describe(run)}")
     rate = total_artifacts / total_seconds if total_seconds else 0.0

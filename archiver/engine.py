@@ -44,6 +44,7 @@ from archiver.observe import Observer, failure_reason
 from archiver.sharing import Sharing
 from archiver.sources import Source
 from archiver.state import State
+from archiver.state.shared import WorkItem
 from archiver.store import Store
 
 log = get_logger(__name__)
@@ -265,9 +266,11 @@ class Engine:
                 listing = tasks.create_task(
                     self._list_into_queue(run, sharing), name=f"list-{source.name}"
                 )
-            await self._archive_claimed(run, sharing, listing)
-        if listing is not None and (listing_error := listing.result()) is not None:
-            raise listing_error
+            # Sessions under way still finish after an error here, as after a listing's.
+            claiming_error = await self._archive_claimed(run, sharing, listing)
+        for error in (listing.result() if listing else None, claiming_error):
+            if error is not None:
+                raise error
 
     async def _list_into_queue(self, run: _SourcePass, sharing: Sharing) -> ArchiverError | None:
         try:
@@ -276,34 +279,56 @@ class Engine:
                 # Every session listed is in the state or in the queue, which outlive us.
                 await self._move_watermark(run)
             return listing_error
+        except ArchiverError as exc:
+            return exc
         finally:
-            await sharing.work.release_listing(run.source.name, sharing.holder)
+            try:
+                await sharing.work.release_listing(run.source.name, sharing.holder)
+            except ArchiverError as exc:  # the lease lapses on its own
+                log.warning("listing_lease_not_released", source=run.source.name, error=str(exc))
 
     async def _archive_claimed(
         self, run: _SourcePass, sharing: Sharing, listing: asyncio.Task[object] | None
-    ) -> None:
-        """Claim queued sessions of the source and archive them, while there are any to
-        claim or a replica (this one, with ``listing``) still lists the source."""
-        source = run.source.name
+    ) -> ArchiverError | None:
+        """Claim queued sessions of the source and archive them, one per free slot, until
+        there is nothing left to claim; the error that stopped the claiming, if one did."""
         while not self.stopping.is_set():
             await run.slots.acquire()
-            item = await sharing.work.claim(source, sharing.holder, sharing.lease)
+            try:
+                item = await self._next_claim(run.source.name, sharing, listing)
+            except ArchiverError as exc:
+                run.slots.release()
+                return exc
             if item is None:
                 run.slots.release()
-                listing_here = listing is not None and not listing.done()
-                if listing_here or await sharing.work.listing_active(source):
-                    await asyncio.sleep(sharing.poll_seconds)
-                    continue
-                return
-            record = await self.state.get(source, item.session.session_id)
-            if record is not None and record.status == "archived":
-                run.slots.release()  # archived since it was queued: by a replica that died
-                await sharing.work.finish(source, item.session.session_id)  # before this
-                continue
+                return None
             run.tasks.create_task(
                 self._archive_in_slot(run, item.session, overdue=item.overdue, sharing=sharing),
-                name=f"archive-{source}-{item.session.session_id}",
+                name=f"archive-{run.source.name}-{item.session.session_id}",
             )
+        return None
+
+    async def _next_claim(
+        self, source: str, sharing: Sharing, listing: asyncio.Task[object] | None
+    ) -> WorkItem | None:
+        """The next queued session this replica claims; while the queue is empty but a
+        replica (this one, with ``listing``) still lists the source, it waits for more.
+        None once there is nothing more to claim, or the engine stops."""
+        while not self.stopping.is_set():
+            item = await sharing.work.claim(source, sharing.holder, sharing.lease)
+            if item is not None:
+                record = await self.state.get(source, item.session.session_id)
+                if record is None or record.status != "archived":
+                    return item
+                # Archived since it was queued, by a replica that died before this.
+                await sharing.work.finish(source, item.session.session_id)
+                continue
+            if (listing is None or listing.done()) and not await sharing.work.listing_active(
+                source
+            ):
+                return None
+            await asyncio.sleep(sharing.poll_seconds)
+        return None
 
     def _source_run(
         self,

@@ -16,12 +16,11 @@ Status mapping (one place, so every source behaves alike):
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -38,7 +37,7 @@ from archiver.errors import (
 from archiver.log import redact
 from archiver.model import strip_query
 from archiver.observe import NO_OBSERVER, Observer
-from archiver.pacing import RateLimitPacer
+from archiver.pacing import RateLimitPacer, retry_after_seconds
 from archiver.retry import RetryPolicy, call_with_retries
 from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.urlpolicy import check_artifact_url
@@ -55,21 +54,6 @@ def origin_of(url: str) -> tuple[str, str, int]:
     parts = urlsplit(url)
     default_port = 443 if parts.scheme == "https" else 80
     return (parts.scheme, (parts.hostname or "").lower(), parts.port or default_port)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` is either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +198,7 @@ class VendorClient:
         settings: HttpSettings,
         trusted_hosts: tuple[str, ...] = (),
         label: str | None = None,
+        requests_per_second: float | None = None,
     ) -> None:
         self.vendor = vendor
         self.base_url = base_url.rstrip("/")
@@ -227,7 +212,8 @@ class VendorClient:
         self._settings = settings
         self._origin = origin_of(self.base_url)
         self._trusted_hosts = frozenset(host.lower() for host in trusted_hosts)
-        self._pacer = RateLimitPacer()
+        # Its budget is this process's unless the app shares one among replicas.
+        self.pacer = RateLimitPacer(vendor=self.label, requests_per_second=requests_per_second)
         self._artifact_hosts = frozenset(host.lower() for host in settings.artifact_hosts)
         self.retry_policy = RetryPolicy(
             attempts=settings.attempts,
@@ -264,6 +250,7 @@ class VendorClient:
             auth_headers=auth_headers,
             settings=settings,
             trusted_hosts=source.trusted_hosts,
+            requests_per_second=source.requests_per_second,
         )
 
     def __repr__(self) -> str:
@@ -368,7 +355,7 @@ class VendorClient:
             own_origin = self.may_authenticate(url)
             if own_origin:
                 hop_headers.update(self._auth_headers())
-                await self._pacer.wait_turn()
+                await self.pacer.wait_turn()
             try:
                 response = await self._session.request(
                     method,
@@ -384,7 +371,7 @@ class VendorClient:
                 raise self._unavailable(url, exc) from exc
             self.observer.vendor_request(self._vendor_label, status=response.status)
             if own_origin:
-                self._pacer.observe(response.headers)
+                await self.pacer.learn(response.headers, response.status)
             location = response.headers.get("Location")
             if response.status not in REDIRECT_STATUSES or not location:
                 return response
@@ -436,6 +423,16 @@ class VendorClient:
             f"{self.vendor}: request to {strip_query(url)} failed: {reason or type(exc).__name__}",
             vendor=self.vendor,
         )
+
+
+def basic(username: str, key: Secret) -> AuthHeaders:
+    """HTTP basic auth: ``username`` and ``key`` (UTF-8), revealed only when a request is sent."""
+
+    def headers() -> Mapping[str, str]:
+        pair = f"{username}:{key.reveal()}".encode()
+        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+
+    return headers
 
 
 def bearer(token: Secret) -> AuthHeaders:

@@ -160,6 +160,16 @@ class SourceSettings(Table):
     trusted_hosts: Annotated[
         Strings, Field(description="other https hosts that may receive the token")
     ] = ()
+    requests_per_second: Annotated[
+        Number | None,
+        Field(
+            gt=0,
+            description="the most requests a second to the vendor's API, all replicas together "
+            "on a shared state (file downloads from other hosts do not count); unset: as the "
+            "vendor's rate-limit headers allow",
+            examples=[10],
+        ),
+    ] = None
     backfill_days: Annotated[
         Number, Field(ge=0, description="first start archives this far back")
     ] = 30.0

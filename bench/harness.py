@@ -17,7 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,8 @@ class Measured:
 class Vendor:
     api_url: str
     urls_file: Path
+    seen: dict[str, float] = field(default_factory=dict)
+    """Once the simulator has stopped, what it counted (API requests, 429s answered)."""
 
     @property
     def urls(self) -> list[str]:
@@ -65,18 +67,23 @@ def simulator(workdir: Path, **spec: Any) -> Iterator[Vendor]:
         stdout=subprocess.PIPE,
         text=True,
     )
+    vendor: Vendor | None = None
     try:
         assert process.stdout is not None
         line = process.stdout.readline()  # written once every body is on disk
         if not line:
             raise RuntimeError("the simulator process did not start")
         os.sync()  # the bodies just written must not be flushed during a measured run
-        yield Vendor(api_url=json.loads(line)["api"], urls_file=urls_file)
+        vendor = Vendor(api_url=json.loads(line)["api"], urls_file=urls_file)
+        yield vendor
     finally:
         if process.stdin:
             process.stdin.close()
         try:
             process.wait(timeout=10)
+            summary = process.stdout.readline().strip() if process.stdout else ""
+            if vendor is not None and summary:
+                vendor.seen.update(json.loads(summary))
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
@@ -127,7 +134,7 @@ def run_archiver(config: Path, *, as_deployed: bool = True) -> Measured:
     """
     _, stderr, peak = measure(
         [str(ARCHIVER), "--config", str(config), "run", "--once"],
-        env=_archiver_environment(as_deployed),
+        env=archiver_environment(as_deployed),
     )
     for line in stderr.splitlines():
         if '"pass_finished"' in line:
@@ -165,7 +172,7 @@ def run_daemon_pass(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=err,
-            env=_archiver_environment(True),
+            env=archiver_environment(True),
         )
         read, pending, scrapes = 0, b"", 0
         next_scrape: float | None = None
@@ -254,7 +261,7 @@ def _pass_measured(event: dict[str, Any], peak: float, log: str) -> Measured:
     )
 
 
-def _archiver_environment(as_deployed: bool) -> dict[str, str]:
+def archiver_environment(as_deployed: bool) -> dict[str, str]:
     """The archiver's environment: the simulator's token, S3 credentials for the S3 API
     server and, ``as_deployed``, the tuning variables of the systemd unit."""
     env = {**os.environ, "PERFECTO_TOKEN": SIM_TOKEN, "AWS_ACCESS_KEY_ID": "bench-key"}
@@ -284,12 +291,15 @@ def write_config(
     store: dict[str, Any] | None = None,
     engine: dict[str, Any] | None = None,
     metrics: dict[str, Any] | None = None,
+    state: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
 ) -> Path:
-    """An archiver config: the simulator as Perfecto, a file store and SQLite in ``folder``;
-    ``[metrics]`` only when ``metrics`` is given."""
+    """An archiver config: the simulator as Perfecto (with ``source``'s extra keys), a file
+    store and SQLite in ``folder`` unless ``store`` and ``state`` say otherwise; ``[metrics]``
+    only when ``metrics`` is given."""
     tables = {
         "store": store or {"url": f"file://{folder}/evidence"},
-        "state": {"url": f"sqlite:///{folder}/state.db"},
+        "state": state or {"url": f"sqlite:///{folder}/state.db"},
         "engine": engine or {},
         "log": {"format": "json"},
         **({"metrics": metrics} if metrics is not None else {}),
@@ -298,6 +308,7 @@ def write_config(
             "token_env": "PERFECTO_TOKEN",
             "backfill_days": 2,
             "pdf_report": False,
+            **(source or {}),
         },
     }
     text = "".join(

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from archiver_sim.faults import FaultPlan
 from archiver_sim.perfecto import PerfectoSimConfig, PerfectoSimulator, UniformLayout
 from archiver_sim.runner import running
 
@@ -58,10 +59,22 @@ def write_urls(simulator: PerfectoSimulator, path: Path) -> None:
 
 async def serve(spec: dict[str, Any]) -> None:
     simulator = simulator_for(spec)
-    async with running(simulator):
+    # The vendor's own limit on its API: 429 beyond ``api_requests_per_second``.
+    limit = spec.get("api_requests_per_second", 0.0)
+    plan = FaultPlan(rate=0.0, origins=("api",), requests_per_second=limit) if limit else None
+    async with running(simulator, faults=plan):
         write_urls(simulator, Path(spec["urls_file"]))
         print(json.dumps({"api": simulator.api_url, "files": simulator.files_url}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    # What the vendor saw, once the benchmark is done with it.
+    counted = {}
+    if plan is not None and plan.first_seen_at is not None and plan.last_seen_at is not None:
+        counted = {
+            "api_requests": plan.seen,
+            "api_seconds": plan.last_seen_at - plan.first_seen_at,
+            "rate_limited": plan.counts()["429"],
+        }
+    print(json.dumps(counted), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The seven workloads. Each returns table rows measured in this run, never constants.
+"""The eight workloads. Each returns table rows measured in this run, never constants.
 
 Throughput is always computed over the same payload for the archiver and its baseline:
 the artifact files the simulator serves. The archiver also stores each execution's JSON
@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import boto3
 
 from archiver.config import EngineSettings
+from bench import replicas
 from bench.harness import (
     MIB,
     SIM_TOKEN,
@@ -38,6 +39,7 @@ from bench.harness import (
     simulator,
     write_config,
 )
+from tests.support import postgres
 
 MB = 1000 * 1000
 T = TypeVar("T")
@@ -60,6 +62,10 @@ class Sizes:
     scale_big: int = 10_000
     s3_files: int = 8
     s3_size: int = 100 * MB
+    replica_sessions: int = 600
+    replica_latency: float = 0.05
+    budget_sessions: int = 600
+    budget_rate: float = 40.0
     repeat: int = 3
 
 
@@ -74,6 +80,10 @@ TINY = Sizes(
     memory_small=2 * MB,
     scale_small=10,
     scale_big=30,
+    replica_sessions=6,
+    replica_latency=0.005,
+    budget_sessions=6,
+    budget_rate=50.0,
     s3_files=2,
     s3_size=6 * MB,
     repeat=1,
@@ -321,6 +331,58 @@ class Bench:
             _row(f"{label}, daemon's CPU", "CPU ms/artifact", cpu_on, cpu_off, "", True),
         ]
 
+    # -- 8: replicas on one PostgreSQL state ------------------------------------------------
+
+    def replicas(self) -> list[Row]:
+        if (reason := replicas.unavailable()) is not None:
+            print(f"  replicas: skipped: {reason}", file=sys.stderr, flush=True)
+            return []
+        sessions, latency = self.sizes.replica_sessions, self.sizes.replica_latency
+        one, two, three = replicas.throughput(self.folder, sessions, latency, SMALL_LAYOUT)
+        rate = {run.replicas: sessions / run.seconds for run in (one, two, three)}
+        label = f"replicas: {sessions} sessions, {latency * 1000:g} ms a request, no rate limit"
+        cpu = f"CPU {three.cpu_share:.0%} of the machine with 3"
+        used, refused = replicas.budget(
+            self.folder, self.sizes.budget_sessions, self.sizes.budget_rate, SMALL_LAYOUT
+        )
+        budget_label = (
+            f"replicas: 3 sharing a vendor limit of {self.sizes.budget_rate:g} requests/s"
+        )
+        per_session = self._state_cost()
+        return [
+            _row(f"{label}: 2 vs 1", "sessions/s", rate[2], rate[1], "", True),
+            _row(
+                f"{label}: 3 vs 1 ({cpu})",
+                "sessions/s",
+                rate[3],
+                rate[1],
+                ">= 2.5 x",
+                rate[3] / rate[1] >= 2.5,
+            ),
+            _row(
+                f"{budget_label}: share of it used", "%", used * 100, None, ">= 90 %", used >= 0.9
+            ),
+            _row(f"{budget_label}: 429s answered", "429s", refused, None, "0", refused == 0),
+            *per_session,
+        ]
+
+    def _state_cost(self) -> list[Row]:
+        """One process, ``scale_big`` sessions: PostgreSQL's state against SQLite's."""
+        sessions = self.sizes.scale_big
+        spec = {"executions": sessions, "video_size": 1000}
+        with self.folder() as folder, simulator(folder, **spec) as vendor:
+            on_sqlite = self.archive(vendor)
+            database = postgres.create_database()
+            try:
+                state = {"url": postgres.database_url(database)}
+                with self.folder() as run_folder:
+                    on_postgres = run_archiver(write_config(run_folder, vendor, state=state))
+            finally:
+                postgres.drop_database(database)
+        pg, lite = (run.seconds / sessions * 1000 for run in (on_postgres, on_sqlite))
+        label = f"replicas: state on PostgreSQL vs SQLite, one process, {sessions:,} sessions"
+        return [_row(label, "ms/session", pg, lite, "", True)]
+
     def daemon_pass(self, vendor: Vendor, *, metrics: bool) -> DaemonPass:
         with self.folder() as folder:
             listen = f"127.0.0.1:{free_port()}"
@@ -379,4 +441,4 @@ def _human(size: int) -> str:
     return f"{size / MIB:.1f} MiB"
 
 
-WORKLOADS = ("large", "small", "naive", "memory", "scale", "s3", "metrics")
+WORKLOADS = ("large", "small", "naive", "memory", "scale", "s3", "metrics", "replicas")

@@ -113,6 +113,8 @@ class DeviceFarmSettings(SourceSettings):
     token_env: Annotated[Text | None, NOT_IN_FILE] = None
     token: Annotated[Secret, NOT_IN_FILE] = field(default=Secret(""), repr=False)
     trusted_hosts: Annotated[Strings, NOT_IN_FILE] = ()  # no token to send anywhere
+    # botocore paces and retries the API calls itself (its standard retry mode).
+    requests_per_second: Annotated[float | None, NOT_IN_FILE] = None
 
     region: Annotated[
         Text, Field(description="the AWS region of Device Farm's API (it runs in us-west-2)")

@@ -3,7 +3,16 @@ them. A new vendor is one more :class:`~archiver.sources.spec.SourceSpec` here."
 
 from __future__ import annotations
 
-from archiver.sources import devicefarm, devrev, ekran, perfecto, saucelabs, testmo, testobject
+from archiver.sources import (
+    browserstack,
+    devicefarm,
+    devrev,
+    ekran,
+    perfecto,
+    saucelabs,
+    testmo,
+    testobject,
+)
 from archiver.sources.spec import SourceSpec
 
 SOURCES: tuple[SourceSpec, ...] = (
@@ -13,6 +22,7 @@ SOURCES: tuple[SourceSpec, ...] = (
     testmo.SPEC,
     ekran.SPEC,
     saucelabs.SPEC,
+    browserstack.SPEC,
     devicefarm.SPEC,
 )
 

@@ -32,7 +32,6 @@ host (a storage bucket) is fetched from there without it (:mod:`archiver.http`).
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,7 +44,7 @@ from pydantic import Field, ValidationInfo, model_validator
 
 from archiver.configkeys import Flag, Int, Text, problem, reading_of
 from archiver.errors import BadVendorResponse, ConfigError, NotReady, VendorError
-from archiver.http import AuthHeaders, VendorClient
+from archiver.http import VendorClient, basic
 from archiver.model import JSON, Artifact, Session
 from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.spec import DemoRun, SimulatorFixture, SourceSpec
@@ -167,7 +166,7 @@ class SauceLabsSource:
             http,
             vendor=VENDOR,
             source=settings,
-            auth_headers=_basic(settings.user(), settings.token),
+            auth_headers=basic(settings.user(), settings.token),
             settings=http_settings,
         )
         return cls(client, settings)
@@ -339,14 +338,6 @@ class _Read:
 
     job: JSON
     assets: JSON | None
-
-
-def _basic(username: str, key: Secret) -> AuthHeaders:
-    def headers() -> Mapping[str, str]:
-        pair = f"{username}:{key.reveal()}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-
-    return headers
 
 
 def _json_bytes(name: str, kind: str, raw: bytes) -> Artifact:

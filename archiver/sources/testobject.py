@@ -13,7 +13,6 @@ they are kept verbatim in the manifest and read as UTC for the watermark.
 
 from __future__ import annotations
 
-import base64
 import math
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -26,7 +25,7 @@ from pydantic import Field, model_validator
 
 from archiver.configkeys import Flag, Int, Text, problem
 from archiver.errors import BadVendorResponse, VendorError
-from archiver.http import AuthHeaders, VendorClient
+from archiver.http import VendorClient, basic
 from archiver.model import JSON, Artifact, Session
 from archiver.settings import HttpSettings, Secret, SourceSettings
 from archiver.sources.records import json_artifact, url_basename
@@ -97,7 +96,7 @@ class TestObjectSource:
             http,
             vendor="TestObject",
             source=settings,
-            auth_headers=_basic(settings.username, settings.token),
+            auth_headers=basic(settings.username, settings.token),
             settings=http_settings,
         )
         return cls(client, settings)
@@ -169,14 +168,6 @@ class TestObjectSource:
             offset += len(entities)
             if not entities or not _more(metadata, seen=offset - 1):
                 return
-
-
-def _basic(username: str, key: Secret) -> AuthHeaders:
-    def headers() -> Mapping[str, str]:
-        pair = f"{username}:{key.reveal()}".encode()
-        return {"Authorization": "Basic " + base64.b64encode(pair).decode()}
-
-    return headers
 
 
 def _page_parts(body: Any) -> tuple[list[JSON], Mapping[str, Any]]:

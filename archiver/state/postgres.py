@@ -32,8 +32,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from archiver.errors import StateError
 from archiver.model import PassOutcome, SessionRecord, SessionStatus, SourceSummary
+from archiver.pacing import RequestBudget
 from archiver.state import check_postgres_url
-from archiver.state.postgres_work import PostgresWork
+from archiver.state.postgres_work import PostgresBudget, PostgresWork
 from archiver.state.shared import SharedWork
 
 STATUSES: tuple[SessionStatus, ...] = ("pending", "failed", "archived")
@@ -118,6 +119,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             source      text COLLATE "C" PRIMARY KEY,
             holder      text NOT NULL,
             lease_until timestamptz NOT NULL
+        )
+        """,
+    ),
+    # Each vendor's next turn for an API request, shared by the replicas (archiver.pacing).
+    (
+        """
+        CREATE TABLE request_budgets (
+            vendor    text COLLATE "C" PRIMARY KEY,
+            next_turn timestamptz NOT NULL
         )
         """,
     ),
@@ -305,9 +315,17 @@ class PostgresState:
             raise
         return cls(pool, description, replica=replica, read_only=read_only, secret=secret)
 
+    def connection(self) -> contextlib.AbstractAsyncContextManager[_Connection]:
+        """A connection of the pool, in autocommit mode; database errors become StateError."""
+        return self._connection()
+
     def shared_work(self) -> SharedWork:
         """The queue of sessions and the listing leases the replicas share."""
         return PostgresWork(self._connection, writable=self._writable)
+
+    def request_budget(self) -> RequestBudget:
+        """Turns at each vendor's API, shared by the replicas."""
+        return PostgresBudget(self._connection)
 
     async def writer_id(self) -> str:
         if self._writer_id is None:

@@ -1,5 +1,6 @@
 """PostgreSQL's :class:`~archiver.state.shared.SharedWork`: the queue of sessions to archive
-and the listing leases, in the state database (tables ``work`` and ``listings``).
+and the listing leases, in the state database (tables ``work`` and ``listings``); and its
+:class:`~archiver.pacing.RequestBudget`, each vendor's next turn (``request_budgets``).
 
 A claim is one ``UPDATE`` of the oldest claimable row chosen ``FOR UPDATE SKIP LOCKED``, so
 replicas claiming at the same moment take different sessions without waiting for each
@@ -150,6 +151,42 @@ class PostgresWork:
             )
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
+
+
+# The turn taken is the one before the new next turn; how far it is from now, in seconds.
+RESERVE_TURN = """
+    INSERT INTO request_budgets AS b (vendor, next_turn)
+    VALUES (%(vendor)s, clock_timestamp() + %(interval)s)
+    ON CONFLICT (vendor) DO UPDATE
+        SET next_turn = GREATEST(b.next_turn, clock_timestamp()) + %(interval)s
+    RETURNING EXTRACT(EPOCH FROM next_turn - %(interval)s - clock_timestamp())
+"""
+HOLD_OFF = """
+    INSERT INTO request_budgets AS b (vendor, next_turn)
+    VALUES (%(vendor)s, clock_timestamp() + %(delay)s)
+    ON CONFLICT (vendor) DO UPDATE SET next_turn = GREATEST(b.next_turn, excluded.next_turn)
+"""
+
+
+class PostgresBudget:
+    """The replicas' shared :class:`~archiver.pacing.RequestBudget`: one statement a turn."""
+
+    def __init__(self, connect: Connect) -> None:
+        self._connect = connect
+
+    async def reserve(self, vendor: str, interval: float) -> float:
+        async with self._connect() as connection:
+            cursor = await connection.execute(
+                RESERVE_TURN, {"vendor": vendor, "interval": timedelta(seconds=interval)}
+            )
+            row = await cursor.fetchone()
+        return max(0.0, float(row[0])) if row else 0.0
+
+    async def hold_off(self, vendor: str, seconds: float) -> None:
+        async with self._connect() as connection:
+            await connection.execute(
+                HOLD_OFF, {"vendor": vendor, "delay": timedelta(seconds=seconds)}
+            )
 
 
 def encode_session(session: Session) -> str:

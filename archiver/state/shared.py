@@ -41,6 +41,7 @@ from datetime import timedelta
 from typing import Protocol, runtime_checkable
 
 from archiver.model import Session
+from archiver.pacing import RequestBudget
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,3 +80,7 @@ class SharesWork(Protocol):
     """A state that several replicas share, and so offers :class:`SharedWork`."""
 
     def shared_work(self) -> SharedWork: ...
+
+    def request_budget(self) -> RequestBudget:
+        """Turns at each vendor's API, shared with the other replicas."""
+        ...

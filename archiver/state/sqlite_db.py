@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -159,6 +160,16 @@ SET_WATERMARK = """
 """
 
 
+@dataclass(frozen=True, slots=True)
+class StateDump:
+    """A state's rows, times as aware datetimes; each session with its ``archived_at``."""
+
+    writer_id: str
+    sessions: list[tuple[SessionRecord, datetime | None]]
+    watermarks: list[tuple[str, datetime]]
+    passes: list[tuple[str, datetime, datetime, str | None, datetime | None]]
+
+
 class Database:
     """The blocking side: lives on the worker thread, one short transaction per method."""
 
@@ -231,6 +242,40 @@ class Database:
         with self._errors():
             row = self._connection.execute("SELECT id FROM writer").fetchone()
         return str(row[0])
+
+    def dump(self) -> StateDump:
+        """Everything the state holds, read in one snapshot (for ``archiver state copy``)."""
+        with self._errors():
+            self._connection.execute("BEGIN")
+            try:
+                sessions = self._connection.execute(
+                    f"SELECT {_COLUMNS}, archived_at FROM sessions"  # noqa: S608 - constant
+                ).fetchall()
+                watermarks = self._connection.execute("SELECT source, at FROM watermarks")
+                passes = self._connection.execute(
+                    "SELECT source, started_at, finished_at, error, last_success_at FROM passes"
+                ).fetchall()
+                dump = StateDump(
+                    writer_id=self.writer_id(),
+                    sessions=[
+                        (_session_record(row[:10]), _optional_from_micros(row[10]))
+                        for row in sessions
+                    ],
+                    watermarks=[(source, _from_micros(at)) for source, at in watermarks],
+                    passes=[
+                        (
+                            source,
+                            _from_micros(started),
+                            _from_micros(finished),
+                            error,
+                            _optional_from_micros(success),
+                        )
+                        for source, started, finished, error, success in passes
+                    ],
+                )
+            finally:
+                self._connection.execute("COMMIT")
+        return dump
 
     def watermark(self, source: str) -> datetime | None:
         with self._errors():

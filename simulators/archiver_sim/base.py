@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Generic, Protocol, TypeVar
 
 from aiohttp import web
@@ -30,6 +31,13 @@ def lookup(items: Mapping[KeyT, ItemT], key: KeyT, what: str) -> ItemT:
         return items[key]
     except KeyError:
         raise KeyError(f"no simulated {what} {key!r}") from None
+
+
+def newest_start(configured: datetime | None, default_age: timedelta) -> datetime:
+    """When a dataset's newest session starts: ``configured`` (naive: UTC), else
+    ``default_age`` before now."""
+    newest = configured or datetime.now(UTC) - default_age
+    return newest if newest.tzinfo else newest.replace(tzinfo=UTC)
 
 
 class SessionIds(Generic[IdT]):
@@ -65,11 +73,33 @@ class SessionIds(Generic[IdT]):
                 self._ids.discard(session_id)
                 self.generation += 1
 
-    def clear(self) -> None:
+    def clear(self) -> frozenset[IdT]:
+        """Empty the set; returns the ids it held."""
         with self._lock:
+            held = frozenset(self._ids)
             if self._ids:
                 self._ids.clear()
                 self.generation += 1
+            return held
+
+
+class RequestCounter:
+    """Numbers the API requests a simulator admits (thread-safe), for its every-n-th faults."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> int:
+        """The number of this request: 1 for the first."""
+        with self._lock:
+            self._count += 1
+            return self._count
+
+    @staticmethod
+    def hits(count: int, every: int) -> bool:
+        """Whether request ``count`` is one of every ``every``-th (0: never)."""
+        return every > 0 and count % every == 0
 
 
 class _Dataset(Protocol[IdT]):
@@ -156,5 +186,6 @@ class FinishControl(Generic[IdT]):
         self.data.session(session_id)
         self.data.unfinished.add(session_id)
 
-    def finish_all(self) -> None:
-        self.data.unfinished.clear()
+    def finish_all(self) -> list[IdT]:
+        """Every session ends now; returns the ids of those that were unfinished, sorted."""
+        return sorted(self.data.unfinished.clear(), key=str)

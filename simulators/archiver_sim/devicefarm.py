@@ -23,9 +23,10 @@ Two origins:
   ``X-Amz-Signature``): 403 ``AccessDenied`` "Request has expired" once the URL has
   expired, 403 ``SignatureDoesNotMatch`` for a URL it did not issue.
 
-The dataset (the "tables": :class:`DeviceFarmDataset`, built from :class:`DeviceFarmSimConfig`)
-is apart from the request handlers (:class:`DeviceFarmSimulator`). Runs are listed newest
-first; the newest ``unfinished`` runs are ``RUNNING`` until :meth:`DeviceFarmSimulator.finish_all`.
+The dataset is :mod:`archiver_sim.devicefarm_data` (:class:`DeviceFarmData`, built from
+:class:`DeviceFarmSimConfig`), apart from the request handlers (:class:`DeviceFarmSimulator`).
+Runs are listed newest first; the newest ``unfinished`` runs are ``RUNNING`` until
+:meth:`DeviceFarmSimulator.finish` or :meth:`DeviceFarmSimulator.finish_all`.
 Every ``video_disabled_every``-th job ran with video capture off (``videoCapture: false``)
 and has no ``VIDEO`` artifact. URL expiry is under the tests' control: ``url_lifetime_s``,
 ``expired_issues`` (the first URLs issued for each artifact are expired already) and
@@ -43,266 +44,54 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from archiver_sim import content
+from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase
+from archiver_sim.devicefarm_data import (
+    CATEGORIES,
+    FILES_PREFIX,
+    DeviceFarmData,
+    DeviceFarmDataset,
+    DeviceFarmSimConfig,
+    SimArtifact,
+    SimJob,
+    SimProject,
+    SimRun,
+    SimSuite,
+    SimTest,
+    artifacts_under,
+)
 from archiver_sim.http import s3_error, send_file
-from archiver_sim.requestlog import RequestLog, RequestLogged
+
+__all__ = [
+    "CATEGORIES",
+    "DeviceFarmDataset",
+    "DeviceFarmSimConfig",
+    "DeviceFarmSimulator",
+    "SimArtifact",
+    "SimJob",
+    "SimProject",
+    "SimRun",
+    "SimSuite",
+    "SimTest",
+]
 
 TARGET_PREFIX = "DeviceFarm_20150623."
 JSON_TYPE = "application/x-amz-json-1.1"
-CATEGORIES = ("FILE", "LOG", "SCREENSHOT")
-FILES_PREFIX = "/devicefarm-artifacts"
 # The key the artifact host's URLs are signed with: Device Farm's, never the caller's.
 SERVICE_KEY_ID = "AKIADEVICEFARMSERVICE"
-DEVICES = (
-    ("Google Pixel 7", "Google", "ANDROID", "13"),
-    ("Apple iPhone 14", "Apple", "IOS", "16.4"),
-    ("Samsung Galaxy S23", "Samsung", "ANDROID", "14"),
-)
 
 JSONDict = dict[str, Any]
+ItemT = TypeVar("ItemT")
 
 
-# --- The dataset ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DeviceFarmSimConfig:
-    """The simulated account. Defaults suit a demo: two projects, six runs of two jobs.
-
-    Runs are spread over the projects in turn, created ``run_spacing_s`` apart up to
-    ``newest_created_s`` (None: 30 minutes before the simulator is built). Every job has a
-    setup suite, a tests suite of ``tests_per_job`` tests and a teardown suite, as Device
-    Farm's reports show them.
-    """
-
-    seed: int = 23
-    account: str = "123456789012"
-    region: str = "us-west-2"
-    projects: int = 2
-    runs: int = 6
-    unfinished: int = 0
-    jobs_per_run: int = 2
-    tests_per_job: int = 2
-    screenshots_per_test: int = 2
-    video_disabled_every: int = 3
-    page_size: int = 3
-    run_spacing_s: int = 3600
-    newest_created_s: int | None = None
-    file_size: int = 24 * 1024
-    video_size: int = 256 * 1024
-    url_lifetime_s: int = 3600
-    expired_issues: int = 0
-    throttle_every: int = 0
-    access_key_id: str = "AKIASIMULATEDDEVFARM"
-    secret_access_key: str = "devicefarm-sim-secret-key"  # noqa: S105 (the simulator's own)
-    request_log_limit: int = 50_000
-
-    def __post_init__(self) -> None:
-        counts = (self.runs, self.unfinished, self.expired_issues, self.throttle_every)
-        if min(counts) < 0 or self.unfinished > self.runs:
-            raise ValueError("runs, unfinished, expired_issues, throttle_every must be >= 0")
-        if min(self.projects, self.jobs_per_run, self.tests_per_job, self.page_size) < 1:
-            raise ValueError("projects, jobs_per_run, tests_per_job, page_size must be >= 1")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimArtifact:
-    arn: str
-    name: str
-    type: str
-    category: str
-    extension: str
-    size: int
-    content_type: str
-    path: str  # on the files origin
-
-    def chunks(self) -> Iterator[bytes]:
-        return content.iter_chunks(self.path, self.size, magic=self._magic())
-
-    def digest(self) -> str:
-        return content.digest(self.path, self.size, magic=self._magic())
-
-    def _magic(self) -> bytes:
-        return content.magic_for(self.content_type)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimTest:
-    arn: str
-    name: str
-    artifacts: tuple[SimArtifact, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimSuite:
-    arn: str
-    name: str
-    tests: tuple[SimTest, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimJob:
-    arn: str
-    device: tuple[str, str, str, str]
-    video_capture: bool
-    suites: tuple[SimSuite, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimRun:
-    arn: str
-    project_arn: str
-    name: str
-    platform: str
-    created: int
-    jobs: tuple[SimJob, ...]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimProject:
-    arn: str
-    name: str
-    created: int
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceFarmDataset:
-    """Every project, run (newest first), job, suite, test and artifact, by ARN."""
-
-    projects: tuple[SimProject, ...]
-    runs: tuple[SimRun, ...]
-    by_arn: Mapping[str, Any]
-    by_path: Mapping[str, SimArtifact]
-    run_of: Mapping[str, SimRun]  # the run each job, suite and test belongs to
-
-    @classmethod
-    def build(cls, config: DeviceFarmSimConfig, newest_s: int) -> DeviceFarmDataset:
-        ids = _Ids(config.seed)
-        base = f"arn:aws:devicefarm:{config.region}:{config.account}"
-        projects = tuple(
-            SimProject(
-                arn=f"{base}:project:{ids.next()}",
-                name=f"Shop app {number + 1}",
-                created=newest_s - 90 * 86400 + number,
-            )
-            for number in range(config.projects)
-        )
-        runs = []
-        for index in range(config.runs):  # index 0 is the newest
-            project = projects[index % len(projects)]
-            project_id = project.arn.rsplit(":", 1)[1]
-            run_path = f"{project_id}/{ids.next()}"
-            jobs = tuple(
-                _job(config, base, f"{run_path}/{number:05d}", index * 7 + number)
-                for number in range(config.jobs_per_run)
-            )
-            runs.append(
-                SimRun(
-                    arn=f"{base}:run:{run_path}",
-                    project_arn=project.arn,
-                    name=f"nightly-{config.runs - index:04d}",
-                    platform=jobs[0].device[2],
-                    created=newest_s - index * config.run_spacing_s,
-                    jobs=jobs,
-                )
-            )
-        by_arn: dict[str, Any] = {project.arn: project for project in projects}
-        by_arn.update((run.arn, run) for run in runs)
-        by_path: dict[str, SimArtifact] = {}
-        run_of: dict[str, SimRun] = {}
-        for run in runs:
-            for job in run.jobs:
-                by_arn[job.arn], run_of[job.arn] = job, run
-                for suite in job.suites:
-                    by_arn[suite.arn], run_of[suite.arn] = suite, run
-                    for test in suite.tests:
-                        by_arn[test.arn], run_of[test.arn] = test, run
-                        for artifact in test.artifacts:
-                            by_arn[artifact.arn] = artifact
-                            by_path[artifact.path] = artifact
-        return cls(projects, tuple(runs), by_arn, by_path, run_of)
-
-
-class _Ids:
-    """Deterministic UUIDs from the seed."""
-
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
-        self._count = 0
-
-    def next(self) -> str:
-        self._count += 1
-        digest = hashlib.sha256(f"{self._seed}:{self._count}".encode()).digest()
-        return str(uuid.UUID(bytes=digest[:16]))
-
-
-def _job(config: DeviceFarmSimConfig, base: str, path: str, number: int) -> SimJob:
-    device = DEVICES[number % len(DEVICES)]
-    every = config.video_disabled_every
-    video = not (every and number % every == every - 1)
-    suites = []
-    for suite_number, suite_name in enumerate(("Setup Suite", "Tests Suite", "Teardown Suite")):
-        suite_path = f"{path}/{suite_number:05d}"
-        if suite_name == "Tests Suite":
-            names = [f"Tests.CheckoutTest.test{n + 1:02d}" for n in range(config.tests_per_job)]
-        else:
-            names = [suite_name.replace("Suite", "Test")]
-        tests = tuple(
-            SimTest(
-                arn=f"{base}:test:{suite_path}/{test_number:05d}",
-                name=name,
-                artifacts=_artifacts(
-                    config, base, f"{suite_path}/{test_number:05d}", suite_name, video
-                ),
-            )
-            for test_number, name in enumerate(names)
-        )
-        suites.append(SimSuite(arn=f"{base}:suite:{suite_path}", name=suite_name, tests=tests))
-    return SimJob(
-        arn=f"{base}:job:{path}", device=device, video_capture=video, suites=tuple(suites)
-    )
-
-
-def _artifacts(
-    config: DeviceFarmSimConfig, base: str, test_path: str, suite: str, video: bool
-) -> tuple[SimArtifact, ...]:
-    """What Device Farm keeps for one test: files (logcat, test spec output, the video,
-    customer artifacts at teardown), logs (the message log) and screenshots."""
-    kinds: list[tuple[str, str, str, str, str]] = [  # category, type, name, extension, mime
-        ("FILE", "DEVICE_LOG", "Logcat", "logcat", "text/plain"),
-        ("FILE", "TESTSPEC_OUTPUT", "Test spec output", "txt", "text/plain"),
-        ("LOG", "MESSAGE_LOG", "Message log", "txt", "text/plain"),
-    ]
-    if suite == "Tests Suite":
-        if video:
-            kinds.append(("FILE", "VIDEO", "Video", "mp4", "video/mp4"))
-        kinds += [
-            ("SCREENSHOT", "SCREENSHOT", f"screen-{n + 1:02d}", "png", "image/png")
-            for n in range(config.screenshots_per_test)
-        ]
-    if suite == "Teardown Suite":
-        kinds.append(("FILE", "CUSTOMER_ARTIFACT", "Customer Artifacts", "zip", "application/zip"))
-    return tuple(
-        SimArtifact(
-            arn=f"{base}:artifact:{test_path}/{number:05d}",
-            name=name,
-            type=kind,
-            category=category,
-            extension=extension,
-            size=config.video_size if kind == "VIDEO" else config.file_size + number,
-            content_type=mime,
-            path=f"{FILES_PREFIX}/{config.account}/{test_path}/{number:05d}.{extension}",
-        )
-        for number, (category, kind, name, extension, mime) in enumerate(kinds)
-    )
+# -- records: the shapes of botocore's service model -----------------------------------
 
 
 def _counters(total: int, *, done: bool) -> JSONDict:
@@ -353,7 +142,7 @@ def _execution(arn: str, name: str, created: int, *, done: bool, total: int) -> 
     return record
 
 
-# --- The API and the files origin -----------------------------------------------------
+# -- the API and the files origin -------------------------------------------------------
 
 
 class _Refused(Exception):
@@ -375,32 +164,38 @@ class _Issued:
 
 @dataclass(slots=True)
 class _Control:
-    unfinished: set[str]
+    """The pre-signed URLs issued, and the failures the tests asked for."""
+
     failures: list[int] = field(default_factory=list)  # statuses of the next API answers
-    api_requests: int = 0
     issued: dict[str, _Issued] = field(default_factory=dict)
     issues_by_artifact: dict[str, int] = field(default_factory=dict)
     serial: int = 0
     expired_below: int = 0
 
 
-class DeviceFarmSimulator(RequestLogged):
-    """The dataset, its run states, the pre-signed URLs issued and both origins."""
+class DeviceFarmSimulator(FinishControl[str], SimulatorBase):
+    """Both origins over a :class:`DeviceFarmData`, and the pre-signed URLs issued (control
+    methods thread-safe).
+
+    The API origin takes no ``api_application`` middleware: AWS JSON 1.1 names the
+    operation in a header and answers every refusal, the signature's too, with an
+    ``__type`` body, so one handler reads the request and maps each refusal.
+    """
+
+    data: DeviceFarmData
 
     def __init__(self, config: DeviceFarmSimConfig | None = None) -> None:
         self.config = config = config or DeviceFarmSimConfig()
+        super().__init__(config.request_log_limit)
         newest = (
             int(time.time()) - 30 * 60
             if config.newest_created_s is None
             else config.newest_created_s
         )
-        self.data = DeviceFarmDataset.build(config, newest)
-        self._control = _Control(
-            unfinished={run.arn for run in self.data.runs[: config.unfinished]}
-        )
-        self._lock = threading.Lock()
-        self._urls: dict[str, str] = {}
-        self.request_log = RequestLog(config.request_log_limit)
+        self.data = DeviceFarmData(config, newest)
+        self._control = _Control()
+        self._lock = threading.Lock()  # the URLs issued and the failures asked for
+        self._requests = RequestCounter()
         self._operations = {
             "ListProjects": self._list_projects,
             "ListRuns": self._list_runs,
@@ -414,38 +209,20 @@ class DeviceFarmSimulator(RequestLogged):
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self.request_log.recorder("api")])
+        api = self.api_application()
         api.router.add_post("/", self._api)
-        api.router.add_get("/_sim/requests", self.request_log.serve)
         files = web.Application(middlewares=[self.request_log.recorder("files")])
         files.router.add_get(FILES_PREFIX + "/{path:.+}", self._file)
         return {"api": api, "files": files}
 
-    def bind(self, base_urls: Mapping[str, str]) -> None:
-        self._urls = dict(base_urls)
-
-    @property
-    def api_url(self) -> str:
-        """The endpoint boto3 is pointed at (a real one: ``https://devicefarm.us-west-2.amazonaws.com``)."""
-        return self._urls["api"]
-
-    @property
-    def files_url(self) -> str:
-        """The artifact host (a real one is an S3 bucket's)."""
-        return self._urls["files"]
+    # api_url is the endpoint boto3 is pointed at (a real one:
+    # https://devicefarm.us-west-2.amazonaws.com); files_url the artifact host (a real one
+    # is an S3 bucket's).
 
     # -- control (thread-safe) -----------------------------------------------------------
 
-    def finish_all(self) -> list[str]:
-        """Complete every running run; returns their ARNs."""
-        with self._lock:
-            finished = sorted(self._control.unfinished)
-            self._control.unfinished.clear()
-        return finished
-
-    def is_unfinished(self, run_arn: str) -> bool:
-        with self._lock:
-            return run_arn in self._control.unfinished
+    # is_unfinished, finish, set_unfinished and finish_all (which returns the ARNs of the
+    # runs it completed) come from FinishControl, over the runs.
 
     def expire_urls(self) -> int:
         """Every pre-signed URL issued so far expires now; returns how many there were."""
@@ -466,7 +243,7 @@ class DeviceFarmSimulator(RequestLogged):
     # -- the dataset as clients see it -------------------------------------------------
 
     def runs_of(self, project_arn: str) -> list[SimRun]:
-        return [run for run in self.data.runs if run.project_arn == project_arn]
+        return self.data.runs_of(project_arn)
 
     def complete_runs(self) -> list[SimRun]:
         return [run for run in self.data.runs if not self.is_unfinished(run.arn)]
@@ -583,13 +360,12 @@ class DeviceFarmSimulator(RequestLogged):
             raise _Refused(400, "IncompleteSignatureException", "X-Amz-Date is missing")
 
     def _maybe_fail(self) -> None:
+        count = self._requests.next()
         with self._lock:
-            control = self._control
-            control.api_requests += 1
-            status = control.failures.pop(0) if control.failures else None
-            every = self.config.throttle_every
-            if status is None and every and control.api_requests % every == 0:
-                status = 400
+            failures = self._control.failures
+            status = failures.pop(0) if failures else None
+        if status is None and RequestCounter.hits(count, self.config.throttle_every):
+            status = 400
         if status == 400:
             raise _Refused(400, "ThrottlingException", "Rate exceeded")
         if status == 503:
@@ -601,28 +377,28 @@ class DeviceFarmSimulator(RequestLogged):
         projects = self.data.projects
         if "arn" in body:
             projects = tuple(p for p in projects if p.arn == body["arn"])
-        return self._page("projects", [self.project_record(p) for p in projects], body)
+        return self._page("projects", projects, body, self.project_record)
 
     def _list_runs(self, body: JSONDict) -> JSONDict:
         project = self._find(body, SimProject)
-        return self._page("runs", [self.run_record(r) for r in self.runs_of(project.arn)], body)
+        return self._page("runs", self.runs_of(project.arn), body, self.run_record)
 
     def _get_run(self, body: JSONDict) -> JSONDict:
         return {"run": self.run_record(self._find(body, SimRun))}
 
     def _list_jobs(self, body: JSONDict) -> JSONDict:
         run = self._find(body, SimRun)
-        return self._page("jobs", [self.job_record(run, job) for job in run.jobs], body)
+        return self._page("jobs", run.jobs, body, lambda job: self.job_record(run, job))
 
     def _list_suites(self, body: JSONDict) -> JSONDict:
         job = self._find(body, SimJob)
         run = self._run_of(job.arn)
-        return self._page("suites", [self.suite_record(run, s) for s in job.suites], body)
+        return self._page("suites", job.suites, body, lambda s: self.suite_record(run, s))
 
     def _list_tests(self, body: JSONDict) -> JSONDict:
         suite = self._find(body, SimSuite)
         run = self._run_of(suite.arn)
-        return self._page("tests", [self.test_record(run, t) for t in suite.tests], body)
+        return self._page("tests", suite.tests, body, lambda t: self.test_record(run, t))
 
     def _list_artifacts(self, body: JSONDict) -> JSONDict:
         category = body.get("type")
@@ -632,16 +408,11 @@ class DeviceFarmSimulator(RequestLogged):
         if isinstance(found, SimTest):
             artifacts = list(found.artifacts)
         elif isinstance(found, SimSuite | SimJob | SimRun):
-            artifacts = list(_artifacts_under(found))
+            artifacts = list(artifacts_under(found))
         else:
             raise _Refused(400, "ArgumentException", "arn must be a run, job, suite or test ARN")
         chosen = [a for a in artifacts if a.category == category]
-        start = self._start(body, "artifacts", len(chosen))
-        page = chosen[start : start + self.config.page_size]
-        result: JSONDict = {"artifacts": [self.artifact_record(a) for a in page]}
-        if start + len(page) < len(chosen):
-            result["nextToken"] = _token("artifacts", body, start + len(page))
-        return result
+        return self._page("artifacts", chosen, body, self.artifact_record)
 
     def _find(self, body: JSONDict, kind: type) -> Any:
         arn = body.get("arn")
@@ -655,11 +426,15 @@ class DeviceFarmSimulator(RequestLogged):
     def _run_of(self, arn: str) -> SimRun:
         return self.data.run_of[arn]
 
-    def _page(self, key: str, records: list[JSONDict], body: JSONDict) -> JSONDict:
-        start = self._start(body, key, len(records))
-        page = records[start : start + self.config.page_size]
-        result: JSONDict = {key: page}
-        if start + len(page) < len(records):
+    def _page(
+        self, key: str, items: Sequence[ItemT], body: JSONDict, record: Callable[[ItemT], JSONDict]
+    ) -> JSONDict:
+        """One page of ``items`` under ``key``, with a ``nextToken`` while more follow. Only
+        the page's items become records (an artifact's record issues a pre-signed URL)."""
+        start = self._start(body, key, len(items))
+        page = items[start : start + self.config.page_size]
+        result: JSONDict = {key: [record(item) for item in page]}
+        if start + len(page) < len(items):
             result["nextToken"] = _token(key, body, start + len(page))
         return result
 
@@ -718,18 +493,6 @@ class DeviceFarmSimulator(RequestLogged):
         if time.time() > issued.expires_at or issued.serial < expired_below:
             return s3_error(403, "AccessDenied")  # "Request has expired"
         return await send_file(request, artifact)
-
-
-def _artifacts_under(item: SimRun | SimJob | SimSuite) -> Iterator[SimArtifact]:
-    if isinstance(item, SimRun):
-        for job in item.jobs:
-            yield from _artifacts_under(job)
-    elif isinstance(item, SimJob):
-        for suite in item.suites:
-            yield from _artifacts_under(suite)
-    else:
-        for test in item.tests:
-            yield from test.artifacts
 
 
 def _token(key: str, body: JSONDict, at: int) -> str:

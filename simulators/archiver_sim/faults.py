@@ -21,7 +21,10 @@ which concurrent requests arrive. No key fails more than ``max_in_a_row`` times 
 so a client that retries reaches every answer in the end.
 
 ``latency_seconds`` delays every request the plan applies to, faulty or not: a vendor far
-away (a plan with ``rate=0`` adds the delay alone).
+away (a plan with ``rate=0`` adds the delay alone). ``requests_per_second`` is the vendor's
+own limit, a token bucket holding one second's worth (as API gateways keep it): a request
+that finds the bucket empty is answered 429 with ``Retry-After: <retry_after>``, whoever
+sends it (noted as a ``"429"`` fault).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -79,11 +83,19 @@ class FaultPlan:
     retry_after: float = 1.0
     stall_seconds: float = 3.0
     latency_seconds: float = 0.0
+    requests_per_second: float = 0.0  # 0: no limit
+    seen: int = field(default=0, init=False)
+    """Requests the plan applied to, faulty or not."""
+    first_seen_at: float | None = field(default=None, init=False)
+    last_seen_at: float | None = field(default=None, init=False)
+    """When the first and the last of them arrived (``time.monotonic()``)."""
     injected: list[InjectedFault] = field(default_factory=list, init=False, repr=False)
     _streaks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _counts: dict[str, int] = field(default_factory=dict, init=False, repr=False)
     _open: dict[int, _Draw] = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _tokens: float | None = field(default=None, init=False, repr=False)
+    _filled_at: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - ALL_KINDS
@@ -112,8 +124,16 @@ class FaultPlan:
         async def inject(request: web.Request, handler: Handler) -> web.StreamResponse:
             if not self._applies(origin, request.path):
                 return await handler(request)
+            with self._lock:
+                self.seen += 1
+                self.last_seen_at = time.monotonic()
+                if self.first_seen_at is None:
+                    self.first_seen_at = self.last_seen_at
             if self.latency_seconds:
                 await asyncio.sleep(self.latency_seconds)
+            if self._over_the_limit():
+                self._note(origin, request, "429")
+                return await _fault(request, "429", self)
             draw = self._draw(origin, request)
             if draw.kind is not None:
                 self._note(origin, request, draw.kind)
@@ -145,6 +165,22 @@ class FaultPlan:
         return True
 
     # -- internals ---------------------------------------------------------------------
+
+    def _over_the_limit(self) -> bool:
+        """Whether the bucket is empty now (if not, the request takes a token)."""
+        if not self.requests_per_second:
+            return False
+        now = time.monotonic()
+        with self._lock:
+            capacity = self.requests_per_second
+            if self._tokens is None:
+                self._tokens = capacity
+            self._tokens = min(capacity, self._tokens + (now - self._filled_at) * capacity)
+            self._filled_at = now
+            if self._tokens < 1:
+                return True
+            self._tokens -= 1
+            return False
 
     def _applies(self, origin: str, path: str) -> bool:
         if path.startswith("/_sim/"):

@@ -130,10 +130,11 @@ class PerfectoSimulator(FinishControl[str], SimulatorBase):
         super().finish(execution_id)
         self.data.finished.add(execution_id)
 
-    def finish_all(self) -> None:
-        super().finish_all()
+    def finish_all(self) -> list[str]:
+        finished = super().finish_all()
         for execution in self.executions:
             self.data.finished.add(execution.id)
+        return finished
 
     def pdf_requests(self, execution_id: str) -> int:
         return self.data.pdf_requests(execution_id)

@@ -45,334 +45,82 @@ no asset URLs, assets 404); the next ``unlisted_assets`` have ended but their as
 not uploaded yet (real devices: asset URLs null; virtual: the asset list is 404). Both
 change with :meth:`SauceLabsSimulator.finish` and :meth:`~SauceLabsSimulator.finish_all`.
 
-The dataset (:class:`SauceLabsDataset`) is built once from :class:`SauceLabsSimConfig`;
-the handlers only read it, and the only state they share is which jobs are not done yet.
+The jobs and their files are :mod:`archiver_sim.saucelabs_data` (:class:`SauceLabsData`,
+built once from :class:`SauceLabsSimConfig`); the handlers only read it, and the only state
+they share is which jobs are not done yet.
 Every ``rate_limit_every``-th authenticated API request answers 429 with ``Retry-After``.
 Routes under ``/_sim/`` are test helpers, not part of the vendor API.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 import json
-import random
-import threading
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import timedelta
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.http import json_response, s3_error, send_file
-from archiver_sim.perfecto import SimFile
-from archiver_sim.requestlog import RequestLog, RequestLogged
-from archiver_sim.testobject import TextFile
+from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase, newest_start
+from archiver_sim.http import (
+    BadQuery,
+    basic_auth_matches,
+    int_query,
+    json_response,
+    s3_error,
+    send_file,
+)
+from archiver_sim.perfecto_data import SimFile
+from archiver_sim.saucelabs_data import (
+    CLOUDS,
+    REAL_DEVICES,
+    VIRTUAL,
+    JobState,
+    JSONDict,
+    SauceLabsData,
+    SauceLabsDataset,
+    SauceLabsSimConfig,
+    SimAsset,
+    SimJob,
+)
 
-REAL_DEVICES = "rdc"
-VIRTUAL = "vdc"
-CLOUDS = (REAL_DEVICES, VIRTUAL)
+__all__ = [
+    "CLOUDS",
+    "REAL_DEVICES",
+    "VIRTUAL",
+    "SauceLabsDataset",
+    "SauceLabsSimConfig",
+    "SauceLabsSimulator",
+    "SimAsset",
+    "SimJob",
+]
+
 RDC_JOBS = "/v1/rdc/jobs"
 VDC_JOBS = "/rest/v1/{username}/jobs"
 FILES_PREFIX = "/jobs/"
 DEFAULT_RDC_LIMIT = 25
 DEFAULT_VDC_LIMIT = 100
-KIB = 1024
-
-JSONDict = dict[str, Any]
-JobState = Literal["running", "uploading", "done"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SauceLabsSimConfig:
-    """The simulated account. Defaults suit a demo: sixteen jobs over ten days, real-device
-    and virtual in turn (``clouds`` is cycled, newest first).
+class SauceLabsSimulator(FinishControl[str], SimulatorBase):
+    """Both origins' applications over a :class:`SauceLabsData` (control methods
+    thread-safe)."""
 
-    Jobs start over ``span`` up to ``newest_start`` (UTC; None: an hour before the simulator
-    is built). ``access_key`` is the basic-auth password.
-    """
-
-    seed: int = 7
-    jobs: int = 16
-    clouds: tuple[str, ...] = CLOUDS
-    span: timedelta = timedelta(days=10)
-    newest_start: datetime | None = None
-    username: str = "sim.user"
-    access_key: str = "sauce-sim-access-key"
-    unfinished: int = 0
-    unlisted_assets: int = 0
-    screenshots_per_job: int = 2
-    video_size: int = 96 * KIB
-    screenshot_size: int = 12 * KIB
-    log_size: int = 6 * KIB
-    har_size: int = 16 * KIB
-    rate_limit_every: int = 0
-    retry_after: int = 1
-    request_log_limit: int = 50_000
-
-    def __post_init__(self) -> None:
-        counts = (
-            self.jobs,
-            self.unfinished,
-            self.unlisted_assets,
-            self.screenshots_per_job,
-            self.video_size,
-            self.screenshot_size,
-            self.log_size,
-            self.har_size,
-            self.rate_limit_every,
-            self.retry_after,
-        )
-        if min(counts) < 0:
-            raise ValueError("jobs, counts, sizes, rate_limit_every, retry_after must be >= 0")
-        if not self.clouds or not set(self.clouds) <= set(CLOUDS):
-            raise ValueError(f"clouds must be a non-empty sequence of {', '.join(CLOUDS)}")
-        if not self.username or ":" in self.username or "/" in self.username:
-            raise ValueError("username must be non-empty, without ':' or '/'")
-        if self.span <= timedelta(0):
-            raise ValueError("span must be positive")
-
-
-# -- the dataset ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimJob:
-    """One simulated job; ``index`` is its position, newest first (times in epoch seconds)."""
-
-    index: int
-    id: str
-    cloud: str
-    name: str
-    start: int
-    duration_s: int
-    passed: bool
-    platform: str  # "Android", "iOS" or a desktop OS
-    os_version: str
-    device: str  # a device name, or the browser of a desktop job
-    automation_backend: str
-    record_video: bool
-    record_screenshots: bool
-    record_logs: bool
-    network_capture: bool  # real devices: network capture; virtual: extendedDebugging
-    screenshots: tuple[str, ...]
-
-    @property
-    def end(self) -> int:
-        return self.start + self.duration_s
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SimAsset:
-    """One file of a job: the name the API knows it by, and whether the API answers it with
-    a redirect to the files origin (big files) or serves it itself (logs)."""
-
-    name: str
-    file: SimFile
-    redirected: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SauceLabsDataset:
-    """Every job and every file, newest first; built once, read by the handlers."""
-
-    jobs: tuple[SimJob, ...]
-    assets: Mapping[str, Mapping[str, SimAsset]]
-    by_id: Mapping[str, SimJob]
-
-    @classmethod
-    def build(cls, config: SauceLabsSimConfig, newest: int) -> SauceLabsDataset:
-        jobs = _build_jobs(config, newest)
-        assets = {job.id: _build_assets(config, job) for job in jobs}
-        return cls(jobs, assets, {job.id: job for job in jobs})
-
-    def of_cloud(self, cloud: str) -> tuple[SimJob, ...]:
-        return tuple(job for job in self.jobs if job.cloud == cloud)
-
-
-DEVICES = (
-    ("Android", "13", "Samsung Galaxy S23"),
-    ("iOS", "17.2", "iPhone 15"),
-    ("Android", "12", "Google Pixel 6"),
-    ("iOS", "16.4", "iPad Pro 12.9 2022"),
-)
-DESKTOPS = (
-    ("Windows 11", "chrome", "120"),
-    ("macOS 13", "safari", "16"),
-    ("Windows 10", "firefox", "121"),
-    ("Android", "Android GoogleAPI Emulator", "13.0"),
-    ("iOS", "iPhone Simulator", "17.0"),
-)
-RDC_BACKENDS = ("APPIUM", "APPIUM", "ESPRESSO", "XCUITEST")
-
-
-def _build_jobs(config: SauceLabsSimConfig, newest: int) -> tuple[SimJob, ...]:
-    rng = random.Random(f"saucelabs:{config.seed}")
-    step = max(1, int(config.span.total_seconds()) // max(1, config.jobs))
-    waiting = config.unfinished + config.unlisted_assets
-    jobs = []
-    for index in range(config.jobs):
-        cloud = config.clouds[index % len(config.clouds)]
-        jitter = rng.randrange(step) if step > 1 and index > 0 else 0
-        real = cloud == REAL_DEVICES
-        if real:
-            platform, os_version, device = DEVICES[index % len(DEVICES)]
-            backend = RDC_BACKENDS[index % len(RDC_BACKENDS)]
-        else:
-            platform, device, os_version = DESKTOPS[index % len(DESKTOPS)]
-            backend = "webdriver"
-        # Jobs still waiting for their assets record video: that is how a client tells.
-        record_video = index < waiting or index % 7 != 5
-        record_screenshots = index % 5 != 3
-        jobs.append(
-            SimJob(
-                index=index,
-                id=hashlib.blake2b(
-                    f"{config.seed}:job:{index}".encode(), digest_size=16
-                ).hexdigest(),
-                cloud=cloud,
-                name=f"{'checkout' if index % 2 else 'login'} flow #{config.jobs - index}",
-                start=newest - index * step - jitter,
-                duration_s=rng.randint(20, 900),
-                passed=rng.random() > 0.25,
-                platform=platform,
-                os_version=os_version,
-                device=device,
-                automation_backend=backend,
-                record_video=record_video,
-                record_screenshots=record_screenshots,
-                record_logs=real or index % 6 != 3,
-                network_capture=index % 3 == 0,
-                screenshots=tuple(
-                    f"{number:04d}screenshot.png" for number in range(config.screenshots_per_job)
-                )
-                if record_screenshots
-                else (),
-            )
-        )
-    return tuple(jobs)
-
-
-def _build_assets(config: SauceLabsSimConfig, job: SimJob) -> dict[str, SimAsset]:
-    body = f"saucelabs/{config.seed}/{job.id}"
-    found: list[SimAsset] = []
-
-    def generated(name: str, size: int, content_type: str, redirected: bool = True) -> None:
-        file = SimFile(
-            execution_id=job.id,
-            kind=name,
-            filename=name,
-            size=size,
-            content_type=content_type,
-            delivery="redirect" if redirected else "secure",
-            body=f"{body}/{name}",
-        )
-        found.append(SimAsset(name=name, file=file, redirected=redirected))
-
-    def text(name: str, content: bytes, content_type: str = "text/plain") -> None:
-        file = TextFile(
-            execution_id=job.id,
-            kind=name,
-            filename=name,
-            size=len(content),
-            content_type=content_type,
-            delivery="secure",
-            body=f"{body}/{name}",
-            text=content,
-        )
-        found.append(SimAsset(name=name, file=file, redirected=False))
-
-    if job.record_video:
-        generated("video.mp4", config.video_size, "video/mp4")
-    if job.network_capture:
-        generated("network.har", config.har_size, "application/json")
-    if job.cloud == REAL_DEVICES:
-        text("deviceLogs", _log_text(config, job, "device"))
-        if job.automation_backend == "APPIUM":
-            text("appiumLogs", _log_text(config, job, "appium"))
-        if job.screenshots:
-            generated(
-                "screenshots.zip", config.screenshot_size * len(job.screenshots), "application/zip"
-            )
-    else:
-        if job.record_logs:
-            text("log.json", _sauce_log(job), "application/json")
-        text("selenium-server.log", _log_text(config, job, "selenium"))
-        for shot in job.screenshots:
-            generated(shot, config.screenshot_size, "image/png")
-    return {asset.name: asset for asset in found}
-
-
-def _log_text(config: SauceLabsSimConfig, job: SimJob, kind: str) -> bytes:
-    """A deterministic log of about ``log_size`` bytes."""
-    rng = random.Random(f"saucelabs:{config.seed}:log:{job.id}:{kind}")
-    moment = datetime.fromtimestamp(job.start, UTC)
-    lines: list[str] = []
-    if kind == "appium":
-        capabilities = {
-            "platformName": job.platform,
-            "appium:deviceName": job.device,
-            "sauce:options": {"username": config.username, "accessKey": config.access_key},
-        }
-        lines.append(f"{moment:%Y-%m-%d %H:%M:%S} [Appium] Welcome to Appium v2.2.1")
-        lines.append(
-            f"{moment:%Y-%m-%d %H:%M:%S} [HTTP] --> POST /wd/hub/session "
-            + json.dumps({"capabilities": {"alwaysMatch": capabilities}})
-        )
-    size = sum(len(line) + 1 for line in lines)
-    while size < config.log_size:
-        moment += timedelta(milliseconds=rng.randint(5, 900))
-        tag = rng.choice(("ActivityManager", "WindowManager", "SimApp", "WebDriver"))
-        line = f"{moment:%Y-%m-%d %H:%M:%S.%f} {kind} {tag}: event {rng.random():.6f}"
-        lines.append(line)
-        size += len(line) + 1
-    return ("\n".join(lines) + "\n").encode()
-
-
-def _sauce_log(job: SimJob) -> bytes:
-    commands = [
-        {"method": "POST", "path": "session", "between_commands": None, "duration": 1.2,
-         "start_time": job.start, "in_video_timeline": 0.0},
-        {"method": "GET", "path": f"session/{job.id}/title", "between_commands": 0.3,
-         "duration": 0.1, "start_time": job.start + 2, "in_video_timeline": 2.0},
-    ]  # fmt: skip
-    return (json.dumps(commands, indent=1) + "\n").encode()
-
-
-# -- the simulator -------------------------------------------------------------------------
-
-
-class _BadRequest(Exception):
-    """A request the API answers with 400 and this message."""
-
-
-class SauceLabsSimulator(RequestLogged):
-    """The dataset, which jobs are not done yet, and both origins' applications."""
+    data: SauceLabsData
 
     def __init__(self, config: SauceLabsSimConfig | None = None) -> None:
         self.config = config = config or SauceLabsSimConfig()
-        newest = config.newest_start or datetime.now(UTC) - timedelta(hours=1)
-        if newest.tzinfo is None:
-            newest = newest.replace(tzinfo=UTC)
-        self.dataset = SauceLabsDataset.build(config, int(newest.timestamp()))
+        super().__init__(config.request_log_limit)
+        newest = newest_start(config.newest_start, timedelta(hours=1))
+        self.data = SauceLabsData(config, int(newest.timestamp()))
         self._key = f"saucelabs-sim-{config.seed}".encode()
-        self._urls: dict[str, str] = {}
-        self._lock = threading.Lock()
-        jobs = self.dataset.jobs
-        self._running = {job.id for job in jobs[: config.unfinished]}
-        waiting = config.unfinished + config.unlisted_assets
-        self._uploading = {job.id for job in jobs[config.unfinished : waiting]}
-        self._count = 0
-        self.request_log = RequestLog(config.request_log_limit)
+        self._requests = RequestCounter()
 
     # -- runner protocol ---------------------------------------------------------------
 
     def applications(self) -> dict[str, web.Application]:
-        api = web.Application(middlewares=[self.request_log.recorder("api"), self._gate])
+        api = self.api_application(self._gate)
         api.router.add_get(RDC_JOBS, self._rdc_list)
         api.router.add_get(RDC_JOBS + "/{job_id}", self._rdc_job)
         api.router.add_get(RDC_JOBS + "/{job_id}/{name}", self._rdc_asset)
@@ -381,54 +129,45 @@ class SauceLabsSimulator(RequestLogged):
         api.router.add_get(vdc + "/{job_id}", self._vdc_job)
         api.router.add_get(vdc + "/{job_id}/assets", self._vdc_assets)
         api.router.add_get(vdc + "/{job_id}/assets/{name}", self._vdc_asset)
-        api.router.add_get("/_sim/requests", self.request_log.serve)
         files = web.Application(middlewares=[self.request_log.recorder("files")])
         files.router.add_get(FILES_PREFIX + "{job_id}/{name}", self._file)
         return {"api": api, "files": files}
-
-    def bind(self, base_urls: Mapping[str, str]) -> None:
-        self._urls = dict(base_urls)
-
-    @property
-    def api_url(self) -> str:
-        return self._urls["api"]
-
-    @property
-    def files_url(self) -> str:
-        return self._urls["files"]
 
     @property
     def vdc_jobs_path(self) -> str:
         return VDC_JOBS.format(username=self.config.username)
 
     # -- control (thread-safe) -----------------------------------------------------------
+    # A job that is not done is "unfinished" (FinishControl's word); one that has not even
+    # ended is also in ``data.running``, so ending it ends both.
 
     def state(self, job_id: str) -> JobState:
-        self.job(job_id)
-        with self._lock:
-            if job_id in self._running:
-                return "running"
-            return "uploading" if job_id in self._uploading else "done"
+        return self.data.state(job_id)
 
     def finish(self, job_id: str) -> None:
         """End a running job and upload its assets."""
-        self.job(job_id)
-        with self._lock:
-            self._running.discard(job_id)
-            self._uploading.discard(job_id)
+        super().finish(job_id)
+        self.data.running.discard(job_id)
 
-    def finish_all(self) -> None:
-        with self._lock:
-            self._running.clear()
-            self._uploading.clear()
+    def set_unfinished(self, job_id: str) -> None:
+        """The job runs again: no end time, no assets, until finished."""
+        self.data.session(job_id)
+        self.data.running.add(job_id)
+        super().set_unfinished(job_id)
+
+    def finish_all(self) -> list[str]:
+        finished = super().finish_all()
+        self.data.running.clear()
+        return finished
 
     # -- the dataset as clients see it -------------------------------------------------
 
+    @property
+    def dataset(self) -> SauceLabsDataset:
+        return self.data.dataset
+
     def job(self, job_id: str) -> SimJob:
-        try:
-            return self.dataset.by_id[job_id]
-        except KeyError:
-            raise KeyError(f"no simulated job {job_id!r}") from None
+        return self.data.session(job_id)
 
     def done(self) -> set[str]:
         """The jobs that have ended with their assets uploaded."""
@@ -436,7 +175,7 @@ class SauceLabsSimulator(RequestLogged):
 
     def files(self, job_id: str) -> tuple[SimFile, ...]:
         """Every file of the job (once done), in no particular order."""
-        return tuple(asset.file for asset in self.dataset.assets[job_id].values())
+        return self.data.files(job_id)
 
     def record(self, job_id: str) -> JSONDict:
         """The job as its listing shows it right now (full records for virtual jobs)."""
@@ -454,18 +193,7 @@ class SauceLabsSimulator(RequestLogged):
 
     def asset_list(self, job_id: str) -> JSONDict:
         """The documented asset list of a virtual job."""
-        job = self.job(job_id)
-        names = self.dataset.assets[job_id]
-        listed: JSONDict = {}
-        if "video.mp4" in names:
-            listed.update({"video": "video.mp4", "video.mp4": "video.mp4"})
-        if "log.json" in names:
-            listed["sauce-log"] = "log.json"
-        listed["selenium-log"] = "selenium-server.log"
-        if "network.har" in names:
-            listed["network.har"] = "network.har"
-        listed["screenshots"] = list(job.screenshots)
-        return listed
+        return self.data.asset_list(job_id)
 
     def signed_url(self, job_id: str, name: str) -> str:
         path = f"{FILES_PREFIX}{job_id}/{name}"
@@ -474,8 +202,8 @@ class SauceLabsSimulator(RequestLogged):
     # -- HTTP handlers ---------------------------------------------------------------------
 
     async def _rdc_list(self, request: web.Request) -> web.Response:
-        offset = _int_query(request, "offset", 1, minimum=1)
-        limit = _int_query(request, "limit", DEFAULT_RDC_LIMIT, minimum=1)
+        offset = int_query(request, "offset", 1, minimum=1)
+        limit = int_query(request, "limit", DEFAULT_RDC_LIMIT, minimum=1)
         jobs = self.dataset.of_cloud(REAL_DEVICES)
         chosen = jobs[offset - 1 : offset - 1 + limit]
         entities = [_rdc_entity(job, self.state(job.id), self.config.username) for job in chosen]
@@ -498,10 +226,10 @@ class SauceLabsSimulator(RequestLogged):
 
     async def _vdc_list(self, request: web.Request) -> web.Response:
         self._check_user(request)
-        limit = _int_query(request, "limit", DEFAULT_VDC_LIMIT, minimum=1)
-        skip = _int_query(request, "skip", 0, minimum=0)
-        earliest = _int_query(request, "from", 0, minimum=0)
-        latest = _int_query(request, "to", 2**62, minimum=0)
+        limit = int_query(request, "limit", DEFAULT_VDC_LIMIT, minimum=1)
+        skip = int_query(request, "skip", 0, minimum=0)
+        earliest = int_query(request, "from", 0, minimum=0)
+        latest = int_query(request, "to", 2**62, minimum=0)
         full = request.query.get("full", "").lower() == "true"
         matching = [
             job for job in self.dataset.of_cloud(VIRTUAL) if earliest <= job.start <= latest
@@ -551,21 +279,18 @@ class SauceLabsSimulator(RequestLogged):
         """Basic auth and the periodic 429 before the handler; 400 for bad parameters."""
         if request.path.startswith("/_sim/"):
             return await handler(request)
-        if not self._authorized(request.headers.get("Authorization", "")):
+        header = request.headers.get("Authorization", "")
+        if not basic_auth_matches(header, self.config.username, self.config.access_key):
             response = _error(401, "Not authorized")
             response.headers["WWW-Authenticate"] = 'Basic realm="Sauce Labs"'
             return response
-        with self._lock:
-            self._count += 1
-            count = self._count
-        every = self.config.rate_limit_every
-        if every and count % every == 0:
+        if RequestCounter.hits(self._requests.next(), self.config.rate_limit_every):
             response = _error(429, "Too many requests")
             response.headers["Retry-After"] = str(self.config.retry_after)
             return response
         try:
             return await handler(request)
-        except _BadRequest as refused:
+        except BadQuery as refused:
             return _error(400, str(refused))
 
     # -- internals -----------------------------------------------------------------------
@@ -583,17 +308,6 @@ class SauceLabsSimulator(RequestLogged):
             raise web.HTTPNotFound(
                 text=json.dumps({"message": "User not found"}), content_type="application/json"
             )
-
-    def _authorized(self, header: str) -> bool:
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        expected = f"{self.config.username}:{self.config.access_key}".encode()
-        return hmac.compare_digest(decoded, expected)
 
     def _signature(self, path: str) -> str:
         return hmac.new(self._key, path.encode(), hashlib.sha256).hexdigest()[:32]
@@ -722,19 +436,6 @@ def _verdict(job: SimJob) -> str:
 
 
 # -- HTTP helpers --------------------------------------------------------------------------
-
-
-def _int_query(request: web.Request, name: str, default: int, *, minimum: int) -> int:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise _BadRequest(f"{name} must be an integer") from None
-    if value < minimum:
-        raise _BadRequest(f"{name} must be {minimum} or more")
-    return value
 
 
 def _error(status: int, message: str) -> web.Response:

@@ -37,19 +37,16 @@ under ``/_sim/`` are test helpers, not part of the vendor API.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
-import threading
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from archiver_sim.base import FinishControl, SimulatorBase
-from archiver_sim.http import json_response, send_file
+from archiver_sim.base import FinishControl, RequestCounter, SimulatorBase
+from archiver_sim.http import BadQuery, basic_auth_matches, int_query, json_response, send_file
 from archiver_sim.perfecto_data import SimFile
 from archiver_sim.testobject_data import (
     JSONDict,
@@ -73,10 +70,6 @@ DEFAULT_LAST_DAYS = 30
 MAX_LAST_DAYS = 30  # "information about user sessions since the last 30 days"
 
 
-class _BadRequest(Exception):
-    """A request the API answers with 400 and this message."""
-
-
 class TestObjectSimulator(FinishControl[str], SimulatorBase):
     """Both origins' applications over a :class:`TestObjectData` (control methods
     thread-safe)."""
@@ -92,8 +85,7 @@ class TestObjectSimulator(FinishControl[str], SimulatorBase):
         self.data = TestObjectData(config, newest)
         self.reports: tuple[TestObjectSession, ...] = self.data.sessions
         self._key = f"testobject-sim-{config.seed}".encode()
-        self._lock = threading.Lock()  # the request count
-        self._count = 0
+        self._requests = RequestCounter()
 
     # -- runner protocol ---------------------------------------------------------------
 
@@ -167,11 +159,11 @@ class TestObjectSimulator(FinishControl[str], SimulatorBase):
     async def _list(self, request: web.Request) -> web.Response:
         if request.match_info["user_id"] != self.config.username:
             return _error(403, "Forbidden", "you may only read your own session reports")
-        offset = _int_query(request, "offset", DEFAULT_OFFSET, minimum=1)
-        limit = _int_query(request, "limit", DEFAULT_LIMIT, minimum=1)
-        last_days = _int_query(request, "lastDays", DEFAULT_LAST_DAYS, minimum=1)
+        offset = int_query(request, "offset", DEFAULT_OFFSET, minimum=1)
+        limit = int_query(request, "limit", DEFAULT_LIMIT, minimum=1)
+        last_days = int_query(request, "lastDays", DEFAULT_LAST_DAYS, minimum=1)
         if last_days > MAX_LAST_DAYS:
-            raise _BadRequest(f"lastDays must be {MAX_LAST_DAYS} or less")
+            raise BadQuery(f"lastDays must be {MAX_LAST_DAYS} or less")
         cutoff = _utcnow() - timedelta(days=last_days)
         total = self.data.started_since(cutoff)
         start = min(offset - 1, total)
@@ -214,37 +206,23 @@ class TestObjectSimulator(FinishControl[str], SimulatorBase):
         """Basic auth and the periodic 429 before the handler; 400 for bad parameters."""
         if request.path.startswith("/_sim/"):
             return await handler(request)
-        if not self._authorized(request.headers.get("Authorization", "")):
+        header = request.headers.get("Authorization", "")
+        if not basic_auth_matches(header, self.config.username, self.config.api_key):
             response = _error(401, "Unauthorized", "missing or invalid credentials")
             response.headers["WWW-Authenticate"] = 'Basic realm="TestObject"'
             return response
-        with self._lock:
-            self._count += 1
-            count = self._count
-        every = self.config.rate_limit_every
-        if every and count % every == 0:
+        if RequestCounter.hits(self._requests.next(), self.config.rate_limit_every):
             response = _error(429, "Too Many Requests", "rate limit exceeded")
             response.headers["Retry-After"] = str(self.config.retry_after)
             return response
         try:
             return await handler(request)
-        except _BadRequest as refused:
+        except BadQuery as refused:
             return _error(400, "Bad Request", str(refused))
         except web.HTTPException as exc:
             return _error(exc.status, exc.reason, exc.reason)
 
     # -- internals -----------------------------------------------------------------------
-
-    def _authorized(self, header: str) -> bool:
-        scheme, _, encoded = header.partition(" ")
-        if scheme.lower() != "basic":
-            return False
-        try:
-            decoded = base64.b64decode(encoded.strip(), validate=True)
-        except (binascii.Error, ValueError):
-            return False
-        expected = f"{self.config.username}:{self.config.api_key}".encode()
-        return hmac.compare_digest(decoded, expected)
 
     def _signature(self, path: str) -> str:
         return hmac.new(self._key, path.encode(), hashlib.sha256).hexdigest()[:32]
@@ -318,19 +296,6 @@ def local_date_time(moment: datetime) -> JSONDict:
 
 
 # -- HTTP helpers --------------------------------------------------------------------------
-
-
-def _int_query(request: web.Request, name: str, default: int, *, minimum: int) -> int:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise _BadRequest(f"{name} must be an integer") from None
-    if value < minimum:
-        raise _BadRequest(f"{name} must be {minimum} or more")
-    return value
 
 
 def _error(status: int, error: str, message: str) -> web.Response:

@@ -7,6 +7,7 @@ replicas would) on a database of its own, or skips when no server answers.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -180,3 +181,24 @@ async def test_read_only_state_refuses_to_claim(postgres_url: str) -> None:
     finally:
         await reader.close()
         await writer.close()
+
+
+async def test_the_request_budget_is_shared(postgres_url: str) -> None:
+    first = await open_state(postgres_url, replica="archiver-1")
+    second = await open_state(postgres_url, replica="archiver-2")
+    try:
+        assert isinstance(first, SharesWork) and isinstance(second, SharesWork)
+        one, two = first.request_budget(), second.request_budget()
+        turns = [await budget.reserve("devrev", 0.5) for budget in (one, two, one, two)]
+        # One turn every half second, whoever asks: each a half second after the one before.
+        for earlier, later in itertools.pairwise(turns):
+            assert later - earlier == pytest.approx(0.5, abs=0.05)
+        assert turns[0] == pytest.approx(0.0, abs=0.05)
+        assert await two.reserve("perfecto", 0.5) == pytest.approx(0.0, abs=0.05)
+        await one.hold_off("perfecto", 5)
+        assert await two.reserve("perfecto", 0.5) == pytest.approx(5.0, abs=0.1)
+        await asyncio.sleep(2.1)  # the devrev turns taken are past: the next is now
+        assert await two.reserve("devrev", 0.5) == pytest.approx(0.0, abs=0.05)
+    finally:
+        await first.close()
+        await second.close()

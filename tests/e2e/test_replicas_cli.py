@@ -210,9 +210,10 @@ def test_replicas_outlive_their_database_connections(
         while archived_rows(postgres_url) != {id for _, id in expected}:
             assert time.monotonic() < deadline, f"{len(archived_rows(postgres_url))} archived"
             time.sleep(chance.uniform(0.3, 1.2))
-            if cuts < 3:
-                terminated += terminate_connections(postgres_url)
-                cuts += 1
+            if cuts < 3 and archived_rows(postgres_url):  # mid-pass: some archived, not all
+                cut = terminate_connections(postgres_url)
+                terminated += cut
+                cuts += cut > 0
             for source, session_id in archived_states(postgres_url):
                 manifest = evidence / source / session_id / "manifest.json"
                 assert manifest.is_file(), f"{session_id} is archived without its manifest"
@@ -251,3 +252,34 @@ def archived_states(postgres_url: str) -> list[tuple[str, str]]:
 
 def archived_rows(postgres_url: str) -> set[str]:
     return {session_id for _, session_id in archived_states(postgres_url)}
+
+
+def test_three_replicas_keep_to_one_vendor_rate(
+    perfecto_sim_factory: PerfectoFactory, postgres_url: str, tmp_path: Path
+) -> None:
+    """The vendor answers 429 beyond 40 requests a second; each replica alone may send 30
+    a second: together they do too, and none is refused."""
+    vendor = FaultPlan(rate=0.0, origins=("api",), requests_per_second=40, latency_seconds=0.02)
+    perfecto = perfecto_sim_factory(
+        faults=vendor, token=TOKEN, executions=200, page_size=20, pdf_not_ready_requests=0
+    )
+    evidence = tmp_path / "evidence"
+    deployments = [
+        write_config(
+            tmp_path / f"archiver-{number}",
+            store={"url": f"file://{evidence}"},
+            state={"url": postgres_url, "replica": f"archiver-{number}"},
+            perfecto_url=perfecto.api_url,
+            perfecto={"requests_per_second": 30},
+        )
+        for number in (1, 2, 3)
+    ]
+    started = time.monotonic()
+    processes = [start(deployment, "--once") for deployment in deployments]
+    for deployment, process in zip(deployments, processes, strict=True):
+        assert process.wait(timeout=600) == 0, (deployment.root / "stderr.log").read_text()[-3000:]
+    seconds = time.monotonic() - started
+    api_requests = len(perfecto.requests("api"))
+    assert vendor.counts()["429"] == 0
+    assert manifests(evidence) == {("perfecto", e.id) for e in perfecto.executions}
+    assert api_requests / seconds <= 30 * 1.1, (api_requests, seconds)

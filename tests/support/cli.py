@@ -19,6 +19,7 @@ VENDOR_TOKENS = {
     "TESTMO_TOKEN": "testmo-e2e-token-93ab",
     "EKRAN_TOKEN": "ekran-e2e-token-7e55",
     "SAUCE_ACCESS_KEY": "sauce-e2e-access-key-2d9f",
+    "BROWSERSTACK_ACCESS_KEY": "browserstack-e2e-key-6a1f",
 }
 # Device Farm's credentials are AWS's, from boto3's chain. Not in VENDOR_TOKENS: the S3
 # store's tests set the same AWS_* variables for their own server, so only the Device Farm

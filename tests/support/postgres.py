@@ -2,7 +2,8 @@
 
 The server is ``$ARCHIVER_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/
 postgres``), reached as a user allowed to create databases. When no server answers there,
-the tests that need one skip, saying so. The fixture ``postgres_url`` is such a database.
+the tests that need one skip, saying so, unless ``ARCHIVER_TEST_POSTGRES_REQUIRED`` is
+set (CI sets it): then they fail. The fixture ``postgres_url`` is such a database.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def postgres_url() -> Iterator[str]:
     """A new, empty database (dropped after the test), or a skip."""
     reason = unavailable()
     if reason is not None:
+        if os.environ.get("ARCHIVER_TEST_POSTGRES_REQUIRED"):
+            pytest.fail(f"{reason}; ARCHIVER_TEST_POSTGRES_REQUIRED is set")
         pytest.skip(reason)
     name = create_database()
     try:

@@ -121,7 +121,7 @@ say "  ok: $(cat "$WORK/no-demo.log")"
 say "archiver demo in the test image"
 check "archiver demo" "$WORK/demo.log" \
   run_image "$TEST_IMAGE" -- demo --dir /var/lib/archiver/demo
-for vendor in perfecto devrev testobject testmo ekran saucelabs devicefarm; do
+for vendor in perfecto devrev testobject testmo ekran saucelabs browserstack devicefarm; do
   found=$(count_manifests "$WORK/data/demo/evidence/$vendor")
   [ "$found" -gt 0 ] || fail "archiver demo left no $vendor manifest in the host folder"
 done

@@ -383,6 +383,7 @@ def test_every_source_is_registered_once_in_order() -> None:
         "testmo",
         "ekran",
         "saucelabs",
+        "browserstack",
         "devicefarm",
     ]
     assert list(source_factories()) == names

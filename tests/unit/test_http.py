@@ -21,7 +21,8 @@ from archiver.errors import (
     VendorError,
     VendorUnavailable,
 )
-from archiver.http import VendorClient, header, retry_after_seconds
+from archiver.http import VendorClient, header
+from archiver.pacing import retry_after_seconds
 
 TOKEN = "tok-abcdef-123456"
 FAST = HttpSettings(attempts=3, backoff_initial=0.01, backoff_max=0.05, read_timeout=2)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from archiver.http import parse_error_body
-from archiver.pacing import MAX_PAUSE_SECONDS, RateLimitPacer
+from archiver.pacing import MAX_PAUSE_SECONDS, LocalBudget, RateLimitPacer
 
 EPOCH_NOW = 1_800_000_000.0
 
@@ -35,8 +35,14 @@ class FakeClock:
         self.sleeps.append(seconds)
         self.advance(seconds)
 
-    def pacer(self) -> RateLimitPacer:
-        return RateLimitPacer(monotonic=self.monotonic, wall_clock=self.wall, sleep=self.sleep)
+    def pacer(self, requests_per_second: float | None = None) -> RateLimitPacer:
+        return RateLimitPacer(
+            vendor="devrev",
+            requests_per_second=requests_per_second,
+            monotonic=self.monotonic,
+            wall_clock=self.wall,
+            sleep=self.sleep,
+        )
 
 
 async def test_spent_budget_waits_for_the_reset() -> None:
@@ -133,3 +139,69 @@ def test_error_bodies() -> None:
     assert len(problem.detail) == 300 and problem.detail.endswith("x...")
     html = parse_error_body(b"<html><body>Bad   gateway</body></html>")
     assert html.detail == "<html><body>Bad gateway</body></html>"
+
+
+async def test_a_configured_rate_spaces_the_requests_evenly() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer(requests_per_second=4)
+    for _ in range(5):
+        await pacer.wait_turn()
+    # The first goes at once; each of the others waits for its turn, a quarter second on.
+    assert clock.sleeps == [pytest.approx(0.25)] * 4
+    clock.advance(10)  # idle time is not saved up for a burst
+    await pacer.wait_turn()
+    await pacer.wait_turn()
+    assert clock.sleeps[4:] == [pytest.approx(0.25)]
+
+
+async def test_without_a_rate_requests_do_not_wait() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer()
+    for _ in range(5):
+        await pacer.wait_turn()
+    assert clock.sleeps == []
+
+
+async def test_a_429s_retry_after_holds_every_request_off() -> None:
+    clock = FakeClock()
+    pacer = clock.pacer()
+    assert pacer.observe({"Retry-After": "3"}, status=429) == 3.0
+    assert pacer.observe({"Retry-After": "3"}, status=503) is None  # only a 429 paces
+    await pacer.wait_turn()
+    assert clock.sleeps == [pytest.approx(3.0)]
+
+
+async def test_a_pause_learned_is_shared_through_the_budget() -> None:
+    clock = FakeClock()
+    shared = LocalBudget(monotonic=clock.monotonic)
+    one = RateLimitPacer(
+        vendor="devrev",
+        requests_per_second=10,
+        budget=shared,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    other = RateLimitPacer(
+        vendor="devrev",
+        requests_per_second=10,
+        budget=shared,
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    await one.learn({"Retry-After": "2"}, 429)
+    await other.wait_turn()  # never saw the 429, still waits for the vendor
+    assert clock.sleeps == [pytest.approx(2.0)]
+    await one.wait_turn()
+    await other.wait_turn()
+    assert clock.sleeps[1:] == [pytest.approx(0.1), pytest.approx(0.1)]
+
+
+async def test_budgets_keep_vendors_apart() -> None:
+    clock = FakeClock()
+    budget = LocalBudget(monotonic=clock.monotonic)
+    assert [await budget.reserve("devrev", 0.5) for _ in range(3)] == [0.0, 0.5, 1.0]
+    assert await budget.reserve("perfecto", 0.5) == 0.0
+    await budget.hold_off("perfecto", 4)
+    assert await budget.reserve("perfecto", 0.5) == 4.0
+    clock.advance(20)
+    assert await budget.reserve("devrev", 0.5) == 0.0
