@@ -62,10 +62,12 @@ config-docs: $(BIN)/python
 	$(BIN)/python -m archiver.config_docs
 
 # Not part of `make test`: needs a Docker engine (DOCKER_HOST) and a few minutes. Builds the
-# image and runs it, then boots systemd in a container and runs the unit.
+# image and runs it, then boots systemd in a container and runs the unit, then runs the
+# Compose stack of contrib/compose (PostgreSQL, three replicas) and kills replicas in it.
 system-test:
 	tests/system/container_image.sh
 	tests/system/systemd_unit.sh
+	tests/system/replicas_compose.sh
 
 clean:
 	rm -rf $(VENV) .venv-floor build *.egg-info simulators/build simulators/*.egg-info archiver-demo .pytest_cache .mypy_cache .ruff_cache
