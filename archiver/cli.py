@@ -311,6 +311,11 @@ def _verify_summary(where: str, report: VerifyReport) -> str:
         + (f", head {head[0]}:{head[1]}" if head else ""),
     ]
     lines += [f"{problem.kind}: {problem.key}: {problem.detail}" for problem in report.problems]
+    if report.abandoned:
+        lines.append(
+            f"note: {len(report.abandoned)} object(s) left by writers whose claim on a session"
+            " another writer's manifest superseded (not evidence; listed with --json)"
+        )
     if report.ok:
         lines.append("OK: every manifest, every object and the ledger check")
     else:

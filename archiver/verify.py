@@ -17,6 +17,10 @@ Three checks, all read-only:
    manifest. Objects missing or different are reported, and so are objects in a session's
    folder that no manifest lists (``unlisted``), and objects the server says lack the
    encryption, retention or legal hold the store is configured to give (``unprotected``).
+   Objects a writer left in a claim generation that another writer's manifest superseded
+   (:mod:`archiver.claims`: the writer died, or stalled past its lease, and the session was
+   archived by another) are not evidence and no problem: they are counted and named as
+   ``abandoned``.
 
 The ledger is always checked whole; ``Selection`` narrows the sessions checked (a source,
 some ids, or those archived since a date). The report ends with the ledger's head (last
@@ -36,7 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from archiver.claims import is_claim_key
+from archiver.claims import ATTEMPTS, GENERATION_DIGITS, claim_generation, is_claim_key
 from archiver.errors import StoreError
 from archiver.keys import safe_key, safe_segment
 from archiver.ledger import (
@@ -101,6 +105,8 @@ class VerifyReport:
     ledger_head: tuple[int, str] | None = None
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)
+    abandoned: list[str] = field(default_factory=list)
+    """Objects of a claim generation that another writer's manifest superseded."""
 
     @property
     def ok(self) -> bool:
@@ -124,7 +130,20 @@ class VerifyReport:
                 "head_sha256": head[1] if head else None,
             },
             "problems": [problem.to_json() for problem in self.problems],
+            "abandoned": list(self.abandoned),
         }
+
+
+def _generation(folder: str, key: str) -> int | None:
+    """The claim generation whose objects ``key`` is among, if it is one's."""
+    rest = key.removeprefix(f"{folder}/")
+    if rest.startswith(ATTEMPTS):
+        number = rest.removeprefix(ATTEMPTS).partition("/")[0]
+        return int(number) if len(number) == GENERATION_DIGITS and number.isdigit() else None
+    first = rest.partition("/")[0]
+    if first in ("history", "rearchived") or rest == MANIFEST:
+        return None  # a re-archive's or the session's own, not a generation's
+    return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +344,14 @@ class Verifier:
                     checks.append(artifact)
                 else:
                     report.add(MISSING, artifact.key, f"listed in {manifest_key}, not in the store")
+        claimed = {claim_generation(folder, key) for key in keys} - {None}
+        superseded = claimed - {_generation(folder, key) for key in listed}
         for key in sorted(keys - listed):
-            if not is_claim_key(folder, key):  # who claimed the session: not evidence
+            if is_claim_key(folder, key):  # who claimed the session: not evidence
+                continue
+            if _generation(folder, key) in superseded:
+                report.abandoned.append(key)
+            else:
                 report.add(UNLISTED, key, "in the session's folder, but no manifest lists it")
         return checks
 

@@ -13,8 +13,9 @@ counts and exits 0, or names what is wrong and exits 1.
 ``verify`` reads the output of ``archiver verify --json``. A session taken over from a
 replica killed in its middle is archived under a later claim generation
 (``<session>/attempts/NNNN/``, archiver/claims.py), and what the killed replica had
-written in its own generation stays behind, reported as ``unlisted`` (docs/architecture.md,
-"Claims"). Those objects, and only those, are allowed: any other problem fails.
+written in its own generation stays behind, reported as ``abandoned`` (docs/architecture.md,
+"Claims"), not as a problem. Any problem fails, and so does an abandoned object that is not
+of an earlier generation than the one that archived its session.
 """
 
 from __future__ import annotations
@@ -125,21 +126,20 @@ def check(expected_file: Path, inventory_file: Path, unlogged_max: int, logs: li
 def check_verify(inventory_file: Path, verify_file: Path) -> int:
     generations: dict[str, int] = json.loads(inventory_file.read_text())["generations"]
     report = json.loads(verify_file.read_text())
-    left_behind, wrong = Counter[str](), []
-    for problem in report["problems"]:
-        key = problem.get("key") or ""
+    left_behind, wrong = Counter[str](), list(report["problems"])
+    for key in report.get("abandoned", []):
         folder = "/".join(key.split("/")[:2])
         won = generations.get(folder)
-        if problem["kind"] == "unlisted" and won is not None and generation(folder, key) < won:
+        if won is not None and generation(folder, key) < won:
             left_behind[folder] += 1
         else:
-            wrong.append(problem)
+            wrong.append({"kind": "abandoned", "key": key, "detail": "not a superseded attempt"})
     for problem in wrong:
         print(f"replicas_check: archiver verify: {problem}", file=sys.stderr)
     print(
         f"archiver verify: {report['sessions']} sessions, {report['manifests']} manifests, "
-        f"{len(report['problems'])} problems: {sum(left_behind.values())} unlisted objects "
-        f"left by killed replicas in {len(left_behind)} sessions taken over"
+        f"{len(report['problems'])} problems, {sum(left_behind.values())} objects abandoned "
+        f"by killed replicas in {len(left_behind)} sessions taken over"
     )
     return 1 if wrong else 0
 

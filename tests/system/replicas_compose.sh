@@ -19,9 +19,10 @@
 #   3. checks every session the simulators hold has exactly one manifest and one ledger
 #      record, and at most one `session_archived` event among the three replicas' logs
 #      (none only for what a killed replica had in flight: replicas_check.py says why),
-#      and that `archiver verify` finds nothing wrong but, in sessions taken over from the
-#      replica that stays dead, the objects it had written before it was killed (unlisted,
-#      as docs/architecture.md "Claims" says; then it exits 1).
+#      and that `archiver verify` exits 0: in sessions taken over from the replica that
+#      stays dead, the objects it had written before it was killed are reported as
+#      abandoned (not evidence, no problem: docs/architecture.md "Claims"), which
+#      replicas_check.py checks are only those.
 # It prints how long the archiving took. It exits non-zero on the first failed check; the
 # stack, its volumes and the test's folder are removed on exit (the images are kept).
 set -euo pipefail
@@ -171,19 +172,18 @@ for attempt in $(seq 30); do
 done
 say "  ok: $(cat "$WORK/check.txt")"
 
-# archiver verify exits 0 unless killed replicas left objects behind in sessions another
-# replica took over, which it reports as unlisted: replicas_check.py allows those only.
+# archiver verify exits 0; what killed replicas left behind in sessions another replica
+# took over is reported as abandoned, and replicas_check.py checks it is only that.
 status=0
 in_replica archiver verify --json >"$WORK/verify.json" 2>"$WORK/verify.log" || status=$?
-case "$status" in
-  0) say "  ok: archiver verify exits 0" ;;
-  1)
-    python3 tests/system/replicas_check.py verify "$WORK/inventory.json" "$WORK/verify.json" \
-      >"$WORK/verify-check.txt" || fail "archiver verify found problems"
-    say "  ok: archiver verify exits 1, for objects of interrupted attempts only"
-    say "      $(cat "$WORK/verify-check.txt")"
-    ;;
-  *) tail -n 20 "$WORK/verify.log" >&2; fail "archiver verify exited $status" ;;
-esac
+if [ "$status" != 0 ]; then
+  python3 tests/system/replicas_check.py verify "$WORK/inventory.json" "$WORK/verify.json" >&2 || true
+  tail -n 20 "$WORK/verify.log" >&2
+  fail "archiver verify exited $status"
+fi
+python3 tests/system/replicas_check.py verify "$WORK/inventory.json" "$WORK/verify.json" \
+  >"$WORK/verify-check.txt" || fail "archiver verify's abandoned objects are not only those of killed replicas"
+say "  ok: archiver verify exits 0"
+say "      $(cat "$WORK/verify-check.txt")"
 
 say "all checks passed in $(($(date +%s) - started)) s (archiving $((finished - built)) s)"

@@ -332,3 +332,49 @@ async def test_memory_stays_flat_for_a_big_object(tmp_path: Path) -> None:
 
     assert report.ok and report.bytes == 48 * MIB
     assert peak < 12 * MIB, f"verify held {peak / MIB:.1f} MiB for a 48 MiB object"
+
+
+async def test_a_superseded_claims_leftovers_are_abandoned_not_problems(store: Store) -> None:
+    """Writer A claimed s9 (generation 0), stored part of it and died; writer B took the
+    session over (generation 1, under attempts/0001/) and archived it."""
+    ledger = Ledger(store, clock=lambda: NOW)
+    folder = "perfecto/s9"
+    await store.put_bytes(f"{folder}/claims/0000.json", b'{"writer": "a"}\n')
+    await store.put_bytes(f"{folder}/video.mp4", b"half a video")
+    await store.put_bytes(f"{folder}/logs/device.log", b"log")
+    await store.put_bytes(f"{folder}/claims/0001.json", b'{"writer": "b"}\n')
+    data = b"the whole video"
+    key = f"{folder}/attempts/0001/video.mp4"
+    await store.put_bytes(key, data)
+    manifest = Manifest(
+        source="perfecto",
+        session_id="s9",
+        archived_at=NOW,
+        archiver_version="test",
+        session={"id": "s9"},
+        artifacts=(
+            StoredArtifact(
+                key=key,
+                size=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+                kind="video",
+                content_type=None,
+                source_url=None,
+            ),
+        ),
+    )
+    encoded = manifest.to_bytes()
+    await store.put_bytes(f"{folder}/manifest.json", encoded)
+    await ledger.append(
+        source="perfecto",
+        session_id="s9",
+        manifest_key=f"{folder}/manifest.json",
+        manifest_sha256=hashlib.sha256(encoded).hexdigest(),
+        previous_manifest_key=None,
+    )
+    report = await verify(store)
+    assert report.ok, report.problems
+    assert report.abandoned == [f"{folder}/logs/device.log", f"{folder}/video.mp4"]
+    # An object the manifest's own generation holds but does not list is still a problem.
+    await store.put_bytes(f"{folder}/attempts/0001/extra.bin", b"?")
+    assert kinds(await verify(store)) == {(UNLISTED, f"{folder}/attempts/0001/extra.bin")}
