@@ -46,6 +46,30 @@ def replica(
     )
 
 
+def three_replicas(
+    root: Path, *, postgres_url: str, lease_seconds: float, **urls: Any
+) -> list[Deployment]:
+    """Three replicas, ``archiver-1`` to ``archiver-3``, with one evidence folder."""
+    return [
+        replica(
+            root,
+            f"archiver-{number}",
+            postgres_url=postgres_url,
+            evidence=root / "evidence",
+            lease_seconds=lease_seconds,
+            **urls,
+        )
+        for number in (1, 2, 3)
+    ]
+
+
+def stop(processes: list[subprocess.Popen[str]]) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        process.wait(timeout=60)
+
+
 def start(deployment: Deployment, *args: str) -> subprocess.Popen[str]:
     with (deployment.root / "stderr.log").open("a") as log:  # the child keeps its own
         return subprocess.Popen(
@@ -99,18 +123,13 @@ def test_three_replicas_archive_every_session_once(
     }
     assert len(expected) >= 1200
     evidence = tmp_path / "evidence"
-    deployments = [
-        replica(
-            tmp_path,
-            f"archiver-{number}",
-            postgres_url=postgres_url,
-            evidence=evidence,
-            lease_seconds=30,
-            perfecto_url=perfecto.api_url,
-            devrev_url=devrev.api_url,
-        )
-        for number in (1, 2, 3)
-    ]
+    deployments = three_replicas(
+        tmp_path,
+        postgres_url=postgres_url,
+        lease_seconds=30,
+        perfecto_url=perfecto.api_url,
+        devrev_url=devrev.api_url,
+    )
     assert sum(perfecto.is_unfinished(e.id) for e in perfecto.executions) == 10
 
     for _ in range(2):  # the second time, the sessions held back the first time are done
@@ -143,17 +162,9 @@ def test_a_replica_killed_again_and_again_loses_nothing(
     )
     expected = {("perfecto", e.id) for e in perfecto.executions}
     evidence = tmp_path / "evidence"
-    deployments = [
-        replica(
-            tmp_path,
-            f"archiver-{number}",
-            postgres_url=postgres_url,
-            evidence=evidence,
-            lease_seconds=3,
-            perfecto_url=perfecto.api_url,
-        )
-        for number in (1, 2, 3)
-    ]
+    deployments = three_replicas(
+        tmp_path, postgres_url=postgres_url, lease_seconds=3, perfecto_url=perfecto.api_url
+    )
     processes = [start(deployment) for deployment in deployments]
     victim, kills = deployments[0], 0
     chance = random.Random(21)
@@ -170,10 +181,7 @@ def test_a_replica_killed_again_and_again_loses_nothing(
             else:
                 time.sleep(0.5)
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
+        stop(processes)
     assert kills == 4
     archived = archived_events(deployments)
     assert set(archived) <= expected
@@ -191,17 +199,9 @@ def test_replicas_outlive_their_database_connections(
     )
     expected = {("perfecto", e.id) for e in perfecto.executions}
     evidence = tmp_path / "evidence"
-    deployments = [
-        replica(
-            tmp_path,
-            f"archiver-{number}",
-            postgres_url=postgres_url,
-            evidence=evidence,
-            lease_seconds=3,
-            perfecto_url=perfecto.api_url,
-        )
-        for number in (1, 2, 3)
-    ]
+    deployments = three_replicas(
+        tmp_path, postgres_url=postgres_url, lease_seconds=3, perfecto_url=perfecto.api_url
+    )
     processes = [start(deployment) for deployment in deployments]
     chance = random.Random(5)
     terminated = cuts = 0
@@ -218,10 +218,7 @@ def test_replicas_outlive_their_database_connections(
                 manifest = evidence / source / session_id / "manifest.json"
                 assert manifest.is_file(), f"{session_id} is archived without its manifest"
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=60)
+        stop(processes)
     assert terminated >= 3
     assert manifests(evidence) == expected
     assert max(archived_events(deployments).values()) == 1, "a session was archived twice"
