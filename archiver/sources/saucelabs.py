@@ -231,9 +231,14 @@ class SauceLabsSource:
             params = {**params, "offset": str(first + len(entities))}
 
     async def _real_device_job(self, job_id: str) -> JSON:
-        body = await self.client.get_json(f"/v1/rdc/jobs/{quote(job_id, safe='')}")
+        path = f"/v1/rdc/jobs/{quote(job_id, safe='')}"
+        return await self._json_object(path, f"real-device job {job_id}")
+
+    async def _json_object(self, path: str, what: str) -> JSON:
+        """The JSON object at ``path``; BadVendorResponse naming ``what`` if it is not one."""
+        body = await self.client.get_json(path)
         if not isinstance(body, dict):
-            raise BadVendorResponse(f"{VENDOR}: real-device job {job_id} is not a JSON object")
+            raise BadVendorResponse(f"{VENDOR}: {what} is not a JSON object")
         return body
 
     async def _real_device_artifacts(self, session: Session) -> list[Artifact]:
@@ -286,10 +291,8 @@ class SauceLabsSource:
                 return
 
     async def _virtual_job(self, job_id: str) -> JSON:
-        body = await self.client.get_json(f"{self._jobs_path()}/{quote(job_id, safe='')}")
-        if not isinstance(body, dict):
-            raise BadVendorResponse(f"{VENDOR}: job {job_id} is not a JSON object")
-        return body
+        path = f"{self._jobs_path()}/{quote(job_id, safe='')}"
+        return await self._json_object(path, f"job {job_id}")
 
     async def _virtual_artifacts(self, session: Session) -> list[Artifact]:
         job_path = f"{self._jobs_path()}/{quote(session.session_id, safe='')}"
